@@ -1,0 +1,29 @@
+"""Test-session set-up shared by every test.
+
+Prefect reads its settings at import, so PREFECT_HOME points at a throw-away folder and
+PREFECT_API_URL is unset before anything imports prefect: tests never touch a developer's Prefect
+profile or server. Only tests that use the `prefect_harness` fixture start Prefect's ephemeral API.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="presence-sync-prefect-")
+os.environ.pop("PREFECT_API_URL", None)
+os.environ.pop("PREFECT_API_KEY", None)
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One ephemeral Prefect API per test worker, shared by every test that needs Prefect."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
