@@ -1,0 +1,52 @@
+"""The `presence-sync` command line. Each command runs the same Prefect flow its deployment runs.
+
+    presence-sync demo
+    presence-sync onboard examples/demo-contact-center.yaml --plan
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from cli import emulate
+
+app = typer.Typer(
+    name="presence-sync",
+    help="Keep agent presence the same in NICE CXone and Salesforce Omni-Channel, and set it up.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Keeps `presence-sync COMMAND` a command group even while one command is registered."""
+
+
+for command_module in (emulate,):
+    command_module.register(app)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that are the user's to fix (config, credentials, org settings): a message, not a traceback."""
+    from connectors import ConnectorError
+    from models.config import ConfigError
+    from models.store import StoreError
+
+    return (ConfigError, ConnectorError, StoreError)
+
+
+def main() -> None:
+    try:
+        app()
+    except _user_errors() as error:
+        Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,394 @@
+"""Async client for NICE CXone (apis.md C2-C4): admin and real-time data, and setting agent states
+through the Agent API. Discovery and tokens are connectors.cxone_auth's.
+
+    creds = CxoneCredentials(
+        tenant_id="11eb0000-...", client_id="...", client_secret=SecretStr("..."),
+        access_key_id="...", access_key_secret=SecretStr("..."),
+    )
+    async with creds.get_client() as cx:
+        page = await cx.agent_states(updated_since=None)
+        await cx.set_state(agent_id=1234, state="Unavailable", reason="Break")
+        page = await cx.agent_states(updated_since=page.last_poll_time)   # only the changes
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ConfigDict, with_config
+from typing_extensions import Required, TypedDict  # pydantic needs this one on Python < 3.12
+
+from connectors.auth import TokenGate, send_with_bearer
+from connectors.cxone_auth import SYSTEM, CxoneAuth, CxoneCredentials, CxoneEndpoints, CxoneToken
+from connectors.errors import (
+    AgentLoggedOut,
+    ApiError,
+    InvalidReason,
+    NotFound,
+    NotPermitted,
+    SessionRejected,
+    redact,
+)
+from connectors.http import DEFAULT_TIMEOUT, HttpSession, describe_error_body, endpoint_of, parse_json
+from connectors.retry import RetryPolicy
+from connectors.timestamps import to_utc_iso
+
+logger = logging.getLogger(__name__)
+
+SETTABLE_STATES = ("Available", "Unavailable")
+SettableState = Literal["Available", "Unavailable"]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStatesPage:
+    """Agent states changed since the cursor, and the cursor to send next time (`updated_since`).
+
+    `last_poll_time` is the first page's: states changing while later pages are read are seen
+    again next time rather than missed. It is the cursor given in when CXone reported none.
+    """
+
+    states: list[dict[str, Any]]
+    last_poll_time: str | None
+
+
+@with_config(ConfigDict(extra="allow"))
+class _Agent(TypedDict, total=False):
+    agentId: Required[int]
+
+
+@with_config(ConfigDict(extra="allow"))
+class _AgentState(TypedDict, total=False):
+    agentId: Required[int]
+    agentStateName: Required[str]
+
+
+@with_config(ConfigDict(extra="allow"))
+class _Team(TypedDict, total=False):
+    teamId: Required[int | str]
+
+
+@with_config(ConfigDict(extra="allow"))
+class _TeamCode(TypedDict, total=False):
+    outStateName: Required[str]
+
+
+@with_config(ConfigDict(extra="allow"))
+class _Code(TypedDict, total=False):
+    name: Required[str]
+
+
+class _Listing(BaseModel):
+    """One page of a skip/top listing (field names are the API's own)."""
+
+    totalRecords: int | None = None  # noqa: N815
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+
+class _AgentsPage(_Listing):
+    agents: list[_Agent]
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        return list(self.agents)
+
+
+class _AgentStatesPage(_Listing):
+    lastPollTime: str | None = None  # noqa: N815
+    agentStates: list[_AgentState]  # noqa: N815
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        return list(self.agentStates)
+
+
+class _TeamsPage(_Listing):
+    teams: list[_Team]
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        return list(self.teams)
+
+
+ListingT = TypeVar("ListingT", bound=_Listing)
+
+
+class _TeamCodes(BaseModel):
+    unavailableCodes: list[_TeamCode]  # noqa: N815
+
+
+class _Codes(BaseModel):
+    unavailableCodes: list[_Code]  # noqa: N815
+
+
+class _JoinAnswer(BaseModel):
+    sessionId: str | int  # noqa: N815
+
+
+class CxoneClient:
+    """Async CXone client: one connection pool, at most `max_concurrency` requests in flight.
+
+        async with CxoneClient(creds, transport=httpx.ASGITransport(app), clock=fake_clock) as cx:
+            agents = await cx.list_agents(is_active=True)
+
+    The token is renewed ahead of expiry (at `refresh_fraction` of its lifetime, read on `clock`)
+    with the refresh token, single-flight; a 401 renews once and retries.
+    """
+
+    def __init__(
+        self,
+        credentials: CxoneCredentials,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_concurrency: int = 16,
+        retry: RetryPolicy | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        page_size: int = 1000,
+        clock: Callable[[], float] = time.monotonic,
+        refresh_fraction: float = 0.8,
+    ) -> None:
+        if page_size < 1:
+            raise ValueError(f"page_size must be at least 1; got {page_size}")
+        self.credentials = credentials
+        self._page_size = page_size
+        self._http = HttpSession(
+            SYSTEM,
+            transport=transport,
+            max_concurrency=max_concurrency,
+            retry=retry or RetryPolicy(),
+            timeout=timeout,
+            headers={"Accept": "application/json"},
+            redact=self._redact,
+        )
+        self._auth = CxoneAuth(
+            credentials, self._http, clock=clock, refresh_fraction=refresh_fraction, redact=self._redact
+        )
+        self._tokens: TokenGate[CxoneToken] = TokenGate(self._auth.fetch, is_stale=self._auth.is_stale)
+        self._sessions: dict[int, str] = {}
+
+    async def __aenter__(self) -> CxoneClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # ----------------------------------------------------------------- identity
+
+    @property
+    def tenant_id(self) -> str | None:
+        """The tenant from the id_token's claims once authenticated, else the configured one."""
+        token = self._tokens.token
+        if token is not None and token.tenant_id:
+            return token.tenant_id
+        return self.credentials.tenant_id
+
+    async def endpoints(self) -> CxoneEndpoints:
+        """The tenant's auth, API and token URLs (discovered once, then cached)."""
+        return await self._auth.endpoints()
+
+    async def authenticate(self) -> str | None:
+        """Obtain a new token now (raising AuthenticationError subclasses with the fix); the tenant id."""
+        await self._tokens.renew(self._tokens.generation)
+        return self.tenant_id
+
+    # ----------------------------------------------------------------- admin and real-time data
+
+    async def list_agents(
+        self, updated_since: datetime | str | None = None, is_active: bool | None = None
+    ) -> list[dict[str, Any]]:
+        """Every agent (all pages), optionally only those updated since a time, or (in)active ones."""
+        params: dict[str, str] = {}
+        if updated_since is not None:
+            params["updatedSince"] = _timestamp(updated_since)
+        if is_active is not None:
+            params["isActive"] = _flag(is_active)
+        pages = await self._all_pages("/agents", params, _AgentsPage, "agents")
+        return [agent for page in pages for agent in page.items]
+
+    async def list_teams(self) -> list[dict[str, Any]]:
+        """Every active team."""
+        pages = await self._all_pages("/teams", {"isActive": "true"}, _TeamsPage, "teams")
+        return [team for page in pages for team in page.items]
+
+    async def team_unavailable_codes(self, team_id: int | str) -> list[dict[str, Any]]:
+        """The unavailable codes a team's agents may use (`outStateName`, `isAcw`, ...)."""
+        path = f"/teams/{quote(str(team_id), safe='')}/unavailable-codes"
+        response = self._checked(await self._call("GET", path))
+        if response.status_code == 204:
+            return []
+        codes: _TeamCodes = self._parse(response, _TeamCodes, "a team's unavailable codes")
+        return list(codes.unavailableCodes)
+
+    async def list_unavailable_codes(self) -> list[dict[str, Any]]:
+        """Every active unavailable code of the tenant (`name`, `isACW`, ...)."""
+        response = self._checked(await self._call("GET", "/unavailable-codes", params={"isActive": "true"}))
+        if response.status_code == 204:
+            return []
+        codes: _Codes = self._parse(response, _Codes, "the unavailable codes")
+        return list(codes.unavailableCodes)
+
+    async def agent_states(self, updated_since: datetime | str | None = None) -> AgentStatesPage:
+        """Agent states changed since `updated_since` (all of them when None), every page.
+
+        Pass the previous answer's `last_poll_time` back as `updated_since` to get only deltas.
+        """
+        params = {} if updated_since is None else {"updatedSince": _timestamp(updated_since)}
+        pages: list[_AgentStatesPage] = await self._all_pages(
+            "/agents/states", params, _AgentStatesPage, "agent states"
+        )
+        states = [state for page in pages for state in page.items]
+        cursor = pages[0].lastPollTime if pages and pages[0].lastPollTime else None
+        if cursor is None and updated_since is not None:
+            cursor = _timestamp(updated_since)
+        return AgentStatesPage(states, cursor)
+
+    # ----------------------------------------------------------------- Agent API
+
+    async def join_session(self, agent_id: int) -> str:
+        """Join the agent's running session; its id (also cached for set_state)."""
+        response = await self._call("POST", "/agent-sessions/join", json={"asAgentId": agent_id}, idempotent=True)
+        endpoint = endpoint_of(response)
+        if response.status_code == 409:
+            raise AgentLoggedOut(
+                f"CXone agent {agent_id} is logged out (no session to join on {endpoint}); their state "
+                "can only be set once they log in to the agent app.",
+                system=SYSTEM, endpoint=endpoint, status_code=409,
+            )
+        if response.status_code == 403:
+            raise NotPermitted(
+                f"CXone refused to let the access key's user act for agent {agent_id} ({endpoint}, HTTP 403): "
+                "give that user a security profile allowed to manage this agent's team (Agent API / "
+                "'Agent State' permissions), or use an access key of a user who has it.",
+                system=SYSTEM, endpoint=endpoint, status_code=403,
+            )
+        answer: _JoinAnswer = self._parse(self._checked(response), _JoinAnswer, "a session id")
+        session_id = str(answer.sessionId)
+        self._sessions[agent_id] = session_id
+        return session_id
+
+    async def set_state(self, agent_id: int, state: SettableState, reason: str | None = None) -> None:
+        """Set an agent to Available, or Unavailable with an optional unavailable code name.
+
+        Uses the agent's cached session, joining it first if needed; a 404 (the session ended)
+        re-joins once and retries.
+        """
+        if state not in SETTABLE_STATES:
+            raise ValueError(f"state must be one of {', '.join(SETTABLE_STATES)}; got {state!r}")
+        if reason is not None and state != "Unavailable":
+            raise ValueError(f"a reason (unavailable code) only goes with state 'Unavailable'; got {state!r}")
+        body: dict[str, str] = {"state": state} if reason is None else {"state": state, "reason": reason}
+        for attempt in (1, 2):
+            session_id = self._sessions.get(agent_id) or await self.join_session(agent_id)
+            path = f"/agent-sessions/{quote(session_id, safe='')}/state"
+            response = await self._call("POST", path, json=body, idempotent=True)
+            if response.status_code != 404:
+                break
+            self._sessions.pop(agent_id, None)
+            if attempt == 2:
+                raise NotFound(
+                    f"CXone ended agent {agent_id}'s session again right after it was joined "
+                    f"({endpoint_of(response)}, HTTP 404); the agent is probably logging out. Try again later.",
+                    system=SYSTEM, endpoint=endpoint_of(response), status_code=404,
+                )
+            logger.info("CXone: the session of agent %s has ended; joining it again", agent_id)
+        if response.status_code == 400 and reason is not None:
+            raise InvalidReason(
+                f"CXone refused unavailable code {reason!r} for agent {agent_id} ({endpoint_of(response)}, "
+                f"HTTP 400): the agent's team lacks that code. Add it to the team in CXone (ACD > Teams > "
+                "Unavailable codes), or map this status to a code the team has.",
+                system=SYSTEM, endpoint=endpoint_of(response), status_code=400,
+            )
+        self._checked(response)
+
+    async def logout_agent(self, agent_id: int) -> None:
+        """Force the agent out of their session."""
+        response = await self._call("POST", f"/agents/{agent_id}/logout", idempotent=True)
+        self._checked(response)
+        self._sessions.pop(agent_id, None)
+
+    # ----------------------------------------------------------------- plumbing
+
+    async def _all_pages(
+        self, path: str, params: Mapping[str, str], shape: type[ListingT], what: str
+    ) -> list[ListingT]:
+        """Every page of a skip/top listing; stops at totalRecords, a short page, or 204 No Content."""
+        pages: list[ListingT] = []
+        skip = 0
+        while True:
+            query = {**params, "skip": str(skip), "top": str(self._page_size)}
+            response = self._checked(await self._call("GET", path, params=query))
+            if response.status_code == 204:
+                return pages
+            page: ListingT = self._parse(response, shape, f"a page of {what}")
+            pages.append(page)
+            count = len(page.items)
+            skip += count
+            total = page.totalRecords
+            if count < self._page_size or (total is not None and skip >= total):
+                return pages
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        idempotent: bool | None = None,
+    ) -> httpx.Response:
+        """An authorised API request; the response is returned whatever its status, except a lasting 401."""
+        endpoints = await self.endpoints()
+        url = f"{endpoints.api_url}/incontactapi/services/{self.credentials.api_version}{path}"
+        response = await send_with_bearer(
+            self._http, self._tokens, method, url, params=params, json=json, idempotent=idempotent
+        )
+        if response.status_code == 401:
+            raise SessionRejected(
+                f"CXone refused a freshly issued token on {endpoint_of(response)} (HTTP 401): check that the "
+                "access key's user is active and that the app is approved for this tenant.",
+                system=SYSTEM, endpoint=endpoint_of(response), status_code=401,
+            )
+        return response
+
+    def _checked(self, response: httpx.Response) -> httpx.Response:
+        """The response if 2xx, else the typed error for its status."""
+        if response.is_success:
+            return response
+        endpoint = endpoint_of(response)
+        status = response.status_code
+        server_says = describe_error_body(response)
+        said = f": {self._redact(server_says)}" if server_says else ""
+        error_type, advice = {
+            404: (NotFound, "it does not exist (wrong id, or deleted)"),
+            403: (NotPermitted, "the access key's user lacks the permission; check their security profile"),
+        }.get(status, (ApiError, "see CXone's message"))
+        raise error_type(
+            f"CXone refused {endpoint} (HTTP {status}{said}): {advice}.",
+            system=SYSTEM, endpoint=endpoint, status_code=status,
+        )
+
+    def _parse(self, response: httpx.Response, shape: type[Any], expected: str) -> Any:
+        return parse_json(response, shape, system=SYSTEM, endpoint=endpoint_of(response), expected=expected)
+
+    def _redact(self, text: str) -> str:
+        return redact(text, [*self.credentials.secret_values(), *self._tokens.secret_values()])
+
+
+def _timestamp(value: datetime | str) -> str:
+    return to_utc_iso(value) if isinstance(value, datetime) else value
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"

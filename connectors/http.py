@@ -1,0 +1,270 @@
+"""Transport plumbing shared by both clients: one pooled httpx.AsyncClient, a bound on requests in
+flight, the loop that applies the RetryPolicy, and decoding answers into typed values.
+
+    session = HttpSession("CXone", max_concurrency=16, retry=RetryPolicy())
+    response = await session.request("GET", "https://api.example/agents")
+    agents = parse_json(response, AgentsPage, system="CXone", endpoint="GET /agents", expected="an agents page")
+    await session.aclose()
+
+Transient statuses (5xx, 429) never come back out of `request`: they are retried or raised as
+TransientError / RateLimited. Every other response is returned for the client to interpret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json as jsonlib
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import TypeAdapter, ValidationError
+
+from connectors.errors import ConnectorError, MalformedResponse, RateLimited, TransientError
+from connectors.retry import (
+    IDEMPOTENT_METHODS,
+    THROTTLE_STATUSES,
+    RetryPolicy,
+    is_transient_status,
+    parse_retry_after,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_EXCERPT_LIMIT = 300
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+def endpoint_label(method: str, url: httpx.URL | str) -> str:
+    """'GET /services/data/v62.0/query': what error messages and logs name (never the query string)."""
+    return f"{method.upper()} {httpx.URL(url).path}"
+
+
+def endpoint_of(response: httpx.Response) -> str:
+    """The endpoint label of the request that got this response."""
+    return endpoint_label(response.request.method, response.request.url)
+
+
+def describe_error_body(response: httpx.Response) -> str | None:
+    """The server's own words about an error, from either documented shape, shortened; None if absent.
+
+    Salesforce data API: `[{"message", "errorCode"}]`; OAuth: `{"error", "error_description"}`.
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if isinstance(body, list) and body and isinstance(body[0], dict):
+        body = body[0]
+    if not isinstance(body, dict):
+        return None
+    code = body.get("errorCode") or body.get("error")
+    text = body.get("message") or body.get("error_description")
+    parts = [str(part) for part in (code, text) if part]
+    return ": ".join(parts)[:_EXCERPT_LIMIT] if parts else None
+
+
+class HttpSession:
+    """One connection pool, at most `max_concurrency` requests in flight, retries per `retry`.
+
+    `redact` scrubs server-provided text before it is put into an error message.
+    """
+
+    def __init__(
+        self,
+        system: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_concurrency: int = 16,
+        retry: RetryPolicy | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        headers: Mapping[str, str] | None = None,
+        redact: Callable[[str], str] = str,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be at least 1; got {max_concurrency}")
+        self.system = system
+        self.retry = retry or RetryPolicy()
+        self._redact = redact
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            timeout=timeout,
+            headers=dict(headers or {}),
+            limits=httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
+            follow_redirects=False,
+        )
+
+    async def __aenter__(self) -> HttpSession:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        idempotent: bool | None = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        data: Mapping[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send one logical request, retrying per policy; `idempotent` defaults from the method."""
+        method = method.upper()
+        endpoint = endpoint_label(method, url)
+        repeatable = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
+        policy = self.retry
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with self._slots:
+                    response = await self._client.request(
+                        method, url, headers=headers, params=params, json=json, data=data, auth=auth
+                    )
+            except httpx.RequestError as error:
+                if attempt < policy.max_attempts and policy.should_retry_error(error, idempotent=repeatable):
+                    await self._pause(endpoint, attempt, type(error).__name__, policy.backoff(attempt))
+                    continue
+                raise self._transport_failure(endpoint, error, attempt, repeatable) from error
+            logger.debug("%s %s -> %d (attempt %d)", self.system, endpoint, response.status_code, attempt)
+            if not is_transient_status(response.status_code):
+                return response
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            too_long = retry_after is not None and retry_after > policy.max_retry_after
+            if (
+                attempt < policy.max_attempts
+                and not too_long
+                and policy.should_retry_status(response.status_code, idempotent=repeatable)
+            ):
+                reason = f"HTTP {response.status_code}"
+                await self._pause(endpoint, attempt, reason, policy.backoff(attempt, retry_after))
+                continue
+            raise self._status_failure(endpoint, response, attempt, repeatable, retry_after)
+
+    async def _pause(self, endpoint: str, attempt: int, reason: str, delay: float) -> None:
+        logger.warning(
+            "%s %s failed (%s); retry %d/%d in %.2f s",
+            self.system, endpoint, reason, attempt + 1, self.retry.max_attempts, delay,
+        )
+        await self.retry.sleep(delay)
+
+    def _transport_failure(
+        self, endpoint: str, error: httpx.RequestError, attempts: int, repeatable: bool
+    ) -> ConnectorError:
+        kind = type(error).__name__
+        if not self.retry.should_retry_error(error, idempotent=True):
+            return ConnectorError(
+                f"{self.system} {endpoint} failed ({kind}: {self._redact(str(error))}): check the "
+                "configured URL (scheme http/https, host name) and any proxy settings.",
+                system=self.system,
+                endpoint=endpoint,
+            )
+        unknown = not repeatable and not self.retry.should_retry_error(error, idempotent=False)
+        return TransientError(
+            f"{self.system} did not answer {endpoint} ({kind}) after {_attempts(attempts)}; "
+            f"{_unknown_outcome_note() if unknown else ''}"
+            f"check the network path to {self.system} and its status page, then retry.",
+            system=self.system,
+            endpoint=endpoint,
+            outcome_unknown=unknown,
+        )
+
+    def _status_failure(
+        self,
+        endpoint: str,
+        response: httpx.Response,
+        attempts: int,
+        repeatable: bool,
+        retry_after: float | None,
+    ) -> TransientError:
+        status = response.status_code
+        server_says = describe_error_body(response)
+        said = f" ({self._redact(server_says)})" if server_says else ""
+        if status == 429 or (status in THROTTLE_STATUSES and retry_after is not None):
+            wait = f"asked to wait {retry_after:g} s" if retry_after is not None else "is throttling us"
+            return RateLimited(
+                f"{self.system} {wait} on {endpoint} (HTTP {status}{said}) after {_attempts(attempts)}; "
+                "retry later, or lower the request rate (sync interval, max_concurrency).",
+                system=self.system,
+                endpoint=endpoint,
+                status_code=status,
+                retry_after=retry_after,
+            )
+        unknown = not repeatable and status not in THROTTLE_STATUSES
+        return TransientError(
+            f"{self.system} answered {endpoint} with HTTP {status}{said} after {_attempts(attempts)}; "
+            f"{_unknown_outcome_note() if unknown else ''}"
+            f"this is a fault on the {self.system} side: retry later and check its status page.",
+            system=self.system,
+            endpoint=endpoint,
+            status_code=status,
+            outcome_unknown=unknown,
+        )
+
+
+def _attempts(count: int) -> str:
+    return "1 attempt" if count == 1 else f"{count} attempts"
+
+
+def _unknown_outcome_note() -> str:
+    return "the request may or may not have been applied (not repeated, as that could create a duplicate); "
+
+
+def decode_json(response: httpx.Response, *, system: str, endpoint: str) -> Any:
+    """The JSON body, or MalformedResponse naming the endpoint."""
+    try:
+        return jsonlib.loads(response.content)
+    except ValueError:
+        content_type = response.headers.get("Content-Type", "no content type")
+        raise malformed_response(system, endpoint, f"a body that is not JSON ({content_type})", "JSON") from None
+
+
+def parse_json(response: httpx.Response, shape: Any, *, system: str, endpoint: str, expected: str) -> Any:
+    """Decode and validate the body against `shape` (a type usable by pydantic's TypeAdapter)."""
+    return validate_shape(decode_json(response, system=system, endpoint=endpoint), shape,
+                          system=system, endpoint=endpoint, expected=expected)
+
+
+def validate_shape(body: Any, shape: Any, *, system: str, endpoint: str, expected: str) -> Any:
+    """`body` validated as `shape`, or MalformedResponse naming the first problem (never the values)."""
+    try:
+        return _adapter(shape).validate_python(body)
+    except ValidationError as error:
+        first = error.errors(include_input=False, include_url=False)[0]
+        where = _json_path(first["loc"])
+        raise malformed_response(system, endpoint, f"{where}: {first['msg']}", expected) from None
+
+
+@functools.lru_cache(maxsize=None)
+def _adapter(shape: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(shape)
+
+
+def _json_path(loc: tuple[int | str, ...]) -> str:
+    path = "body"
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def malformed_response(system: str, endpoint: str, problem: str, expected: str) -> MalformedResponse:
+    """The one wording of "this answer is not what the API documents"."""
+    return MalformedResponse(
+        f"{system} answered {endpoint} with an unexpected response ({problem}; expected {expected}). "
+        f"Check that the configured URL points at {system} itself, not a proxy or a login page; "
+        f"if it does, retry later and report it if it persists.",
+        system=system,
+        endpoint=endpoint,
+    )

@@ -1,0 +1,251 @@
+"""HttpSession: the request loop applies the RetryPolicy, bounds concurrency, and raises typed errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from connectors.errors import (
+    ConnectorError,
+    MalformedResponse,
+    RateLimited,
+    RequestLimitExceeded,
+    TransientError,
+    is_transient,
+)
+from connectors.http import HttpSession, parse_json
+from connectors.retry import RetryPolicy
+
+URL = "https://api.example.test/things"
+Answer = int | type[httpx.TransportError]
+
+
+def scripted(*answers: Answer, headers: dict[str, str] | None = None,
+             ) -> tuple[Callable[[httpx.Request], httpx.Response], list[httpx.Request]]:
+    """A handler answering each request with the next scripted status (the last one repeats)."""
+    seen: list[httpx.Request] = []
+    queue = list(answers)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        answer = queue.pop(0) if len(queue) > 1 else queue[0]
+        if isinstance(answer, int):
+            return httpx.Response(answer, json={"ok": answer < 400}, headers=headers or {})
+        raise answer("scripted", request=request)
+
+    return handle, seen
+
+
+def session_for(handler: Callable[[httpx.Request], object], retry: RetryPolicy,
+                max_concurrency: int = 16) -> HttpSession:
+    return HttpSession("Example", transport=httpx.MockTransport(handler),  # type: ignore[arg-type]
+                       retry=retry, max_concurrency=max_concurrency)
+
+
+async def test_5xx_is_retried_with_growing_delays_until_success(retry: RetryPolicy, sleeps) -> None:
+    handler, seen = scripted(503, 502, 200)
+    async with session_for(handler, retry) as session:
+        response = await session.request("GET", URL)
+
+    assert response.status_code == 200
+    assert len(seen) == 3
+    assert sleeps.delays == [0.5, 1.0]
+
+
+async def test_retry_after_is_honoured(retry: RetryPolicy, sleeps) -> None:
+    handler, seen = scripted(429, 200, headers={"Retry-After": "7"})
+    async with session_for(handler, retry) as session:
+        await session.request("GET", URL)
+
+    assert len(seen) == 2
+    assert sleeps.delays == [7.0]
+
+
+async def test_a_retry_after_longer_than_the_policy_waits_is_raised_at_once(sleeps) -> None:
+    policy = RetryPolicy(max_retry_after=60.0, sleep=sleeps)
+    handler, seen = scripted(429, headers={"Retry-After": "600"})
+    async with session_for(handler, policy) as session:
+        with pytest.raises(RateLimited) as caught:
+            await session.request("GET", URL)
+
+    assert len(seen) == 1
+    assert sleeps.delays == []
+    assert caught.value.retry_after == 600.0
+    assert caught.value.transient
+    assert "asked to wait 600 s" in str(caught.value)
+
+
+async def test_transient_errors_give_up_after_max_attempts(retry: RetryPolicy, sleeps) -> None:
+    handler, seen = scripted(500)
+    async with session_for(handler, retry) as session:
+        with pytest.raises(TransientError) as caught:
+            await session.request("GET", URL)
+
+    assert len(seen) == retry.max_attempts == 4
+    assert sleeps.delays == [0.5, 1.0, 2.0]
+    assert "after 4 attempts" in str(caught.value)
+    assert "GET /things" in str(caught.value)
+    assert caught.value.status_code == 500
+    assert not caught.value.outcome_unknown
+
+
+async def test_timeouts_on_reads_are_retried(retry: RetryPolicy, sleeps) -> None:
+    handler, seen = scripted(httpx.ReadTimeout, httpx.ConnectError, 200)
+    async with session_for(handler, retry) as session:
+        response = await session.request("GET", URL)
+
+    assert response.status_code == 200
+    assert len(seen) == 3
+    assert sleeps.delays == [0.5, 1.0]
+
+
+async def test_a_create_that_timed_out_is_not_repeated(retry: RetryPolicy, sleeps) -> None:
+    handler, seen = scripted(httpx.ReadTimeout, 201)
+    async with session_for(handler, retry) as session:
+        with pytest.raises(TransientError) as caught:
+            await session.request("POST", URL, json={"Name": "x"})
+
+    assert len(seen) == 1
+    assert sleeps.delays == []
+    assert caught.value.outcome_unknown
+    assert "may or may not have been applied" in str(caught.value)
+
+
+async def test_a_create_that_never_connected_is_retried(retry: RetryPolicy, sleeps) -> None:
+    handler, seen = scripted(httpx.ConnectError, httpx.ConnectTimeout, 201)
+    async with session_for(handler, retry) as session:
+        response = await session.request("POST", URL, json={"Name": "x"})
+
+    assert response.status_code == 201
+    assert len(seen) == 3
+
+
+async def test_a_create_answered_500_is_not_repeated(retry: RetryPolicy) -> None:
+    handler, seen = scripted(500, 201)
+    async with session_for(handler, retry) as session:
+        with pytest.raises(TransientError) as caught:
+            await session.request("POST", URL, json={})
+
+    assert len(seen) == 1
+    assert caught.value.outcome_unknown
+
+
+@pytest.mark.parametrize("status", [429, 503])
+async def test_a_create_turned_away_is_retried(retry: RetryPolicy, status: int) -> None:
+    handler, seen = scripted(status, 201)
+    async with session_for(handler, retry) as session:
+        response = await session.request("POST", URL, json={})
+
+    assert response.status_code == 201
+    assert len(seen) == 2
+
+
+async def test_idempotency_can_be_declared_for_a_post(retry: RetryPolicy) -> None:
+    handler, seen = scripted(500, 200)
+    async with session_for(handler, retry) as session:
+        response = await session.request("POST", URL, data={"grant_type": "x"}, idempotent=True)
+
+    assert response.status_code == 200
+    assert len(seen) == 2
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409])
+async def test_permanent_errors_are_returned_without_retrying(retry: RetryPolicy, sleeps, status: int) -> None:
+    handler, seen = scripted(status)
+    async with session_for(handler, retry) as session:
+        response = await session.request("GET", URL)
+
+    assert response.status_code == status
+    assert len(seen) == 1
+    assert sleeps.delays == []
+
+
+async def test_a_bad_url_scheme_is_a_permanent_error_naming_the_fix(retry: RetryPolicy) -> None:
+    handler, seen = scripted(httpx.UnsupportedProtocol)
+    async with session_for(handler, retry) as session:
+        with pytest.raises(ConnectorError) as caught:
+            await session.request("GET", URL)
+
+    assert len(seen) == 1
+    assert not caught.value.transient
+    assert "configured URL" in str(caught.value)
+
+
+async def test_connection_errors_that_persist_become_a_transient_error(retry: RetryPolicy) -> None:
+    handler, seen = scripted(httpx.ConnectError)
+    async with session_for(handler, retry) as session:
+        with pytest.raises(TransientError) as caught:
+            await session.request("GET", URL)
+
+    assert len(seen) == 4
+    assert "ConnectError" in str(caught.value)
+    assert "after 4 attempts" in str(caught.value)
+
+
+async def test_concurrency_is_bounded(retry: RetryPolicy) -> None:
+    in_flight = 0
+    peak = 0
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        in_flight -= 1
+        return httpx.Response(200, json={})
+
+    async with session_for(handle, retry, max_concurrency=4) as session:
+        responses = await asyncio.gather(*(session.request("GET", URL) for _ in range(50)))
+
+    assert len(responses) == 50
+    assert peak == 4
+
+
+def test_max_concurrency_must_be_positive(retry: RetryPolicy) -> None:
+    with pytest.raises(ValueError, match="max_concurrency"):
+        HttpSession("Example", max_concurrency=0, retry=retry)
+
+
+async def test_non_json_answers_are_malformed_responses_naming_the_endpoint(retry: RetryPolicy) -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text="<html>login</html>", headers={"Content-Type": "text/html"})
+
+    async with session_for(handle, retry) as session:
+        response = await session.request("GET", URL)
+
+    with pytest.raises(MalformedResponse) as caught:
+        parse_json(response, dict[str, int], system="Example", endpoint="GET /things", expected="counts")
+    assert "GET /things" in str(caught.value)
+    assert "not JSON" in str(caught.value)
+
+
+def test_wrong_shapes_name_the_path_but_not_the_value() -> None:
+    response = httpx.Response(200, json={"items": [{"id": 1}, {"id": "secret-ish-value"}]})
+
+    with pytest.raises(MalformedResponse) as caught:
+        parse_json(response, dict[str, list[dict[str, int]]], system="Example", endpoint="GET /x",
+                   expected="items with integer ids")
+    assert "body.items[1].id" in str(caught.value)
+    assert "secret-ish-value" not in str(caught.value)
+
+
+def test_only_transient_errors_are_worth_retrying_later() -> None:
+    assert is_transient(TransientError("x", system="S"))
+    assert is_transient(RateLimited("x", system="S", retry_after=5))
+    assert not is_transient(RequestLimitExceeded("x", system="S"))
+    assert not is_transient(ConnectorError("x", system="S"))
+    assert not is_transient(ValueError("x"))
+
+
+async def test_a_create_still_turned_away_after_every_attempt_surely_did_nothing(retry: RetryPolicy) -> None:
+    handler, seen = scripted(503)
+    async with session_for(handler, retry) as session:
+        with pytest.raises(TransientError) as caught:
+            await session.request("POST", URL, json={})
+
+    assert len(seen) == 4
+    assert not caught.value.outcome_unknown
