@@ -1,0 +1,84 @@
+"""The config file of one contact center: pydantic models, validation, the loader and a renderer.
+
+Example:
+    from models.config import load_config
+    config = load_config("examples/demo-contact-center.yaml")   # raises ConfigError on any problem
+    config.rule.publisher[1].acd                                 # AcdState.parse("Unavailable: Break")
+
+Every problem is reported as `path: problem -> fix` (e.g. `rule.subscriber[3].acd: 'ACW' is
+system-managed and can't be a subscriber target -> ...`), with the YAML line when loaded from a file.
+Secrets are `SecretStr` (models/secrets.py: `${ENV_VAR}` and `prefect-secret:<block>` references).
+"""
+
+from models.config.acd_state import AcdState, AcdStateKind, AcdStateSyntaxError
+from models.config.base import (
+    DEVELOPER_NAME_MAX_LENGTH,
+    derive_developer_name,
+    developer_name_problem,
+    suggest_developer_name,
+)
+from models.config.connections import (
+    CXONE_DISCOVERY_URL,
+    SALESFORCE_LOGIN_URLS,
+    ClientCredentialsAuth,
+    CxoneConfig,
+    JwtAuth,
+    PasswordAuth,
+    SalesforceAuth,
+    SalesforceConfig,
+    SalesforceEnvironment,
+)
+from models.config.contact_center import (
+    ALL_STATUSES,
+    ConnectedAppConfig,
+    LinkOverride,
+    PresenceRuleConfig,
+    PresenceStatusConfig,
+    ProfileConfig,
+    PublisherRow,
+    StatusOption,
+    SubscriberRow,
+)
+from models.config.document import PresenceSyncConfig
+from models.config.loader import load_config, parse_config
+from models.config.render import render_emulator_config_yaml
+from models.config.sync import DEFAULT_STORE_URL, ConflictPolicy, SyncSettings
+from models.errors import ConfigError, ConfigProblem, SecretReferenceError
+
+__all__ = [
+    "ALL_STATUSES",
+    "CXONE_DISCOVERY_URL",
+    "DEFAULT_STORE_URL",
+    "DEVELOPER_NAME_MAX_LENGTH",
+    "SALESFORCE_LOGIN_URLS",
+    "AcdState",
+    "AcdStateKind",
+    "AcdStateSyntaxError",
+    "ClientCredentialsAuth",
+    "ConfigError",
+    "ConfigProblem",
+    "ConflictPolicy",
+    "ConnectedAppConfig",
+    "CxoneConfig",
+    "JwtAuth",
+    "LinkOverride",
+    "PasswordAuth",
+    "PresenceRuleConfig",
+    "PresenceStatusConfig",
+    "PresenceSyncConfig",
+    "ProfileConfig",
+    "PublisherRow",
+    "SalesforceAuth",
+    "SalesforceConfig",
+    "SalesforceEnvironment",
+    "SecretReferenceError",
+    "StatusOption",
+    "SubscriberRow",
+    "SyncSettings",
+    "derive_developer_name",
+    "developer_name_problem",
+    "load_config",
+    "parse_config",
+    "render_emulator_config_yaml",
+    "suggest_developer_name",
+]

@@ -1,0 +1,98 @@
+"""The whole config file of one contact center, and the checks that span its sections."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any, Self
+
+from pydantic import Field, ValidationInfo, model_validator
+
+from models.config.base import ENVIRON_CONTEXT_KEY, ConfigModel, duplicates
+from models.config.connections import CxoneConfig, SalesforceConfig
+from models.config.contact_center import (
+    ALL_STATUSES,
+    ConnectedAppConfig,
+    LinkOverride,
+    PresenceRuleConfig,
+    PresenceStatusConfig,
+    ProfileConfig,
+)
+from models.config.sync import SyncSettings
+from models.errors import Loc, config_problems, did_you_mean
+from models.secrets import expand_env_references, label_secret_references
+
+
+class PresenceSyncConfig(ConfigModel):
+    """One contact center's presence-sync config (the YAML file, validated)."""
+
+    salesforce: SalesforceConfig
+    cxone: CxoneConfig
+    statuses: tuple[PresenceStatusConfig, ...] = Field(min_length=1)
+    profiles: tuple[ProfileConfig, ...] = ()
+    connected_app: ConnectedAppConfig | None = None
+    rule: PresenceRuleConfig
+    links: tuple[LinkOverride, ...] = ()
+    sync: SyncSettings = Field(default_factory=dict, validate_default=True)  # type: ignore[arg-type]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_environment(cls, data: Any, info: ValidationInfo) -> Any:
+        environ = (info.context or {}).get(ENVIRON_CONTEXT_KEY)
+        return expand_env_references(data, os.environ if environ is None else environ)
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Self:
+        problems = [*self._status_problems(), *self._profile_problems(), *self._rule_problems(), *self._link_problems()]
+        if problems:
+            raise config_problems(*problems)
+        label_secret_references(self)
+        return self
+
+    def find_status(self, developer_name: str) -> PresenceStatusConfig | None:
+        """The configured status with this DeveloperName, if any."""
+        return next((status for status in self.statuses if status.developer_name == developer_name), None)
+
+    def profile_statuses(self, profile: ProfileConfig) -> tuple[str, ...]:
+        """The developer names a profile gets, with `all` expanded."""
+        if profile.statuses == ALL_STATUSES:
+            return tuple(status.developer_name for status in self.statuses)
+        return tuple(profile.statuses)
+
+    def _status_problems(self) -> Iterable[tuple[Loc, str, str]]:
+        for field in ("label", "developer_name"):
+            for index, first in duplicates(getattr(status, field).casefold() for status in self.statuses):
+                problem = f"'{getattr(self.statuses[index], field)}' is already used by statuses[{first}]"
+                yield (("statuses", index, field), problem, f"give each status its own {field}")
+
+    def _profile_problems(self) -> Iterable[tuple[Loc, str, str]]:
+        for index, first in duplicates(profile.name.casefold() for profile in self.profiles):
+            problem = f"profile '{self.profiles[index].name}' is already listed at profiles[{first}]"
+            yield (("profiles", index, "name"), problem, "merge the two entries")
+        for index, profile in enumerate(self.profiles):
+            if profile.statuses == ALL_STATUSES:
+                continue
+            if not profile.statuses:
+                yield (("profiles", index, "statuses"), "lists no statuses", "list developer names or write statuses: all")
+            named = [((position,), name) for position, name in enumerate(profile.statuses)]
+            yield from self._unknown_statuses(("profiles", index, "statuses"), named)
+            for position, first in duplicates(profile.statuses):
+                yield (("profiles", index, "statuses", position), "is listed twice", "list it once")
+
+    def _rule_problems(self) -> Iterable[tuple[Loc, str, str]]:
+        for side, rows in (("publisher", self.rule.publisher), ("subscriber", self.rule.subscriber)):
+            named = [((index, "salesforce"), row.salesforce) for index, row in enumerate(rows)]
+            yield from self._unknown_statuses(("rule", side), named)
+
+    def _unknown_statuses(self, base: Loc, named: Iterable[tuple[Loc, str]]) -> Iterable[tuple[Loc, str, str]]:
+        defined = [status.developer_name for status in self.statuses]
+        for at, name in named:
+            if name not in defined:
+                fix = f"{did_you_mean(name, defined)}add it under statuses or use a defined developer name"
+                yield (base + at, f"status '{name}' is not defined under statuses", fix)
+
+    def _link_problems(self) -> Iterable[tuple[Loc, str, str]]:
+        for field in ("cxone_agent", "salesforce_user"):
+            for index, first in duplicates(str(getattr(link, field)).casefold() for link in self.links):
+                fix = "keep one link per CXone agent and per Salesforce user"
+                yield (("links", index, field), f"is already linked by links[{first}]", fix)
