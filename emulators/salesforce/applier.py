@@ -1,0 +1,132 @@
+"""The presence applier: the Lightning component in each agent's console (apis.md S4).
+
+It receives every published `Presence_Sync_Command__e`, keeps the ones for its own user and calls
+`setServicePresenceStatus` (StatusId__c "0" = Offline). What the real one cannot do, this one does not:
+a command for a closed console is lost, and so is one for a status the user has no access to (the
+Omni Toolkit call fails in the browser). Lost commands are counted by reason.
+
+With `apply_delay_ms > 0` the command is applied later from the running event loop, the way the
+real component acts a moment after the event arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from emulators.faults import EmulatorClock
+from emulators.salesforce.org import SalesforceOrg
+from emulators.salesforce.presence import PresenceBook
+from emulators.salesforce.store import Record
+
+OFFLINE_STATUS_ID = "0"
+
+
+@dataclass(frozen=True)
+class Console:
+    """An agent's console as the applier sees it: open or closed, and how long it takes to act."""
+
+    open: bool
+    apply_delay_ms: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"open": self.open, "apply_delay_ms": self.apply_delay_ms}
+
+
+class PresenceApplier:
+    def __init__(self, org: SalesforceOrg, presence: PresenceBook, clock: EmulatorClock,
+                 lock: threading.RLock, default_delay_ms: int) -> None:
+        self.org = org
+        self.presence = presence
+        self.clock = clock
+        self.lock = lock
+        self.default_delay_ms = default_delay_ms
+        self._consoles: dict[str, Console] = {}
+        self._pending: set[asyncio.TimerHandle] = set()
+        self.published = 0
+        self.applied = 0
+        self.lost: Counter[str] = Counter()
+
+    def console(self, user_id: str) -> Console:
+        """Every user's console starts open, with the emulator's default delay."""
+        console = self._consoles.get(user_id)
+        if console is None:
+            console = self._consoles[user_id] = Console(open=True, apply_delay_ms=self.default_delay_ms)
+        return console
+
+    def set_console(self, user_id: str, open: bool, apply_delay_ms: int | None = None) -> Console:
+        """Open or close the console; `apply_delay_ms` None keeps the current delay."""
+        delay = self.console(user_id).apply_delay_ms if apply_delay_ms is None else apply_delay_ms
+        console = self._consoles[user_id] = Console(open=open, apply_delay_ms=delay)
+        return console
+
+    def deliver(self, events: Iterable[Record]) -> None:
+        """Hand committed events to the consoles that listen (called with the emulator's lock held)."""
+        for event in events:
+            self.published += 1
+            user = self.org.user(event.get("UserId__c") or "")
+            if user is None:
+                self.lost["unknown_user"] += 1
+                continue
+            user_id = user["Id"]
+            console = self.console(user_id)
+            if not console.open:
+                self.lost["console_closed"] += 1
+                continue
+            if console.apply_delay_ms == 0:
+                self._apply(user_id, event)
+                continue
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # published from plain code, not a request: nothing to wait in
+                self._apply(user_id, event)
+                continue
+            self._schedule(loop, console.apply_delay_ms / 1000, user_id, event)
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop, delay_s: float, user_id: str, event: Record) -> None:
+        handle: asyncio.TimerHandle
+
+        def later() -> None:
+            with self.lock:
+                self._pending.discard(handle)
+                self._apply(user_id, event)
+
+        handle = loop.call_later(delay_s, later)
+        self._pending.add(handle)
+
+    def close(self) -> None:
+        """Forget commands not yet applied (on reset)."""
+        for handle in self._pending:
+            handle.cancel()
+        self._pending.clear()
+
+    def _apply(self, user_id: str, event: Record) -> None:
+        if not self.console(user_id).open:  # closed while the command was waiting
+            self.lost["console_closed"] += 1
+            return
+        raw_status = event.get("StatusId__c") or ""
+        status_id: str | None = None
+        if raw_status != OFFLINE_STATUS_ID:
+            status = self.org.status(raw_status)
+            if status is None:
+                self.lost["unknown_status"] += 1
+                return
+            status_id = status["Id"]
+            if not self.org.has_status_access(user_id, status_id):
+                self.lost["no_access"] += 1
+                return
+        self.presence.change(user_id, status_id, self.clock.now())
+        self.applied += 1
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "published": self.published,
+            "applied": self.applied,
+            "pending": len(self._pending),
+            "lost": dict(sorted(self.lost.items())),
+            "lost_total": sum(self.lost.values()),
+        }
