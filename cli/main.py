@@ -6,12 +6,17 @@
 
 from __future__ import annotations
 
+import os
 import sys
+
+# The ephemeral Prefect API (no PREFECT_API_URL) takes 5-30 s to start on a 2-core machine; Prefect's
+# default wait is shorter than that. Set before anything imports prefect.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 import typer
 from rich.console import Console
 
-from cli import emulate
+from cli import emulate, onboard
 
 app = typer.Typer(
     name="presence-sync",
@@ -27,7 +32,7 @@ def _root() -> None:
     """Keeps `presence-sync COMMAND` a command group even while one command is registered."""
 
 
-for command_module in (emulate,):
+for command_module in (emulate, onboard):
     command_module.register(app)
 
 

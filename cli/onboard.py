@@ -1,0 +1,93 @@
+"""`presence-sync onboard CONFIG [--plan]` and `presence-sync refresh-users CONFIG [--plan]`.
+
+Both run the same Prefect flow their deployment runs, print every step's outcome, what changed and
+what still needs a human, and exit 1 when a step failed (2 for a config the loader refuses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from tasks.onboarding import OnboardingReport
+
+console = Console()
+
+ConfigArgument = Annotated[
+    Path, typer.Argument(help="The contact center's config file (see examples/demo-contact-center.yaml).")
+]
+PlanOption = Annotated[bool, typer.Option("--plan", help="Show what each step would change; change nothing.")]
+
+_OUTCOME_STYLES = {
+    "created": "green",
+    "updated": "green",
+    "unchanged": "dim",
+    "planned": "cyan",
+    "failed": "bold red",
+    "skipped": "yellow",
+}
+
+
+def onboard(config: ConfigArgument, plan: PlanOption = False) -> None:
+    """Set up presence sync as the config describes: every step of the seed procedure, idempotent."""
+    from flows.onboard import onboard as onboard_flow
+
+    _run(onboard_flow, config, plan, "Onboarding")
+
+
+def refresh_users(config: ConfigArgument, plan: PlanOption = False) -> None:
+    """Fetch CXone agents and teams again and re-link them to Salesforce users."""
+    from flows.refresh_users import refresh_users as refresh_users_flow
+
+    _run(refresh_users_flow, config, plan, "Refresh users")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(onboard)
+    app.command(name="refresh-users")(refresh_users)
+
+
+def _run(flow: Callable[..., Awaitable[Any]], config: Path, plan: bool, what: str) -> None:
+    from models.config import load_config
+    from tasks.context import open_store
+    from tasks.onboarding import OnboardingIncomplete
+
+    # Refuse a bad config or an unusable store before Prefect starts (the caller prints the message).
+    open_store(load_config(config)).close()
+    try:
+        report = asyncio.run(flow(config_path=str(config.resolve()), plan=plan))
+    except OnboardingIncomplete as incomplete:
+        report = incomplete.report
+    print_report(report, what)
+    raise typer.Exit(0 if report.succeeded else 1)
+
+
+def print_report(report: OnboardingReport, what: str = "Onboarding") -> None:
+    """The report as a table, each step's changes, and what still needs a human."""
+    from tasks.onboarding.report import capped, detail_lines, step_rows, title
+
+    table = Table(title=title(report, what), title_justify="left")
+    for column in ("step", "outcome", "summary"):
+        table.add_column(column, overflow="fold")
+    for row in step_rows(report):
+        style = _OUTCOME_STYLES.get(row["outcome"], "")
+        table.add_row(row["step"], f"[{style}]{row['outcome']}[/]" if style else row["outcome"], row["summary"])
+    console.print(table)
+    for result in report.results:
+        details = detail_lines(result)
+        if details:
+            console.print(f"\n[bold]{result.step}[/]")
+            for line in details:
+                console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
+    needs = report.needs_a_human()
+    if needs:
+        console.print("\n[bold]What still needs a human[/]")
+        for line in capped(needs):
+            console.print(f"  - {line}", highlight=False, markup=False, soft_wrap=True)

@@ -1,0 +1,91 @@
+"""The `onboard` flow: every step of the seed procedure, in its order, idempotent, with a plan mode.
+
+    report = await onboard("presence-sync.yaml", plan=True)    # what would change; writes nothing
+
+While it runs, a progress artifact moves step by step; at the end a table artifact lists every step's
+outcome and a markdown artifact says what still needs a human. When a step failed, the run ends Failed
+and calling the flow raises `OnboardingIncomplete`, whose `report` has every step's result.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from prefect import flow
+from prefect.artifacts import (
+    acreate_markdown_artifact,
+    acreate_progress_artifact,
+    acreate_table_artifact,
+    aupdate_progress_artifact,
+)
+from prefect.runtime import flow_run
+from prefect.states import Failed, State
+
+from models.config import ConfigError, load_config
+from models.secrets import preload_prefect_secrets
+from models.store import StoreError
+from tasks.context import open_context
+from tasks.onboarding import OnboardingIncomplete, OnboardingReport, StepName, StepResult, run_steps
+from tasks.onboarding.prefect_tasks import execute_as_task
+from tasks.onboarding.report import markdown_summary, step_rows, title
+
+
+@flow(name="onboard")
+async def onboard(config_path: str, plan: bool = False) -> OnboardingReport:
+    """Set up presence sync as the config describes: statuses, profile access, login checks, account
+    mapping, agent links and the presence rule. With `plan`, only say what would change.
+
+    Args:
+        config_path: the contact center's config file (YAML), as the worker sees it.
+        plan: true to list what each step would change without changing anything.
+    """
+    return await run_onboarding(config_path, plan=plan, steps=tuple(StepName), artifact_key="onboarding")
+
+
+async def run_onboarding(
+    config_path: str, *, plan: bool, steps: Sequence[StepName], artifact_key: str, what: str = "Onboarding"
+) -> Any:
+    """The body both onboarding flows share: the report, or a Failed state carrying the reason.
+
+    A config or store problem ends the run Failed with its message (no traceback: it is the admin's to fix).
+    """
+    try:
+        config = load_config(config_path)
+        preload_prefect_secrets(config)
+        async with open_context(config) as ctx:
+            progress = await acreate_progress_artifact(
+                0.0, key=f"{artifact_key}-progress", description=f"{what}: starting"
+            )
+
+            async def show_progress(result: StepResult, done: int, total: int) -> None:
+                description = f"{what}: {result.step} {result.outcome.value} ({done} of {total})"
+                await aupdate_progress_artifact(progress, 100.0 * done / total, description=description)
+
+            report = await run_steps(
+                ctx, steps, plan_only=plan, run_id=_run_id(), execute=execute_as_task, on_result=show_progress
+            )
+    except (ConfigError, StoreError) as error:
+        return Failed(message=str(error), data=error)
+    await _publish(report, artifact_key, what)
+    return report if report.succeeded else _incomplete(report)
+
+
+async def _publish(report: OnboardingReport, artifact_key: str, what: str) -> None:
+    kind = "plan" if report.plan_only else "outcome"
+    await acreate_table_artifact(
+        step_rows(report), key=f"{artifact_key}-{kind}", description=title(report, what)
+    )
+    await acreate_markdown_artifact(
+        markdown_summary(report, what), key=f"{artifact_key}-{kind}-summary", description="What still needs a human"
+    )
+
+
+def _incomplete(report: OnboardingReport) -> State[Any]:
+    incomplete = OnboardingIncomplete(report)
+    return Failed(message=str(incomplete), data=incomplete)
+
+
+def _run_id() -> str:
+    return str(flow_run.id or uuid.uuid4())

@@ -1,0 +1,27 @@
+"""The `refresh-users` flow: the onboarding's CXone users step alone, for a schedule.
+
+It fetches agents and teams again and re-links them to Salesforce users (new agents linked, departed
+ones unlinked, the unlinked listed), exactly as onboarding does.
+
+    report = await refresh_users("presence-sync.yaml")
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from flows.onboard import run_onboarding
+from tasks.onboarding import OnboardingReport, StepName
+
+
+@flow(name="refresh-users")
+async def refresh_users(config_path: str, plan: bool = False) -> OnboardingReport:
+    """Refresh the CXone agents and their links to Salesforce users ("Get NiCE CXone Users").
+
+    Args:
+        config_path: the contact center's config file (YAML), as the worker sees it.
+        plan: true to list what would change without changing anything.
+    """
+    return await run_onboarding(
+        config_path, plan=plan, steps=(StepName.CXONE_USERS,), artifact_key="refresh-users", what="Refresh users"
+    )

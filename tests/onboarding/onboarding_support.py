@@ -1,0 +1,57 @@
+"""Helpers for the onboarding tests: config variants, one plain run, the emulators' data writes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from emulators.faults import WRITE_METHODS
+from emulators.stack import EmulatorStack
+from models.config import PresenceSyncConfig, load_config
+from tasks.context import open_context
+from tasks.onboarding import OnboardingReport, StepResult, run_steps
+
+AGENTS = 60  # agent50 has no Salesforce user: one agent stays unlinked
+TOKEN_ROUTES = frozenset({"POST /services/oauth2/token", "POST /auth/token"})
+
+ConfigChange = Callable[[dict[str, Any]], None]
+
+
+def variant(config_path: Path, change: ConfigChange, name: str = "variant.yaml") -> Path:
+    """A copy of the config with `change` applied to its YAML data (same folder, so the same store)."""
+    data = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    change(data)
+    path = config_path.with_name(name)
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+async def onboard(config: Path | PresenceSyncConfig, *, plan_only: bool = False) -> OnboardingReport:
+    """One onboarding run without Prefect."""
+    async with open_context(config if isinstance(config, PresenceSyncConfig) else load_config(config)) as ctx:
+        return await run_steps(ctx, plan_only=plan_only)
+
+
+async def data_writes(stack: EmulatorStack) -> dict[str, int]:
+    """Write requests to both systems' data APIs so far, by route (token requests are not data writes)."""
+    writes: dict[str, int] = {}
+    for client in (stack.salesforce_http(), stack.cxone_http()):
+        async with client:
+            stats = (await client.get("/__emulator/stats")).json()
+        writes |= {
+            route: count
+            for route, count in stats["requests"].items()
+            if route.split(" ", 1)[0] in WRITE_METHODS and route not in TOKEN_ROUTES
+        }
+    return writes
+
+
+def outcomes(report: OnboardingReport) -> dict[str, str]:
+    return {result.step.value: result.outcome.value for result in report.results}
+
+
+def result_of(report: OnboardingReport, step: str) -> StepResult:
+    return next(result for result in report.results if result.step.value == step)

@@ -1,0 +1,139 @@
+"""The `onboard` and `refresh-users` flows under Prefect: task runs, artifacts, failed runs, retries."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterId
+from prefect.states import Failed
+
+from connectors import InvalidCredentials, RateLimited
+from emulators.faults import FaultSettings
+from emulators.salesforce.emulator import OrgUpdate
+from emulators.stack import EmulatorStack
+from flows.onboard import onboard
+from flows.refresh_users import refresh_users
+from models.config import ConfigError
+from tasks.onboarding import OnboardingIncomplete, OnboardingReport, StepName, StepResult
+from tasks.onboarding import prefect_tasks
+from tasks.onboarding.prefect_tasks import STEP_RETRIES, retry_only_transient
+from tests.onboarding.onboarding_support import data_writes, outcomes, result_of
+
+pytestmark = pytest.mark.prefect
+
+
+async def _latest_artifact(key: str) -> Any:
+    async with get_client() as client:
+        found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+    assert found, f"no artifact {key}"
+    return max(found, key=lambda artifact: artifact.created)
+
+
+async def _task_run_names(flow_run_id: Any) -> list[str]:
+    async with get_client() as client:
+        runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return sorted(run.name for run in runs)
+
+
+async def test_the_onboard_flow_runs_one_task_per_step_and_reports_as_artifacts(
+    prefect_harness: None, stack: EmulatorStack, config_path: Path
+) -> None:
+    state = await onboard(str(config_path), return_state=True)
+
+    assert state.is_completed()
+    report = await state.aresult()
+    assert isinstance(report, OnboardingReport) and report.succeeded
+    assert await _task_run_names(state.state_details.flow_run_id) == sorted(step.value for step in StepName)
+    assert report.run_id == str(state.state_details.flow_run_id)
+
+    table = await _latest_artifact("onboarding-outcome")
+    rows = table.data if isinstance(table.data, list) else json.loads(table.data)
+    assert [(row["step"], row["outcome"]) for row in rows] == [(r.step.value, r.outcome.value) for r in report.results]
+    summary = await _latest_artifact("onboarding-outcome-summary")
+    assert "## What still needs a human" in summary.data and "agent50@example.com" in summary.data
+    progress = await _latest_artifact("onboarding-progress")
+    assert progress.data == 100.0
+
+
+async def test_a_plan_run_writes_nothing_and_publishes_the_plan(
+    prefect_harness: None, stack: EmulatorStack, config_path: Path
+) -> None:
+    report = await onboard(str(config_path), plan=True)
+
+    assert report.plan_only and outcomes(report)["presence-statuses"] == "planned"
+    assert await data_writes(stack) == {}
+    plan = await _latest_artifact("onboarding-plan-summary")
+    assert "create status On_Break: new busy status 'On Break'" in plan.data
+
+
+async def test_a_failed_step_fails_the_run_with_every_result(
+    prefect_harness: None, stack: EmulatorStack, config_path: Path
+) -> None:
+    stack.salesforce.configure_org(OrgUpdate(block_username_password_flow=True))
+
+    with pytest.raises(OnboardingIncomplete) as raised:
+        await onboard(str(config_path))
+
+    report = raised.value.report
+    assert outcomes(report)["oauth-flow"] == "failed"
+    assert result_of(report, "cxone-users").summary.startswith("skipped: oauth-flow failed:")
+    assert "failed presence-statuses, oauth-flow" in str(raised.value)
+    state = await onboard(str(config_path), return_state=True)
+    assert state.is_failed() and "onboarding is incomplete" in (state.message or "")
+
+
+async def test_a_bad_config_fails_the_run_with_its_problems(prefect_harness: None, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.yaml"
+
+    with pytest.raises(ConfigError, match="file not found"):
+        await onboard(str(missing))
+
+
+async def test_refresh_users_runs_the_cxone_users_step_alone(
+    prefect_harness: None, stack: EmulatorStack, config_path: Path
+) -> None:
+    await onboard(str(config_path))
+    stack.cxone.tenant.add_agent("New", "Agent", "agent1@example.com.new", 1002, user_name="agent1b")
+
+    report = await refresh_users(str(config_path))
+
+    [result] = report.results
+    assert result.step is StepName.CXONE_USERS
+    assert result.counts() == {"unchanged": 59}  # the newcomer has no Salesforce user: listed, not linked
+    assert any("agent1b" in note for note in result.notes)
+    assert (await _latest_artifact("refresh-users-outcome")).data
+
+
+async def test_a_transient_failure_is_retried_then_reported(
+    prefect_harness: None, stack: EmulatorStack, config_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    step = StepName.CXONE_USERS
+    monkeypatch.setitem(
+        prefect_tasks.STEP_TASKS, step, prefect_tasks.STEP_TASKS[step].with_options(retry_delay_seconds=0)
+    )
+    # CXone asks to wait far longer than a connector waits: each attempt fails at once, transiently.
+    stack.cxone.faults.configure(FaultSettings(rate_limit_per_s=0.0001))
+
+    report = await refresh_users(str(config_path), return_state=True)
+    report = await report.aresult(raise_on_failure=False)
+
+    assert isinstance(report, OnboardingIncomplete)
+    [result] = report.report.results
+    assert "asked to wait" in result.summary and "still failing after retries" in result.summary
+    async with stack.cxone_http() as client:
+        requests = (await client.get("/__emulator/stats")).json()["requests"]
+    assert requests == {"GET /.well-known/openid-configuration": 1 + STEP_RETRIES}
+
+
+def test_only_transient_errors_are_retried() -> None:
+    transient = RateLimited("wait", system="CXone", retry_after=9999)
+    permanent = InvalidCredentials("wrong", system="Salesforce", status_code=400)
+    reported = StepResult.failure(StepName.OAUTH_FLOW, "wrong")
+
+    assert retry_only_transient(None, None, Failed(data=transient))  # type: ignore[arg-type]
+    assert not retry_only_transient(None, None, Failed(data=permanent))  # type: ignore[arg-type]
+    assert not retry_only_transient(None, None, Failed(data=reported))  # type: ignore[arg-type]
