@@ -1,0 +1,276 @@
+"""What the engine remembers per agent between decides, and its JSON form for the state store.
+
+The engine serialises its own memory (`AgentMemory.to_json` / `AgentMemory.from_json`); the
+store keeps the JSON opaque, plus a few plain columns (`cxone_key`, `salesforce_status`, `truth_side`).
+
+De-duplication of replayed observations lives here, bounded: the last `SyncPolicy.remembered_sources`
+source ids per agent, plus each side's latest source timestamp (anything older is stale).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from engine.audit import Outcome
+from engine.errors import MemoryFormatError
+from engine.rule import Resolution
+from engine.states import CxoneState, CxoneTarget, Side
+
+MEMORY_FORMAT_VERSION = 1
+
+
+class CommandStatus(StrEnum):
+    IN_FLIGHT = "in_flight"  # issued; waiting for its echo until due_at
+    RETRY_WAIT = "retry_wait"  # failed transiently or echo late; reissued at due_at
+    FAILED = "failed"  # failed permanently; never reissued for the same cause
+    GAVE_UP = "gave_up"  # ran out of attempts; reconcile may try again
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A write we issued to one side, tracked until its echo arrives or it is given up."""
+
+    side: Side
+    target: CxoneTarget | str
+    command_id: str
+    cause_id: str  # source id of the human change that made us write
+    cause_at: datetime  # source time of that change (for end-to-end latency)
+    rule_row: str | None
+    issued_at: datetime
+    attempts: int
+    status: CommandStatus
+    due_at: datetime | None
+    last_error: str | None = None
+
+    @property
+    def is_live(self) -> bool:
+        """Issued and possibly still landing: its echo is expected."""
+        return self.status in (CommandStatus.IN_FLIGHT, CommandStatus.RETRY_WAIT)
+
+    def is_echo(self, value: CxoneState | str | None) -> bool:
+        """Whether observing `value` on this command's side is this command landing."""
+        if isinstance(self.target, CxoneTarget):
+            return isinstance(value, CxoneState) and self.target.matches(value)
+        return value == self.target
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """The latest human change that counts, and what it means for each side (resolved once, when made).
+
+    Resolving once matters for Previous State: the CXone state it returns to must not move when our
+    own write changes what "previous" is.
+    """
+
+    side: Side
+    value: CxoneState | str | None
+    at: datetime
+    source_id: str
+    cxone: Resolution[CxoneTarget]
+    salesforce: Resolution[str]
+
+    def resolution(self, side: Side) -> Resolution[Any]:
+        return self.cxone if side is Side.CXONE else self.salesforce
+
+
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """A Salesforce status requested while CXone was on a contact; applied when the contact ends."""
+
+    status: str
+    at: datetime
+    source_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentMemory:
+    """Everything the engine keeps about one agent. Missing memory means first sight."""
+
+    cxone: CxoneState | None = None
+    cxone_at: datetime | None = None  # None: CXone never observed
+    previous: CxoneTarget | None = None  # last settable CXone state before the current one
+    contact_since: datetime | None = None  # when the current CXone contact (call ... ACW) began
+    salesforce: str | None = None  # None with salesforce_at set: logged out of Omni
+    salesforce_at: datetime | None = None  # None: Salesforce never observed
+    intent: Intent | None = None
+    deferred: Deferred | None = None
+    cxone_command: Command | None = None
+    salesforce_command: Command | None = None
+    echo_watch: tuple[Command, ...] = ()  # superseded live commands whose echo may still arrive
+    recent_changes: tuple[datetime, ...] = ()  # human change times inside the flap window
+    recent_sources: tuple[str, ...] = ()
+    issued: int = 0  # commands issued so far: makes command ids unique per agent, deterministically
+
+    def command(self, side: Side) -> Command | None:
+        return self.cxone_command if side is Side.CXONE else self.salesforce_command
+
+    @property
+    def next_due_at(self) -> datetime | None:
+        """When a live command needs attention (echo timeout or retry), if ever."""
+        due = [c.due_at for c in (self.cxone_command, self.salesforce_command) if c and c.is_live and c.due_at]
+        return min(due, default=None)
+
+    @property
+    def truth_side(self) -> Side | None:
+        return None if self.intent is None else self.intent.side
+
+    @property
+    def cxone_key(self) -> str | None:
+        return None if self.cxone is None else self.cxone.key
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "v": MEMORY_FORMAT_VERSION,
+            "cxone": _opt(self.cxone, CxoneState.to_json),
+            "cxone_at": _opt(self.cxone_at, datetime.isoformat),
+            "previous": _opt(self.previous, CxoneTarget.to_json),
+            "contact_since": _opt(self.contact_since, datetime.isoformat),
+            "salesforce": self.salesforce,
+            "salesforce_at": _opt(self.salesforce_at, datetime.isoformat),
+            "intent": _opt(self.intent, _intent_to_json),
+            "deferred": _opt(self.deferred, _deferred_to_json),
+            "cxone_command": _opt(self.cxone_command, _command_to_json),
+            "salesforce_command": _opt(self.salesforce_command, _command_to_json),
+            "echo_watch": [_command_to_json(c) for c in self.echo_watch],
+            "recent_changes": [t.isoformat() for t in self.recent_changes],
+            "recent_sources": list(self.recent_sources),
+            "issued": self.issued,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AgentMemory:
+        """Read memory written by `to_json`; raises `MemoryFormatError` with the cause."""
+        version = data.get("v") if isinstance(data, Mapping) else None
+        if version != MEMORY_FORMAT_VERSION:
+            raise MemoryFormatError(
+                f"agent memory format {version!r} is not {MEMORY_FORMAT_VERSION}: it was written by another "
+                "presence-sync version; upgrade presence-sync, or clear the agent_state table so reconcile rebuilds it"
+            )
+        try:
+            return cls(
+                cxone=_opt(data["cxone"], CxoneState.from_json),
+                cxone_at=_opt(data["cxone_at"], datetime.fromisoformat),
+                previous=_opt(data["previous"], CxoneTarget.from_json),
+                contact_since=_opt(data["contact_since"], datetime.fromisoformat),
+                salesforce=data["salesforce"],
+                salesforce_at=_opt(data["salesforce_at"], datetime.fromisoformat),
+                intent=_opt(data["intent"], _intent_from_json),
+                deferred=_opt(data["deferred"], _deferred_from_json),
+                cxone_command=_opt(data["cxone_command"], _command_from_json),
+                salesforce_command=_opt(data["salesforce_command"], _command_from_json),
+                echo_watch=tuple(_command_from_json(c) for c in data["echo_watch"]),
+                recent_changes=tuple(datetime.fromisoformat(t) for t in data["recent_changes"]),
+                recent_sources=tuple(str(s) for s in data["recent_sources"]),
+                issued=int(data["issued"]),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise MemoryFormatError(
+                f"agent memory is damaged ({type(error).__name__}: {error}); clear this agent's row in "
+                "agent_state so reconcile rebuilds it"
+            ) from None
+
+
+def _opt(value: Any, convert: Callable[[Any], Any]) -> Any:
+    return None if value is None else convert(value)
+
+
+def _side_value_to_json(value: CxoneState | str | None) -> Any:
+    return value.to_json() if isinstance(value, CxoneState) else value
+
+
+def _side_value_from_json(side: Side, data: Any) -> CxoneState | str | None:
+    return CxoneState.from_json(data) if side is Side.CXONE and data is not None else data
+
+
+def _target_to_json(target: CxoneTarget | str | None) -> Any:
+    return target.to_json() if isinstance(target, CxoneTarget) else target
+
+
+def _target_from_json(side: Side, data: Any) -> CxoneTarget | str | None:
+    return CxoneTarget.from_json(data) if side is Side.CXONE and data is not None else data
+
+
+def _resolution_to_json(resolution: Resolution[Any]) -> dict[str, Any]:
+    return {
+        "target": _target_to_json(resolution.target),
+        "row": resolution.row,
+        "reason": resolution.reason,
+        "outcome": resolution.outcome.value,
+    }
+
+
+def _resolution_from_json(side: Side, data: Mapping[str, Any]) -> Resolution[Any]:
+    return Resolution(
+        _target_from_json(side, data["target"]), data["row"], data["reason"], Outcome(data["outcome"])
+    )
+
+
+def _intent_to_json(intent: Intent) -> dict[str, Any]:
+    return {
+        "side": intent.side.value,
+        "value": _side_value_to_json(intent.value),
+        "at": intent.at.isoformat(),
+        "source_id": intent.source_id,
+        "cxone": _resolution_to_json(intent.cxone),
+        "salesforce": _resolution_to_json(intent.salesforce),
+    }
+
+
+def _intent_from_json(data: Mapping[str, Any]) -> Intent:
+    side = Side(data["side"])
+    return Intent(
+        side=side,
+        value=_side_value_from_json(side, data["value"]),
+        at=datetime.fromisoformat(data["at"]),
+        source_id=data["source_id"],
+        cxone=_resolution_from_json(Side.CXONE, data["cxone"]),
+        salesforce=_resolution_from_json(Side.SALESFORCE, data["salesforce"]),
+    )
+
+
+def _deferred_to_json(deferred: Deferred) -> dict[str, Any]:
+    return {"status": deferred.status, "at": deferred.at.isoformat(), "source_id": deferred.source_id}
+
+
+def _deferred_from_json(data: Mapping[str, Any]) -> Deferred:
+    return Deferred(data["status"], datetime.fromisoformat(data["at"]), data["source_id"])
+
+
+def _command_to_json(command: Command) -> dict[str, Any]:
+    return {
+        "side": command.side.value,
+        "target": _target_to_json(command.target),
+        "command_id": command.command_id,
+        "cause_id": command.cause_id,
+        "cause_at": command.cause_at.isoformat(),
+        "rule_row": command.rule_row,
+        "issued_at": command.issued_at.isoformat(),
+        "attempts": command.attempts,
+        "status": command.status.value,
+        "due_at": _opt(command.due_at, datetime.isoformat),
+        "last_error": command.last_error,
+    }
+
+
+def _command_from_json(data: Mapping[str, Any]) -> Command:
+    side = Side(data["side"])
+    target = _target_from_json(side, data["target"])
+    if target is None:
+        raise ValueError("a command without a target")
+    return Command(
+        side=side,
+        target=target,
+        command_id=data["command_id"],
+        cause_id=data["cause_id"],
+        cause_at=datetime.fromisoformat(data["cause_at"]),
+        rule_row=data["rule_row"],
+        issued_at=datetime.fromisoformat(data["issued_at"]),
+        attempts=int(data["attempts"]),
+        status=CommandStatus(data["status"]),
+        due_at=_opt(data["due_at"], datetime.fromisoformat),
+        last_error=data["last_error"],
+    )

@@ -1,0 +1,264 @@
+"""Property tests: random rules and random people on both sides, against the world simulator.
+
+Per decide (checked inside `World`): deterministic; a replayed batch is all duplicates and writes
+nothing; every observation is audited; CXone writes are settable targets the team may use; an echo
+never causes a write to the other side; no two commands for one change unless that side changed
+in between; at most one write per side per agent per decide.
+
+At the end (checked here), after people stop and a reconcile and idle ticks: the world is quiet,
+both sides show what the engine's intent maps to (or memory says why not), and that intent is the
+latest change a person made whenever that change is unambiguous.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine import (
+    PREVIOUS_STATE,
+    AgentLink,
+    CommandStatus,
+    ConflictPolicy,
+    CxoneState,
+    CxoneTarget,
+    Rule,
+    RuleBook,
+    Side,
+    SyncPolicy,
+)
+from tests.engine.engine_demo import T0
+from tests.engine.engine_world import Faults, Violation, World, _lands_as
+
+CODES = ("Break", "Lunch", "CRM Work")
+STATUSES = ("S_A", "S_B", "S_C", "S_D")
+UNMAPPED_STATUS = "S_X"
+PUBLISHER_KEYS = (
+    "Available",
+    "Unavailable",
+    *(f"Unavailable:{code}" for code in CODES),
+    "InboundContact",
+    "OutboundContact",
+    "Dialer",
+    "ACW",
+    "Refused",
+    "LoggedOut",
+)
+SUBSCRIBER_TARGETS = (
+    CxoneTarget.available(),
+    CxoneTarget.unavailable(),
+    *(CxoneTarget.unavailable(code) for code in CODES),
+    PREVIOUS_STATE,
+)
+SYSTEM_STATES = (
+    CxoneState("InboundContact"),
+    CxoneState("OutboundContact"),
+    CxoneState("Dialer"),
+    CxoneState("Unavailable", "ACW", is_acw=True),
+    CxoneState("Unavailable", "Refused"),
+    CxoneState("LoggedOut"),
+)
+POLICY = dict(echo_timeout_seconds=10, retry_base_seconds=1, retry_cap_seconds=4, max_attempts=3)
+QUIET_TICKS = 60  # longer than any retry sequence: 3 x (10 s echo timeout + 4 s backoff)
+
+
+def cxone_choices(team_codes: frozenset[str]) -> list[CxoneState]:
+    settable = [CxoneState("Available"), CxoneState("Unavailable")]
+    settable += [CxoneState("Unavailable", code) for code in sorted(team_codes) if code in CODES]
+    return settable + list(SYSTEM_STATES)
+
+
+rules = st.builds(
+    lambda publisher, subscriber, skip: Rule("R", publisher, subscriber, skip),
+    # Mostly full tables (so that most changes travel), sometimes sparse ones (unmapped states).
+    st.dictionaries(st.sampled_from(PUBLISHER_KEYS), st.sampled_from(STATUSES), min_size=2),
+    st.dictionaries(st.sampled_from(STATUSES + (UNMAPPED_STATUS,)), st.sampled_from(SUBSCRIBER_TARGETS), min_size=2),
+    st.booleans(),
+)
+
+
+@st.composite
+def worlds(draw: st.DrawFn, data: st.DataObject) -> World:
+    rule = draw(rules)
+    agents = range(1, draw(st.integers(1, 3)) + 1)
+    links = {
+        a: AgentLink(a, f"005{a:03d}", team_id=1, team_codes=draw(st.frozensets(st.sampled_from(CODES))) | {"ACW"})
+        for a in agents
+    }
+    policy = SyncPolicy(
+        conflict=draw(st.sampled_from(ConflictPolicy)),
+        flap_threshold=draw(st.integers(2, 6)),
+        flap_window_seconds=30,
+        **POLICY,
+    )
+    return World(
+        rulebook=RuleBook.build([rule], teams={1: "R"}),
+        links=links,
+        policy=policy,
+        cxone={a: draw(st.sampled_from(cxone_choices(links[a].team_codes))) for a in agents},
+        salesforce={a: draw(st.sampled_from((*STATUSES, UNMAPPED_STATUS, None))) for a in agents},
+        console_open={a: draw(st.integers(0, 9)) > 0 for a in agents},
+        land_delay=lambda: timedelta(milliseconds=data.draw(st.integers(100, 2000), label="land delay")),
+    )
+
+
+@st.composite
+def steps(draw: st.DrawFn, world: World) -> list[tuple[list[tuple[int, Side, object, int]], Faults]]:
+    """Ticks of people acting (distinct milliseconds) and poll faults (a side skipped at most twice in a row)."""
+    plan = []
+    skipped = {Side.CXONE: 0, Side.SALESFORCE: 0}
+    for _ in range(draw(st.integers(1, 15))):
+        acts = []
+        offsets = draw(st.lists(st.integers(1, 999), max_size=3, unique=True))
+        for offset in offsets:
+            agent = draw(st.sampled_from(sorted(world.links)))
+            if draw(st.booleans()):
+                value = draw(st.sampled_from(cxone_choices(world.links[agent].team_codes)))
+                acts.append((agent, Side.CXONE, value, offset))
+            else:
+                value = draw(st.sampled_from((*STATUSES, UNMAPPED_STATUS, None)))
+                acts.append((agent, Side.SALESFORCE, value, offset))
+        faults = Faults(
+            skip_cxone=skipped[Side.CXONE] < 2 and draw(st.integers(0, 3)) == 0,
+            skip_salesforce=skipped[Side.SALESFORCE] < 2 and draw(st.integers(0, 3)) == 0,
+            overlap=draw(st.booleans()),
+            drop_salesforce=draw(st.integers(0, 9)) == 0,
+            replay=draw(st.one_of(st.none(), st.integers(0, 3))),
+        )
+        skipped[Side.CXONE] = skipped[Side.CXONE] + 1 if faults.skip_cxone else 0
+        skipped[Side.SALESFORCE] = skipped[Side.SALESFORCE] + 1 if faults.skip_salesforce else 0
+        plan.append((acts, faults))
+    return plan
+
+
+def play(world: World, plan) -> None:
+    for acts, faults in plan:
+        for agent, side, value, offset in acts:
+            world.person(agent, side, value, offset)
+        world.tick(faults)
+    world.reconcile()
+    for _ in range(QUIET_TICKS):
+        world.tick()
+    assert world.settled
+
+
+def check_quiet(world: World) -> None:
+    if any(world.writes_per_tick[-10:]):
+        raise Violation(f"the world does not settle: writes per tick {world.writes_per_tick[-15:]}")
+    before = dict(world.memory)
+    for _ in range(3):
+        decision = world.tick()
+        if decision.writes or decision.audit:
+            raise Violation(f"a quiet world wrote or audited: {decision}")
+    if world.memory != before:
+        raise Violation("a quiet world changed memory")
+
+
+def check_sides_show_the_intent(world: World) -> None:
+    for agent_id in world.links:
+        memory = world.memory.get(agent_id)
+        intent = None if memory is None else memory.intent
+        if intent is None:
+            continue
+        for side in Side:
+            if side is Side.SALESFORCE and memory.deferred is not None and memory.deferred.at >= intent.at:
+                continue  # Salesforce keeps what was requested during the contact
+            target = intent.resolution(side).target
+            if target is None:
+                continue  # unmapped, logged out, no previous state: audited, nothing to show
+            if side is Side.CXONE:
+                shown = world.cxone[agent_id]
+                if target.matches(shown) or shown.is_contact or shown.is_logged_out:
+                    continue
+            elif world.salesforce[agent_id] == target:
+                continue
+            command = memory.command(side)
+            if command is not None and command.status in (CommandStatus.FAILED, CommandStatus.GAVE_UP):
+                continue  # audited as failed / gave up (a closed console, an agent without session)
+            raise Violation(
+                f"agent {agent_id}: {side} shows {world.cxone[agent_id] if side is Side.CXONE else world.salesforce[agent_id]!r}"
+                f" but the intent {intent.side}={intent.value!r} maps to {target!r}"
+            )
+
+
+def check_latest_person_wins(world: World) -> None:
+    """With newest-wins, the engine's intent is the last change a person made, unless that change is gone or ambiguous."""
+    if world.policy.conflict is not ConflictPolicy.NEWEST_WINS:
+        return
+    for agent_id in world.links:
+        people = [
+            change
+            for side in Side
+            for change in world.log[agent_id, side]
+            if change.by_command is None and change.at > T0  # not the starting state
+        ]
+        if not people:
+            continue
+        last = max(people, key=lambda c: c.at)
+        shown = world.cxone[agent_id] if last.side is Side.CXONE else world.salesforce[agent_id]
+        if shown != last.value:
+            continue  # one of our earlier writes landed over it before the engine could see it
+        if _ambiguous(world, agent_id, last):
+            continue
+        memory = world.memory[agent_id]
+        intent = memory.intent
+        if intent is not None and intent.side is last.side and intent.value == last.value:
+            continue
+        deferred = memory.deferred
+        if deferred is not None and deferred.status == last.value and world.cxone[agent_id].is_contact:
+            continue
+        if last.side is Side.CXONE and intent is not None and _deferred_request(world, agent_id, intent.value):
+            continue  # a Salesforce request made during a contact is applied when the engine sees it end
+        raise Violation(f"agent {agent_id}: the last change by a person {last} is not the intent {intent}")
+
+
+def _deferred_request(world: World, agent_id: int, status) -> bool:
+    """A person picked `status` in Salesforce after a CXone contact began, and CXone left the contact since.
+
+    Polls may miss CXone states (the one ending the contact, too), so the engine may see the request
+    as made during the contact and apply it at a later CXone change: that is accepted.
+    """
+    cxone = world.log[agent_id, Side.CXONE]
+    return any(
+        change.by_command is None
+        and change.value == status
+        and any(c.value.is_contact and c.at <= change.at for c in cxone)
+        and any(c.at > change.at and not c.value.is_contact for c in cxone)
+        for change in world.log[agent_id, Side.SALESFORCE]
+    )
+
+
+def _ambiguous(world: World, agent_id: int, change) -> bool:
+    """A person set the very value one of our writes to that side was about to set: it reads as our echo."""
+    horizon = change.at - world.policy.echo_timeout
+    return any(
+        _lands_as(i.write, change.value)
+        for i in world.issued
+        if i.write.agent_id == agent_id and i.write.side is change.side and i.at >= horizon
+    )
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_random_worlds_converge_without_ping_pong(data):
+    world = data.draw(worlds(data))
+    plan = data.draw(steps(world))
+    play(world, plan)
+    check_quiet(world)
+    check_sides_show_the_intent(world)
+    check_latest_person_wins(world)
+
+
+@settings(max_examples=50, deadline=None)
+@given(data=st.data())
+def test_a_world_without_people_writes_only_the_first_sync(data):
+    world = data.draw(worlds(data))
+    world.tick()  # first sight of both sides
+    for _ in range(QUIET_TICKS):
+        decision = world.tick()
+        if decision.writes and all(w.attempt == 1 for w in decision.writes):
+            raise Violation(f"nobody changed anything, yet new writes: {decision.writes}")
+    check_quiet(world)
+    check_sides_show_the_intent(world)
