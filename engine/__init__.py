@@ -1,13 +1,24 @@
 """The pure sync engine: rules, states and the decision that keeps CXone and Salesforce agreeing.
 
-No I/O, no clock (time is passed in), no Prefect. The sync tick builds `Observation`s, calls
-`decide`, applies the `Write`s, reports back with `record_write_results`, and persists
-`Decision.memory` (as `AgentMemory.to_json()`) and `Decision.audit`. `reconcile` heals drift
-from a full read of both systems.
+No I/O, no clock reads (time is passed in), no Prefect. A sync tick:
+
+    memory = {a: AgentMemory.from_json(j) for a, j in store.load_agent_memory(None).items()}
+    wake = WakeQueue(memory)
+    ...
+    observations = [Observation(a, Side.CXONE, CxoneState.from_api(s), start, source_id), ...]
+    decision = decide(rulebook, links, memory, observations, now, policy, due_agents=wake.pop_due(now))
+    results = apply(decision.writes)                      # connectors; WriteResult per write
+    memory.update(decision.memory)
+    changed, audit = record_write_results(memory, results, now, policy)
+    memory.update(changed); wake.update(decision.memory | changed)
+    store.commit_tick({a: memory[a].to_json() for a in decision.memory | changed}, decision.audit + audit, ...)
+
+`reconcile` takes a full read of both systems as observations and heals drift the same way.
 """
 
 from engine.audit import AuditRecord, Direction, Outcome
-from engine.decide import command_id_for, decide, reconcile, record_write_results
+from engine.agent import command_id_for
+from engine.decide import decide, reconcile, record_write_results
 from engine.errors import EngineError, MemoryFormatError, ObservationError, RuleError, StateError
 from engine.memory import AgentMemory, Command, CommandStatus, Deferred, Intent
 from engine.messages import UNKNOWN_SINCE, Decision, Observation, Write, WriteOutcome, WriteResult

@@ -1,7 +1,8 @@
 """What the engine remembers per agent between decides, and its JSON form for the state store.
 
 The engine serialises its own memory (`AgentMemory.to_json` / `AgentMemory.from_json`); the
-store keeps the JSON opaque, plus a few plain columns (`cxone_key`, `salesforce_status`, `truth_side`).
+store keeps the JSON opaque, plus a few plain columns (`cxone_key`, `salesforce`, `truth_side`). The in-flight writes the store
+lists are `cxone_command` / `salesforce_command` (and `next_due_at` for when they need attention).
 
 De-duplication of replayed observations lives here, bounded: the last `SyncPolicy.remembered_sources`
 source ids per agent, plus each side's latest source timestamp (anything older is stale).
@@ -40,7 +41,8 @@ class Command:
     cause_id: str  # source id of the human change that made us write
     cause_at: datetime  # source time of that change (for end-to-end latency)
     rule_row: str | None
-    issued_at: datetime
+    issued_at: datetime  # first sent: an echo cannot be older than this
+    sent_at: datetime  # last sent (retries): its echo is awaited until echo_timeout after this
     attempts: int
     status: CommandStatus
     due_at: datetime | None
@@ -249,6 +251,7 @@ def _command_to_json(command: Command) -> dict[str, Any]:
         "cause_at": command.cause_at.isoformat(),
         "rule_row": command.rule_row,
         "issued_at": command.issued_at.isoformat(),
+        "sent_at": command.sent_at.isoformat(),
         "attempts": command.attempts,
         "status": command.status.value,
         "due_at": _opt(command.due_at, datetime.isoformat),
@@ -269,6 +272,7 @@ def _command_from_json(data: Mapping[str, Any]) -> Command:
         cause_at=datetime.fromisoformat(data["cause_at"]),
         rule_row=data["rule_row"],
         issued_at=datetime.fromisoformat(data["issued_at"]),
+        sent_at=datetime.fromisoformat(data["sent_at"]),
         attempts=int(data["attempts"]),
         status=CommandStatus(data["status"]),
         due_at=_opt(data["due_at"], datetime.fromisoformat),

@@ -37,6 +37,7 @@ class SyncPolicy:
     retry_cap_seconds: float = 60.0
     max_attempts: int = 5
     remembered_sources: int = 16  # per agent, for de-duplicating replayed observations
+    clock_skew_seconds: float = 1.0  # how far the systems' clocks may be off ours (echo matching)
 
     def __post_init__(self) -> None:
         try:
@@ -47,15 +48,22 @@ class SyncPolicy:
         for name in ("flap_threshold", "max_attempts", "remembered_sources"):
             if getattr(self, name) < 1:
                 raise EngineError(f"sync policy {name} must be at least 1 (got {getattr(self, name)})")
+        if self.clock_skew_seconds < 0:
+            raise EngineError(f"sync policy clock_skew_seconds must not be negative (got {self.clock_skew_seconds})")
         for name in ("flap_window_seconds", "echo_timeout_seconds", "retry_base_seconds", "retry_cap_seconds"):
             if getattr(self, name) <= 0:
-                raise EngineError(f"sync policy {name} must be a positive number of seconds (got {getattr(self, name)})")
+                value = getattr(self, name)
+                raise EngineError(f"sync policy {name} must be a positive number of seconds (got {value})")
         if self.retry_cap_seconds < self.retry_base_seconds:
             raise EngineError("sync policy retry_cap_seconds must not be smaller than retry_base_seconds")
 
     @property
     def echo_timeout(self) -> timedelta:
         return timedelta(seconds=self.echo_timeout_seconds)
+
+    @property
+    def clock_skew(self) -> timedelta:
+        return timedelta(seconds=self.clock_skew_seconds)
 
     @property
     def flap_window(self) -> timedelta:

@@ -119,7 +119,8 @@ class Rule:
         key = state.key
         status = self.publisher.get(key)
         if status is not None:
-            return Resolution(status, f"publisher: {key} -> {status}", f"rule {self.name!r} maps CXone {key} to {status}")
+            reason = f"rule {self.name!r} maps CXone {key} to {status}"
+            return Resolution(status, f"publisher: {key} -> {status}", reason)
         if state.is_logged_out:
             return Resolution(
                 None, None, "the agent logged out of CXone; Salesforce is left as is", Outcome.LOGGED_OUT
@@ -156,7 +157,8 @@ class Rule:
                 return Resolution(
                     None, row, "no earlier CXone state is known for Previous State; CXone is left as is", Outcome.NOOP
                 )
-            return Resolution(previous, f"{row} ({previous.key})", f"rule {self.name!r} returns CXone to {previous.key}")
+            reason = f"rule {self.name!r} returns CXone to {previous.key}"
+            return Resolution(previous, f"{row} ({previous.key})", reason)
         if target.code is not None and target.code not in team_codes:
             return self._default_unavailable(
                 status,

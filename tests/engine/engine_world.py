@@ -96,6 +96,7 @@ class World:
     batches: list[list[Observation]] = field(default_factory=list)
     writes_per_tick: list[int] = field(default_factory=list)
     ambiguous_until: dict[int, datetime] = field(default_factory=dict)  # see `_person_acts`
+    ever_ambiguous: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -125,6 +126,7 @@ class World:
             # The person picked what one of our writes is about to set: the two are told apart by
             # value only, so for a while either may read as the other.
             self.ambiguous_until[agent_id] = self._clock + 2 * self.policy.echo_timeout
+            self.ever_ambiguous.add(agent_id)
         self._set(agent_id, side, value, None)
 
     def _recent_writes(self, agent_id: int, side: Side) -> list[Issued]:
@@ -143,7 +145,8 @@ class World:
 
     def _record(self, agent_id: int, side: Side, value: CxoneState | str | None, by_command: str | None) -> None:
         at = self._clock
-        self.log[agent_id, side].append(Change(agent_id, side, value, at, f"{side.value[:2]}-{next(self._ids)}", by_command))
+        source_id = f"{side.value[:2]}-{next(self._ids)}"
+        self.log[agent_id, side].append(Change(agent_id, side, value, at, source_id, by_command))
 
     def _schedule(self, at: datetime, action: Callable[[], None]) -> None:
         heapq.heappush(self._events, (at, next(self._ids), action))

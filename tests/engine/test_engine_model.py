@@ -35,7 +35,12 @@ from tests.engine.engine_demo import T0, TEAM_CODES, TEAM_B, demo_rule
     ("api", "key", "settable", "contact"),
     [
         ({"agentStateId": 1, "agentStateName": "Available"}, "Available", True, False),
-        ({"agentStateName": "Unavailable", "outStateDescription": "Break", "isACW": False}, "Unavailable:Break", True, False),
+        (
+            {"agentStateName": "Unavailable", "outStateDescription": "Break", "isACW": False},
+            "Unavailable:Break",
+            True,
+            False,
+        ),
         ({"agentStateName": "Unavailable", "outStateDescription": ""}, "Unavailable", True, False),
         ({"agentStateName": "Unavailable", "outStateDescription": "Unavailable"}, "Unavailable", True, False),
         ({"agentStateName": "Unavailable", "outStateDescription": "ACW", "isACW": True}, "ACW", False, True),

@@ -30,7 +30,7 @@ from engine import (
     SyncPolicy,
 )
 from tests.engine.engine_demo import T0
-from tests.engine.engine_world import Faults, Violation, World, _lands_as
+from tests.engine.engine_world import Faults, Violation, World
 
 CODES = ("Break", "Lunch", "CRM Work")
 STATUSES = ("S_A", "S_B", "S_C", "S_D")
@@ -60,7 +60,10 @@ SYSTEM_STATES = (
     CxoneState("Unavailable", "Refused"),
     CxoneState("LoggedOut"),
 )
-POLICY = dict(echo_timeout_seconds=10, retry_base_seconds=1, retry_cap_seconds=4, max_attempts=3)
+# The world's clocks agree exactly, so little clock skew is allowed when matching echoes.
+POLICY = dict(
+    echo_timeout_seconds=10, retry_base_seconds=1, retry_cap_seconds=4, max_attempts=3, clock_skew_seconds=0.05
+)
 QUIET_TICKS = 60  # longer than any retry sequence: 3 x (10 s echo timeout + 4 s backoff)
 
 
@@ -177,14 +180,15 @@ def check_sides_show_the_intent(world: World) -> None:
             command = memory.command(side)
             if command is not None and command.status in (CommandStatus.FAILED, CommandStatus.GAVE_UP):
                 continue  # audited as failed / gave up (a closed console, an agent without session)
+            shown = world.cxone[agent_id] if side is Side.CXONE else world.salesforce[agent_id]
             raise Violation(
-                f"agent {agent_id}: {side} shows {world.cxone[agent_id] if side is Side.CXONE else world.salesforce[agent_id]!r}"
-                f" but the intent {intent.side}={intent.value!r} maps to {target!r}"
+                f"agent {agent_id}: {side} shows {shown!r}, "
+                f"but the intent {intent.side}={intent.value!r} maps to {target!r}"
             )
 
 
 def check_latest_person_wins(world: World) -> None:
-    """With newest-wins, the engine's intent is the last change a person made, unless that change is gone or ambiguous."""
+    """With newest-wins, the intent is the last change a person made, unless that change is gone or ambiguous."""
     if world.policy.conflict is not ConflictPolicy.NEWEST_WINS:
         return
     for agent_id in world.links:
@@ -200,8 +204,8 @@ def check_latest_person_wins(world: World) -> None:
         shown = world.cxone[agent_id] if last.side is Side.CXONE else world.salesforce[agent_id]
         if shown != last.value:
             continue  # one of our earlier writes landed over it before the engine could see it
-        if _ambiguous(world, agent_id, last):
-            continue
+        if agent_id in world.ever_ambiguous:
+            continue  # a person once picked what our write was about to set: either may have read as the other
         memory = world.memory[agent_id]
         intent = memory.intent
         if intent is not None and intent.side is last.side and intent.value == last.value:
@@ -227,16 +231,6 @@ def _deferred_request(world: World, agent_id: int, status) -> bool:
         and any(c.value.is_contact and c.at <= change.at for c in cxone)
         and any(c.at > change.at and not c.value.is_contact for c in cxone)
         for change in world.log[agent_id, Side.SALESFORCE]
-    )
-
-
-def _ambiguous(world: World, agent_id: int, change) -> bool:
-    """A person set the very value one of our writes to that side was about to set: it reads as our echo."""
-    horizon = change.at - world.policy.echo_timeout
-    return any(
-        _lands_as(i.write, change.value)
-        for i in world.issued
-        if i.write.agent_id == agent_id and i.write.side is change.side and i.at >= horizon
     )
 
 

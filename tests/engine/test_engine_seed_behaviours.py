@@ -198,7 +198,8 @@ def test_salesforce_keeps_the_deferred_status_while_the_call_lasts():
 def test_newest_change_wins_a_conflict():
     h = Harness()
     settled(h, AGENT_A, available(), "Available_for_Chats")
-    decision = h.step(h.cx(AGENT_A, unavailable("Lunch"), seconds=20), h.sf(AGENT_A, "On_Break", seconds=21), seconds=22)
+    lunch, on_break = h.cx(AGENT_A, unavailable("Lunch"), seconds=20), h.sf(AGENT_A, "On_Break", seconds=21)
+    decision = h.step(lunch, on_break, seconds=22)
     assert targets(decision) == [(AGENT_A, Side.CXONE, "Unavailable:Break")]
     assert outcomes(decision) == [Outcome.CONFLICT, Outcome.WRITE]
     assert "newer change in Salesforce" in decision.audit[0].reason
@@ -212,7 +213,8 @@ def test_conflict_policy_can_make_cxone_or_salesforce_win():
         h = Harness(policy=SyncPolicy(conflict=policy))
         settled(h, AGENT_A, available(), "Available_for_Chats")
         # Salesforce is the newer change: only the policy can make CXone win.
-        decision = h.step(h.cx(AGENT_A, unavailable("Lunch"), seconds=20), h.sf(AGENT_A, "On_Break", seconds=21), seconds=22)
+        lunch, on_break = h.cx(AGENT_A, unavailable("Lunch"), seconds=20), h.sf(AGENT_A, "On_Break", seconds=21)
+        decision = h.step(lunch, on_break, seconds=22)
         assert targets(decision) == [expected], policy
         assert Outcome.CONFLICT in outcomes(decision)
 
@@ -280,7 +282,8 @@ def test_a_user_assignment_overrides_the_team_rule():
     from engine import Rule, RuleBook
 
     quiet = Rule("Quiet", publisher={}, subscriber={})
-    book = RuleBook.build([*demo_rulebook().rules.values(), quiet], teams=dict(demo_rulebook().teams), users={AGENT_A: "Quiet"})
+    demo = demo_rulebook()
+    book = RuleBook.build([*demo.rules.values(), quiet], teams=dict(demo.teams), users={AGENT_A: "Quiet"})
     h = Harness(rulebook=book)
     assert h.step(h.cx(AGENT_A, available())).writes == []
     assert targets(h.step(h.cx(AGENT_B, available()))) == [(AGENT_B, Side.SALESFORCE, "Available_for_Chats")]

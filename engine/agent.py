@@ -1,0 +1,545 @@
+"""One agent's decide: observe, apply the people's changes, converge both sides, audit.
+
+`decide`, `reconcile` and `record_write_results` (engine.decide) run an `AgentSync` per agent that
+has something to do. Per agent:
+1. drop duplicates (recent source ids) and stale observations (older than that side's latest);
+2. record what each side now shows, the CXone state Previous State returns to, and when a contact began;
+3. recognise echoes of our own writes (by value, within the echo timeout); everything else is a
+   change by a person (the first sight of a side counts as one);
+4. settle conflicts: when both sides changed (in the batch, or a change arrives older than the other
+   side's latest), the policy decides; a CXone contact always wins;
+5. apply the changes in source-time order, only the latest counts: a Salesforce change during a CXone
+   contact is deferred until the contact ends;
+6. converge both sides to the intent, retrying writes whose echo is late and giving up after
+   `max_attempts`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from engine.audit import AuditRecord, Direction, Outcome, describe
+from engine.memory import AgentMemory, Command, CommandStatus, Deferred, Intent
+from engine.messages import Observation, Write
+from engine.policy import ConflictPolicy, SyncPolicy
+from engine.rule import AgentLink, Resolution, Rule
+from engine.states import CxoneState, CxoneTarget, Side
+
+# Equal source timestamps: Salesforce is applied first, so CXone (the ACD, the operational truth) wins.
+_SIDE_ORDER = {Side.SALESFORCE: 0, Side.CXONE: 1}
+_ECHO_WATCH_PER_SIDE = 4  # superseded writes remembered per side; more in flight at once is not plausible
+_EVENTFUL = frozenset({Outcome.WRITE, Outcome.RETRYING, Outcome.GAVE_UP})
+_LIKELY_CAUSE = {
+    Side.SALESFORCE: "the agent's Salesforce console (presence applier) may be closed, "
+    "or their profile may lack access to the status",
+    Side.CXONE: "the agent's CXone session may have ended, or CXone refused the state "
+    "(check the team's unavailable codes)",
+}
+
+
+def command_id_for(agent_id: int, side: Side, target: CxoneTarget | str, cause_id: str, sequence: int) -> str:
+    """Deterministic command id: the same agent, target, causing change and issue count give the same id."""
+    key = f"{agent_id}|{side.value}|{describe(target)}|{cause_id}|{sequence}"
+    return f"ps-{agent_id}-{hashlib.blake2b(key.encode(), digest_size=10).hexdigest()}"
+
+
+@dataclass(slots=True)
+class _Change:
+    """A human change being applied (mutable while one agent is decided)."""
+
+    observation: Observation
+    cxone_before: CxoneState | None  # CXone just before this observation (or during it, for Salesforce)
+    before_known: bool  # the side had been seen before: this is a change, not a first sight
+    contact_since: datetime | None  # when the CXone contact going on at this observation began
+    intent: Intent | None = None
+    deferred: bool = False
+    lost_because: str | None = None  # the other side's change won the conflict
+
+    @property
+    def side(self) -> Side:
+        return self.observation.side
+
+    @property
+    def during_contact(self) -> bool:
+        return self.cxone_before is not None and self.cxone_before.is_contact
+
+    @property
+    def is_contact_business(self) -> bool:
+        """A CXone change into, within or out of a contact: the contact always wins."""
+        if self.side is not Side.CXONE:
+            return False
+        value = self.observation.value
+        assert isinstance(value, CxoneState)
+        return value.is_contact or self.during_contact
+
+
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    """What converging one side came to."""
+
+    side: Side
+    outcome: Outcome
+    reason: str
+    row: str | None = None
+    target: CxoneTarget | str | None = None
+    command: Command | None = None
+
+
+class AgentSync:
+    """One agent's decide: a mutable working copy of its memory, frozen again by `memory()`."""
+
+    def __init__(
+        self, agent_id: int, link: AgentLink, rule: Rule, memory: AgentMemory, now: datetime, policy: SyncPolicy
+    ) -> None:
+        self.agent_id, self.link, self.rule, self.now, self.policy = agent_id, link, rule, now, policy
+        self.cxone, self.cxone_at, self.previous = memory.cxone, memory.cxone_at, memory.previous
+        self.contact_since = memory.contact_since
+        self.salesforce, self.salesforce_at = memory.salesforce, memory.salesforce_at
+        self.intent, self.deferred = memory.intent, memory.deferred
+        self.commands: dict[Side, Command | None] = {
+            Side.CXONE: memory.cxone_command,
+            Side.SALESFORCE: memory.salesforce_command,
+        }
+        self.watch = list(memory.echo_watch)
+        self.recent_changes = list(memory.recent_changes)
+        self.recent_sources = list(memory.recent_sources)
+        self.issued = memory.issued
+        self.flap_reported = False
+        self.writes: list[Write] = []
+        self.audit: list[AuditRecord] = []
+
+    def run(self, observations: list[Observation], rearm: bool) -> None:
+        ordered = sorted(observations, key=lambda o: (o.at, _SIDE_ORDER[o.side], o.source_id))
+        changes = [change for o in ordered if (change := self._observe(o)) is not None]
+        changed_sides = {change.side for change in changes if change.before_known}  # a first sight is no change
+        for change in changes:
+            self._apply(change, changed_sides)
+        verdicts = {side: self._converge(side, rearm) for side in (Side.SALESFORCE, Side.CXONE)}
+        expiry = self.now - self.policy.echo_timeout
+        self.watch = [c for c in self.watch if c.sent_at > expiry]
+        self._audit(changes, verdicts)
+
+    def memory(self) -> AgentMemory:
+        return AgentMemory(
+            cxone=self.cxone,
+            cxone_at=self.cxone_at,
+            previous=self.previous,
+            contact_since=self.contact_since,
+            salesforce=self.salesforce,
+            salesforce_at=self.salesforce_at,
+            intent=self.intent,
+            deferred=self.deferred,
+            cxone_command=self.commands[Side.CXONE],
+            salesforce_command=self.commands[Side.SALESFORCE],
+            echo_watch=tuple(self.watch),
+            recent_changes=tuple(self.recent_changes[-(self.policy.flap_threshold + 1) :]),
+            recent_sources=tuple(self.recent_sources[-self.policy.remembered_sources :]),
+            issued=self.issued,
+        )
+
+    # -- 1-3: observe --------------------------------------------------------------------------
+
+    def _observe(self, observation: Observation) -> _Change | None:
+        """Record what a side shows; return the observation as a human change, or None."""
+        if observation.source_id in self.recent_sources:
+            self._record(observation, Outcome.DUPLICATE, "already seen (a replayed batch or a poll overlap)")
+            return None
+        self.recent_sources.append(observation.source_id)
+        side = observation.side
+        shown_at = self.cxone_at if side is Side.CXONE else self.salesforce_at
+        if shown_at is not None and observation.at < shown_at:
+            echoed = self._take_echo(observation)
+            if echoed is not None:
+                self._record_echo(observation, echoed, late=True)
+            else:
+                self._record(
+                    observation,
+                    Outcome.STALE,
+                    f"older than what {side.label} showed at {shown_at.isoformat()}; ignored",
+                )
+            return None
+        cxone_before = self.cxone
+        self._show(observation)
+        echoed = self._take_echo(observation)
+        if echoed is not None:
+            self._record_echo(observation, echoed, late=False)
+            return None
+        # A new observation of the value already shown is still a change: the source only records
+        # changes, so one we missed came in between and the person picked this value again.
+        return _Change(observation, cxone_before, shown_at is not None, self.contact_since)
+
+    def _show(self, observation: Observation) -> None:
+        if observation.side is Side.SALESFORCE:
+            self.salesforce, self.salesforce_at = observation.value, observation.at  # type: ignore[assignment]
+            return
+        state = observation.value
+        assert isinstance(state, CxoneState)
+        if self.cxone is not None and self.cxone != state:
+            self.previous = self.cxone.as_target() or self.previous
+        if not state.is_contact:
+            self.contact_since = None
+        elif self.contact_since is None:
+            self.contact_since = observation.at
+        self.cxone, self.cxone_at = state, observation.at
+
+    def _take_echo(self, observation: Observation) -> Command | None:
+        """The command this observation is the echo of, if any (it is then settled).
+
+        Echoes are told apart from people by value; an observation dated before the write was issued
+        (beyond the clock skew allowed) is no echo of it, e.g. a poll overlap re-delivering an old spell.
+        """
+        side, value = observation.side, observation.value
+        issued_by = observation.at + self.policy.clock_skew  # latest issue time this can echo
+
+        def echoes(command: Command) -> bool:
+            return command.side is side and command.issued_at <= issued_by and command.is_echo(value)
+
+        active = self.commands[side]
+        if active is not None and active.status is not CommandStatus.FAILED and echoes(active):
+            self.commands[side] = None
+            return active
+        for index, command in enumerate(self.watch):
+            if echoes(command):
+                del self.watch[index]
+                return command
+        return None
+
+    # -- 4-5: apply human changes --------------------------------------------------------------
+
+    def _apply(self, change: _Change, changed_sides: set[Side]) -> None:
+        change.lost_because = self._conflict_loss(change, changed_sides)
+        if change.lost_because is not None:
+            return
+        observation = change.observation
+        if not change.is_contact_business and change.before_known:
+            self._count_change(observation)
+        if observation.side is Side.SALESFORCE:
+            status = observation.value
+            assert not isinstance(status, CxoneState)
+            if status is not None and change.during_contact:
+                self.deferred = Deferred(status, observation.at, observation.source_id)
+                change.deferred = True
+                return
+            self.deferred = None
+            change.intent = self._salesforce_intent(status, observation.at, observation.source_id)
+        else:
+            state = observation.value
+            assert isinstance(state, CxoneState)
+            intent = self.intent
+            late_start = state.is_contact and intent is not None and intent.side is Side.SALESFORCE
+            if late_start and intent.at > observation.at and self.deferred is None:  # type: ignore[union-attr]
+                # Seen late: the Salesforce change was made during this contact, so it waits for its end.
+                # (A newer logout of Omni beat this contact in `_conflict_loss`: the value is a status.)
+                self.deferred = Deferred(intent.value, intent.at, intent.source_id)  # type: ignore[arg-type,union-attr]
+            if change.is_contact_business and not state.is_contact and self.deferred is not None:
+                deferred, self.deferred = self.deferred, None
+                applied_at = max(observation.at, deferred.at)
+                change.intent = self._salesforce_intent(deferred.status, applied_at, deferred.source_id)
+            else:
+                change.intent = self._cxone_intent(observation)
+        self.intent = change.intent
+
+    def _conflict_loss(self, change: _Change, changed_sides: set[Side]) -> str | None:
+        """Why this change loses to the other side's, if both sides changed; a contact always wins."""
+        observation, intent, policy = change.observation, self.intent, self.policy.conflict.value
+        other = change.side.other
+        other_is_newer = intent is not None and intent.side is other and intent.at > observation.at
+        if change.is_contact_business:
+            if other_is_newer and intent.value is None:  # type: ignore[union-attr]
+                return "the agent logged out of Omni-Channel after it; Salesforce is left logged out"
+            return None
+        if change.side is Side.SALESFORCE and change.during_contact and change.contact_since is not None:
+            if observation.at <= change.contact_since:
+                return "made before the CXone contact began (seen late); the contact wins"
+        match self.policy.conflict:
+            case ConflictPolicy.NEWEST_WINS:
+                loses = other_is_newer
+            case ConflictPolicy.CXONE_WINS:
+                loses = change.side is Side.SALESFORCE and (other_is_newer or other in changed_sides)
+            case ConflictPolicy.SALESFORCE_WINS:
+                loses = change.side is Side.CXONE and (other_is_newer or other in changed_sides)
+        return f"{other.label} was changed too and wins under the {policy} policy" if loses else None
+
+    def _cxone_intent(self, observation: Observation) -> Intent:
+        state = observation.value
+        assert isinstance(state, CxoneState)
+        own = state.as_target()
+        keep = (
+            Resolution(own, None, f"keeps CXone at the agent's own choice, {state.key}")
+            if own is not None
+            else Resolution(None, None, f"CXone manages {state.key} itself", Outcome.NOOP)
+        )
+        return Intent(Side.CXONE, state, observation.at, observation.source_id, keep, self.rule.publish(state))
+
+    def _salesforce_intent(self, status: str | None, at: datetime, source_id: str) -> Intent:
+        keep = (
+            Resolution(status, None, f"keeps Salesforce at the agent's own choice, {status}")
+            if status is not None
+            else Resolution(None, None, "the agent logged out of Omni-Channel", Outcome.LOGGED_OUT)
+        )
+        to_cxone = self.rule.subscribe(status, self.link.team_codes, self.previous)
+        return Intent(Side.SALESFORCE, status, at, source_id, to_cxone, keep)
+
+    def _count_change(self, observation: Observation) -> None:
+        """Flap detection counts the agent's own changes, not contacts coming and going nor first sights."""
+        cutoff = observation.at - self.policy.flap_window
+        self.recent_changes = [t for t in self.recent_changes if t > cutoff] + [observation.at]
+        threshold = self.policy.flap_threshold
+        if len(self.recent_changes) > threshold and not self.flap_reported:
+            self.flap_reported = True
+            self._record(
+                observation,
+                Outcome.FLAP,
+                f"more than {threshold} changes within {self.policy.flap_window_seconds:g}s: the agent's state is "
+                "flapping; each change is still synced (raise sync.flap_threshold if this is normal here)",
+            )
+
+    # -- 6: converge -------------------------------------------------------------------------
+
+    def _desired(self, side: Side) -> Resolution[CxoneTarget | str] | None:
+        intent = self.intent
+        if intent is None:
+            return None
+        if side is Side.SALESFORCE and self.deferred is not None and self.deferred.at >= intent.at:
+            return Resolution(
+                None,
+                None,
+                f"Salesforce keeps {self.deferred.status}, requested during the contact",
+                Outcome.DEFERRED,
+            )
+        return intent.resolution(side)
+
+    def _converge(self, side: Side, rearm: bool) -> _Verdict:
+        desired = self._desired(side)
+        if desired is None or desired.target is None:
+            self._retire(side)
+            if desired is None:
+                return _Verdict(side, Outcome.NOOP, "no change by a person seen yet")
+            return _Verdict(side, desired.outcome, desired.reason, desired.row)
+        target, row = desired.target, desired.row
+        if self._shows(side, target):
+            self._retire(side)
+            return _Verdict(side, Outcome.NOOP, f"{side.label} already shows {describe(target)}", row, target)
+        if side is Side.CXONE and self.cxone is not None:
+            if self.cxone.is_logged_out:
+                self._retire(side)
+                return _Verdict(
+                    side,
+                    Outcome.LOGGED_OUT,
+                    f"the agent is logged out of CXone; {describe(target)} is not written",
+                    row,
+                    target,
+                )
+            if self.cxone.is_contact:
+                return _Verdict(
+                    side, Outcome.NOOP, f"the agent is in {self.cxone.key} in CXone; a contact always wins", row, target
+                )
+        active = self.commands[side]
+        if active is not None and active.target == target:
+            if active.is_live:
+                if active.due_at is not None and active.due_at <= self.now:
+                    return self._follow_up(active)
+                return _Verdict(
+                    side, Outcome.NOOP, f"a write of {describe(target)} is already on its way", row, target, active
+                )
+            if not rearm and active.cause_id == self.intent.source_id:  # type: ignore[union-attr]
+                return _Verdict(
+                    side,
+                    Outcome.NOOP,
+                    f"the write of {describe(target)} {active.status.value.replace('_', ' ')} "
+                    f"({active.last_error}); it is tried again on the next change or reconcile",
+                    row,
+                    target,
+                    active,
+                )
+        self._retire(side)
+        return self._issue(side, target, row, desired.reason)
+
+    def _shows(self, side: Side, target: CxoneTarget | str) -> bool:
+        if side is Side.CXONE:
+            return self.cxone is not None and isinstance(target, CxoneTarget) and target.matches(self.cxone)
+        return self.salesforce_at is not None and self.salesforce == target
+
+    def _issue(self, side: Side, target: CxoneTarget | str, row: str | None, reason: str) -> _Verdict:
+        intent = self.intent
+        assert intent is not None
+        self.issued += 1
+        command = Command(
+            side=side,
+            target=target,
+            command_id=command_id_for(self.agent_id, side, target, intent.source_id, self.issued),
+            cause_id=intent.source_id,
+            cause_at=intent.at,
+            rule_row=row,
+            issued_at=self.now,
+            sent_at=self.now,
+            attempts=1,
+            status=CommandStatus.IN_FLIGHT,
+            due_at=self.now + self.policy.echo_timeout,
+        )
+        self.commands[side] = command
+        self.writes.append(Write(self.agent_id, side, target, command.command_id, row, reason, 1, intent.source_id))
+        return _Verdict(side, Outcome.WRITE, reason, row, target, command)
+
+    def _follow_up(self, command: Command) -> _Verdict:
+        """A live command is due: its echo is late (wait, then retry) or its retry wait is over."""
+        side, policy = command.side, self.policy
+        if command.status is CommandStatus.RETRY_WAIT:
+            again = replace(
+                command,
+                attempts=command.attempts + 1,
+                status=CommandStatus.IN_FLIGHT,
+                sent_at=self.now,
+                due_at=self.now + policy.echo_timeout,
+            )
+            self.commands[side] = again
+            reason = f"retry {again.attempts} of {policy.max_attempts} ({command.last_error})"
+            self.writes.append(
+                Write(
+                    self.agent_id,
+                    side,
+                    command.target,
+                    command.command_id,
+                    command.rule_row,
+                    reason,
+                    again.attempts,
+                    command.cause_id,
+                )
+            )
+            return _Verdict(side, Outcome.WRITE, reason, command.rule_row, command.target, again)
+        late = f"no echo from {side.label} within {policy.echo_timeout_seconds:g}s"
+        if command.attempts >= policy.max_attempts:
+            given_up = replace(command, status=CommandStatus.GAVE_UP, due_at=None, last_error=late)
+            self.commands[side] = given_up
+            return _Verdict(
+                side, Outcome.GAVE_UP, gave_up_reason(command, late), command.rule_row, command.target, given_up
+            )
+        delay = policy.retry_delay(command.attempts, command.command_id)
+        waiting = replace(command, status=CommandStatus.RETRY_WAIT, due_at=self.now + delay, last_error=late)
+        self.commands[side] = waiting
+        return _Verdict(
+            side,
+            Outcome.RETRYING,
+            f"{late}; retrying in {delay.total_seconds():.0f}s "
+            f"(attempt {command.attempts + 1} of {policy.max_attempts})",
+            command.rule_row,
+            command.target,
+            waiting,
+        )
+
+    def _retire(self, side: Side) -> None:
+        """The side's command is no longer wanted; if it may still land, keep watching for its echo."""
+        command, self.commands[side] = self.commands[side], None
+        if command is not None and command.is_live:
+            self.watch.append(command)
+            same_side = [c for c in self.watch if c.side is side]
+            if len(same_side) > _ECHO_WATCH_PER_SIDE:
+                self.watch.remove(same_side[0])
+
+    # -- audit ---------------------------------------------------------------------------------
+
+    def _audit(self, changes: list[_Change], verdicts: dict[Side, _Verdict]) -> None:
+        final = self.intent
+        attached: set[Side] = set()
+        for change in changes:
+            observation = change.observation
+            if change.lost_because is not None:
+                self._record(observation, Outcome.CONFLICT, change.lost_because)
+            elif change.deferred:
+                contact = change.cxone_before.key if change.cxone_before else "a contact"
+                self._record(
+                    observation,
+                    Outcome.DEFERRED,
+                    f"the agent is in {contact} in CXone; {observation.value} is applied when the contact ends",
+                )
+            elif change.intent is not None and change.intent is final:
+                hop = final.side.other
+                verdict = verdicts[hop]
+                attached.add(hop)
+                reason = verdict.reason
+                if final.source_id != observation.source_id:
+                    reason = f"the contact ended; applying {final.value}, requested in Salesforce during it: {reason}"
+                self.audit.append(
+                    AuditRecord(
+                        at=self.now,
+                        agent_id=self.agent_id,
+                        direction=Direction.toward(hop),
+                        outcome=verdict.outcome,
+                        from_value=describe(final.value),
+                        to_value=None if verdict.target is None else describe(verdict.target),
+                        rule_row=verdict.row,
+                        reason=reason,
+                        observed_at=observation.at,
+                        command_id=None if verdict.command is None else verdict.command.command_id,
+                    )
+                )
+            elif change.intent is not None:
+                newer = "" if final is None else f" ({describe(final.value)} at {final.at.isoformat()})"
+                if final is not None and final.side is not change.intent.side:
+                    outcome, reason = Outcome.CONFLICT, f"a newer change in {final.side.label}{newer} wins"
+                else:
+                    outcome, reason = Outcome.NOOP, f"superseded by a newer change{newer}; only the latest is synced"
+                self._record(observation, outcome, reason)
+        for side, verdict in verdicts.items():
+            if side not in attached and verdict.outcome in _EVENTFUL and verdict.command is not None:
+                record = command_record(self.agent_id, self.now, verdict.command, verdict.outcome, verdict.reason)
+                self.audit.append(record)
+
+    def _record(self, observation: Observation, outcome: Outcome, reason: str) -> None:
+        self.audit.append(observation_record(observation, self.now, outcome, reason))
+
+    def _record_echo(self, observation: Observation, command: Command, late: bool) -> None:
+        latency = (observation.at - command.cause_at).total_seconds()
+        self.audit.append(
+            AuditRecord(
+                at=self.now,
+                agent_id=self.agent_id,
+                direction=Direction.toward(observation.side),
+                outcome=Outcome.ECHO,
+                from_value=None,
+                to_value=describe(observation.value),
+                rule_row=command.rule_row,
+                reason=("a late echo" if late else "the echo")
+                + f" of our write {command.command_id}; not synced back",
+                observed_at=observation.at,
+                command_id=command.command_id,
+                latency_ms=round(latency * 1000) if latency >= 0 else None,
+            )
+        )
+
+
+def observation_record(observation: Observation, now: datetime, outcome: Outcome, reason: str) -> AuditRecord:
+    return AuditRecord(
+        at=now,
+        agent_id=observation.agent_id,
+        direction=Direction.away_from(observation.side),
+        outcome=outcome,
+        from_value=describe(observation.value),
+        to_value=None,
+        rule_row=None,
+        reason=reason,
+        observed_at=observation.at,
+    )
+
+
+def command_record(agent_id: int, now: datetime, command: Command, outcome: Outcome, reason: str) -> AuditRecord:
+    return AuditRecord(
+        at=now,
+        agent_id=agent_id,
+        direction=Direction.toward(command.side),
+        outcome=outcome,
+        from_value=None,
+        to_value=describe(command.target),
+        rule_row=command.rule_row,
+        reason=reason,
+        command_id=command.command_id,
+    )
+
+
+def gave_up_reason(command: Command, last_error: str) -> str:
+    return (
+        f"gave up writing {describe(command.target)} to {command.side.label} after {command.attempts} attempts "
+        f"({last_error}); {_LIKELY_CAUSE[command.side]}"
+    )
