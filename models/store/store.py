@@ -465,6 +465,10 @@ class Store:
         with self._write() as conn:
             conn.execute(_lease_update(lease).values(expires_at=_RELEASED_AT))
 
+    def get_lease(self, name: str) -> SyncLease | None:
+        """The lease row ``name`` (its holder, token and expiry), or None if never taken."""
+        return next(iter(self._models(select(SyncLease).where(SyncLease.name == name))), None)
+
     # --- status and audit queries --------------------------------------------------------
 
     def write_counts(self) -> dict[WriteStatus, int]:
@@ -489,6 +493,25 @@ class Store:
         """The newest audit row of one direction (e.g. ``"cxone->salesforce"``), or None."""
         stmt = select(Audit).where(Audit.direction == direction)
         return next(iter(self._models(stmt.order_by(*_NEWEST_FIRST).limit(1))), None)
+
+    def echo_latencies(self, direction: str, since: datetime, limit: int = 1000) -> list[float]:
+        """Latencies (ms) of the newest echoes of one direction from ``since`` on: how long a
+        change took to show on the other side. At most ``limit``, newest first."""
+        _check_limit(limit)
+        table = _table(Audit)
+        stmt = (
+            select(table.c.latency_ms)
+            .where(
+                table.c.direction == direction,
+                table.c.at >= since,
+                table.c.outcome == "echo",
+                table.c.latency_ms.is_not(None),
+            )
+            .order_by(table.c.at.desc())
+            .limit(limit)
+        )
+        with self._read() as conn:
+            return [float(value) for value in conn.execute(stmt).scalars()]
 
     def audit_for(
         self, agent_id: int | None = None, since: datetime | None = None, limit: int = 100

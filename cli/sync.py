@@ -1,0 +1,217 @@
+"""`presence-sync sync | reconcile | status | audit`: the sync in the foreground, and what it did.
+
+    presence-sync sync presence-sync.yaml --seconds 60
+    presence-sync reconcile presence-sync.yaml
+    presence-sync status presence-sync.yaml
+    presence-sync audit presence-sync.yaml --agent agent7@example.com --since 2h
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from tasks.sync.runner import ReconcileReport
+    from tasks.sync.status import StatusReport
+    from tasks.sync.window import WindowProgress, WindowResult
+
+console = Console(highlight=False)
+
+ConfigArgument = Annotated[Path, typer.Argument(help="The contact center's config file (YAML).")]
+
+
+def _flow_outcome(state: Any) -> Any:
+    """The flow's result, or exit 1 with its message when the run failed."""
+    result = state.result(raise_on_failure=False)
+    if state.is_failed():
+        console.print(f"[bold red]error:[/] {state.message}")
+        raise typer.Exit(1)
+    return result
+
+
+def sync(
+    config: ConfigArgument,
+    seconds: Annotated[
+        float | None,
+        typer.Option("--seconds", min=1, help="How long to sync (default: the config's sync.window_minutes)."),
+    ] = None,
+) -> None:
+    """Run the sync loop in the foreground for one window (the same flow the sync deployment runs)."""
+    from models.config import load_config
+
+    settings = load_config(config).sync  # a config mistake is reported here, before any flow run starts
+    from flows.sync import sync as sync_flow
+    from tasks.sync.window import watch_ticks
+
+    length = seconds if seconds is not None else settings.window_minutes * 60
+    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), TextColumn("{task.fields[figures]}"))
+    with Progress(*columns, console=console, transient=True) as progress:
+        bar = progress.add_task("starting Prefect", total=length, figures="")
+
+        def show(at: WindowProgress) -> None:
+            stats = at.stats
+            figures = (
+                f"{stats.ticks} ticks · {sum(stats.changes_seen.values())} changes · {sum(stats.writes.values())} writes"
+                if at.holding
+                else "waiting for the sync lease (another run holds it)"
+            )
+            progress.update(bar, completed=at.elapsed, description="syncing", figures=figures)
+
+        with watch_ticks(show):
+            try:
+                state = asyncio.run(sync_flow(str(config), seconds=length, return_state=True))  # type: ignore[call-overload]
+            except KeyboardInterrupt:
+                console.print("stopped; the lease was handed back and what was decided is saved")
+                raise typer.Exit(130) from None
+    result: WindowResult = _flow_outcome(state)
+    print_window(result)
+
+
+def print_window(result: WindowResult) -> None:
+    from tasks.sync.summary import DIRECTION_LABELS, DIRECTIONS
+
+    table = Table("", *(DIRECTION_LABELS[d] for d in DIRECTIONS), title=f"Sync window ({result.seconds:g} s)")
+    for figure, first, second in result.stats.figures():
+        table.add_row(figure, first, second)
+    console.print(table)
+    for report in result.reconciles:
+        console.print(f"reconcile during the window: {report.headline}")
+    for anomaly in result.stats.anomalies:
+        console.print(f"[yellow]{anomaly.kind}:[/] {anomaly.message}")
+    console.print(("[green]✔[/] " if result.held_lease else "[yellow]![/] ") + result.headline)
+
+
+def reconcile(
+    config: ConfigArgument,
+    wait: Annotated[
+        float, typer.Option("--wait", min=1, help="Seconds to wait for a running sync window to do the pass.")
+    ] = 120.0,
+) -> None:
+    """Compare both systems in full with the rule and repair drift; list what was repaired."""
+    from models.config import load_config
+
+    load_config(config)
+    from flows.reconcile import reconcile as reconcile_flow
+
+    with console.status("reconciling both systems with the rule"):
+        state = asyncio.run(reconcile_flow(str(config), wait, return_state=True))  # type: ignore[call-overload]
+    print_reconcile(_flow_outcome(state))
+
+
+def print_reconcile(report: ReconcileReport) -> None:
+    if report.repairs:
+        table = Table("agent", "system", "was", "set to", "rule row", "result", title="Repairs")
+        for repair in report.repairs:
+            style = "green" if repair.result == "ok" else "red"
+            table.add_row(str(repair.agent_id), repair.system, repair.shown, repair.target, repair.rule_row or "",
+                          f"[{style}]{repair.result}[/]")
+        console.print(table)
+    console.print(f"{'[green]✔[/]' if not report.failed else '[yellow]![/]'} {report.headline} (by {report.held_by})")
+
+
+def status(config: ConfigArgument) -> None:
+    """Agents linked, who syncs now, lag per direction, pending and failed writes, the API budget."""
+    from models.config import load_config
+    from tasks.context import open_store
+    from tasks.sync.status import read_status
+
+    store = open_store(load_config(config))
+    try:
+        report = read_status(store)
+    finally:
+        store.close()
+    print_status(report)
+
+
+def print_status(report: StatusReport) -> None:
+    from tasks.sync.summary import DIRECTION_LABELS
+
+    running = (
+        f"[green]running[/] ({report.lease_holder}, lease until {report.lease_expires_at:%H:%M:%S} UTC)"
+        if report.running
+        else "[yellow]not running[/] (no run holds the sync lease)"
+    )
+    console.print(f"sync: {running}")
+    console.print(f"agents linked: {report.agents_linked}")
+    lags = Table("direction", "changes carried (15 min)", "lag p50", "lag p95", "last decision", title="Lag")
+    for lag in report.lags:
+        lags.add_row(
+            DIRECTION_LABELS[lag.direction], str(lag.samples), _seconds(lag.p50_seconds), _seconds(lag.p95_seconds),
+            "-" if lag.last_decision_at is None else f"{lag.last_decision_at:%Y-%m-%d %H:%M:%S} UTC",
+        )
+    console.print(lags)
+    counts = report.write_counts
+    console.print(
+        f"writes: {counts.get('pending', 0)} in flight, {counts.get('failed', 0)} failed, "
+        f"{counts.get('gave_up', 0)} given up"
+    )
+    if report.failures:
+        failed = Table("agent", "system", "target", "attempts", "status", "reason", title="Failed writes")
+        for write in report.failures:
+            failed.add_row(str(write.agent_id), write.side, write.target, str(write.attempts), write.status.value,
+                           write.last_error or "")
+        console.print(failed)
+    if report.budget is None:
+        console.print("Salesforce API budget: not read yet (no sync tick so far)")
+    else:
+        budget = report.budget
+        console.print(
+            f"Salesforce API budget: {budget.used:,} of {budget.limit:,} used (24 h); polling every "
+            f"{budget.poll_interval_seconds:g} s (read {budget.read_at})"
+        )
+    console.print("cursors: " + ", ".join(f"{name} {value or '-'}" for name, value in report.cursors.items()))
+
+
+def audit(
+    config: ConfigArgument,
+    agent: Annotated[
+        str | None, typer.Option("--agent", help="CXone agent id, or the agent's email/user name.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="How far back: 15m, 2h, 1d, or a date/time (UTC).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="At most this many decisions.")] = 50,
+) -> None:
+    """The sync's decisions (of one agent) over time, with the rule row and the reason for each."""
+    from models.config import load_config
+    from tasks.context import open_store
+    from tasks.sync.status import StatusError, parse_since, read_audit
+
+    try:
+        moment = None if since is None else parse_since(since)
+    except StatusError as error:
+        raise typer.BadParameter(str(error), param_hint="--since") from None
+    store = open_store(load_config(config))
+    try:
+        rows = read_audit(store, agent=agent, since=moment, limit=limit)
+    except StatusError as error:
+        raise typer.BadParameter(str(error), param_hint="--agent") from None
+    finally:
+        store.close()
+    if not rows:
+        console.print("no decisions recorded" + (f" for {agent}" if agent else "") + (f" since {since}" if since else ""))
+        return
+    table = Table("at (UTC)", "agent", "direction", "decision", "from → to", "rule row", "reason", title="Audit")
+    for row in rows:
+        change = f"{row.from_value or '·'} → {row.to_value or '·'}"
+        table.add_row(f"{row.at:%Y-%m-%d %H:%M:%S}", str(row.agent_id), row.direction, row.outcome, change,
+                      row.rule_row or "", row.reason)
+    console.print(table)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} s"
+
+
+def register(app: typer.Typer) -> None:
+    for command in (sync, reconcile, status, audit):
+        app.command()(command)
+
+

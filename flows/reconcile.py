@@ -1,0 +1,48 @@
+"""The `reconcile` flow: compare both systems in full with the rule and repair drift.
+
+Reads every agent's CXone state and every current Salesforce spell, lets the engine compare them with
+what the incremental polls saw and with the rule, and repairs through the sync's own apply path. The
+lease decides who does it: this run when no sync window runs, else the running window (asked through
+the store), so reconcile never writes beside another run. Artifacts: a table of the repairs and a
+one-line summary.
+
+    state = await reconcile("presence-sync.yaml", return_state=True)
+    report = await state.result()        # ReconcileReport: agents_checked, repairs, ...
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from prefect.states import Completed, Failed, State
+from prefect.utilities.annotations import quote
+
+from flows.sync import SYNC_USER_ERRORS, run_name
+from models.config import load_config
+from models.secrets import preload_prefect_secrets
+from tasks.context import open_context
+from tasks.sync.prefect_tasks import publish_reconcile, reconcile_pass
+from tasks.sync.window import RECONCILE_WAIT_SECONDS, ReconcileTimeout
+
+
+@flow(name="reconcile", description="Compare both systems with the presence rule and repair drift.")
+async def reconcile(config_path: str, wait_seconds: float = RECONCILE_WAIT_SECONDS) -> State[Any]:
+    """Reconcile both systems with the rule once.
+
+    Args:
+        config_path: The contact center's config file (YAML), as the worker sees it.
+        wait_seconds: How long to wait for a running sync window to do the pass before giving up.
+    """
+    try:
+        config = load_config(config_path)
+        preload_prefect_secrets(config)
+        holder = run_name("reconcile")
+        async with open_context(config) as ctx:
+            report = await reconcile_pass(quote(ctx), holder, holder, wait_seconds)
+    except (*SYNC_USER_ERRORS, ReconcileTimeout) as error:
+        return Failed(message=str(error), data=error)
+    await publish_reconcile(report)
+    # A repair refused for a reason of its own (an agent logged out, a code the team lacks) is in the
+    # report and the audit; the run itself did its job.
+    return Completed(message=report.headline, data=report)

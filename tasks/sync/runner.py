@@ -1,0 +1,554 @@
+"""The sync tick: poll both systems, decide, record, apply; plain async functions, no Prefect per change.
+
+One `SyncRunner` is one holder of the store's sync lease (a sync window, or a standalone reconcile).
+It loads what it needs once (links, rules, team codes, status ids, every agent's memory, cursors)
+and then each tick does a fixed number of store queries and API reads, however many agents:
+
+1. renew the lease; poll CXone deltas and Salesforce changes concurrently;
+2. `decide` on the observations plus the agents whose echo or retry is due;
+3. save memory, audit, in-flight writes and the cursors that cover the observations in ONE
+   transaction (fenced by the lease);
+4. apply the writes; fold their results into memory, saved by the next tick's transaction.
+
+Saving before applying is what makes a crash harmless: a restart finds every write it may have
+made in memory as in flight, so its echo is recognised and nothing is written twice; a write that
+never left is retried after the echo timeout. Cursors never run ahead of the decisions they cover.
+
+    runner = SyncRunner(ctx, holder="flow-run-123")
+    if await runner.acquire():
+        await runner.tick()
+        await runner.close()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from connectors import ConnectorError, MalformedResponse, RequestLimitExceeded, is_transient
+from engine import (
+    AgentLink,
+    AgentMemory,
+    AuditRecord,
+    ConflictPolicy,
+    MemoryFormatError,
+    Observation,
+    Outcome,
+    RuleBook,
+    Side,
+    SyncPolicy,
+    WakeQueue,
+    Write,
+    WriteOutcome,
+    WriteResult,
+    decide,
+    reconcile,
+    record_write_results,
+)
+from engine.audit import describe
+from models.config import SyncSettings
+from models.store import Lease, LeaseLostError, Store
+from tasks.context import Context
+from tasks.sync.apply import WriteTargets, apply_writes
+from tasks.sync.budget import PollBudget
+from tasks.sync.observations import RecordError, Spell, cxone_observation, no_spell_observation, spell_observations
+from tasks.sync.record import agent_row, audit_rows, inflight_changes
+from tasks.sync.rulebook import load_rulebook
+from tasks.sync.sources import (
+    CXONE_CURSOR,
+    SALESFORCE_CURSOR,
+    ChangeSource,
+    CxonePollSource,
+    Polled,
+    SalesforceChangeSource,
+    SalesforcePollSource,
+    read_current_spells,
+)
+from tasks.sync.summary import Anomaly, WindowStats
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+AnomalyHook = Callable[[Anomaly], Awaitable[None]]
+
+LEASE_NAME = "sync"
+MIN_LEASE_TTL_SECONDS = 15.0
+API_USAGE_CURSOR = "salesforce-api-usage"
+RECONCILE_REQUEST_CURSOR = "reconcile-request"
+RECONCILE_DONE_CURSOR = "reconcile-done"
+RECONCILE_REPORT_CURSOR = "reconcile-report"
+SEEN_SPELLS_KEPT = timedelta(hours=1)  # far beyond the poll overlap; older keys can't come back
+_NOTABLE = frozenset({Outcome.FAILED, Outcome.GAVE_UP, Outcome.FLAP})
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def sync_policy(settings: SyncSettings) -> SyncPolicy:
+    """The engine's policy from the config's `sync` section."""
+    return SyncPolicy(
+        conflict=ConflictPolicy(settings.conflict_policy.value),
+        flap_threshold=settings.flap_threshold,
+        flap_window_seconds=settings.flap_window_seconds,
+        echo_timeout_seconds=settings.echo_timeout_seconds,
+    )
+
+
+def lease_ttl_seconds(interval_seconds: float) -> float:
+    """Long enough to outlast a slow tick; short enough that a crashed holder is replaced quickly."""
+    return max(MIN_LEASE_TTL_SECONDS, 5 * interval_seconds)
+
+
+@dataclass(frozen=True)
+class SyncSetup:
+    """What a holder reads once: rules, links (with their team's codes) and Salesforce status ids."""
+
+    rulebook: RuleBook
+    links: dict[int, AgentLink]
+    agents_by_user: dict[str, int]
+    targets: WriteTargets
+
+
+async def load_setup(ctx: Context) -> SyncSetup:
+    """Links and rules from the store, team codes from CXone, status ids from Salesforce (one read each)."""
+    stored_links = await asyncio.to_thread(ctx.store.load_links)
+    rulebook = await asyncio.to_thread(load_rulebook, ctx.store)
+    team_ids = sorted({link.team_id for link in stored_links if link.team_id is not None})
+    team_codes, statuses = await asyncio.gather(
+        asyncio.gather(*(ctx.cxone.team_unavailable_codes(team_id) for team_id in team_ids)),
+        ctx.salesforce.query("SELECT Id, DeveloperName FROM ServicePresenceStatus"),
+    )
+    codes_of = {
+        team_id: frozenset(str(c["outStateName"]) for c in codes if c.get("isActive", True))
+        for team_id, codes in zip(team_ids, team_codes, strict=True)
+    }
+    links = {
+        link.cxone_agent_id: AgentLink(
+            link.cxone_agent_id,
+            link.sf_user_id,
+            link.team_id,
+            codes_of.get(link.team_id, frozenset()) if link.team_id is not None else frozenset(),
+        )
+        for link in stored_links
+    }
+    return SyncSetup(
+        rulebook=rulebook,
+        links=links,
+        agents_by_user={link.sf_user_id: agent_id for agent_id, link in links.items()},
+        targets=WriteTargets(
+            sf_user_of={agent_id: link.sf_user_id for agent_id, link in links.items()},
+            status_ids={str(s["DeveloperName"]): str(s["Id"]) for s in statuses},
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Repair:
+    """One write a reconcile pass made to heal drift, and how it went."""
+
+    agent_id: int
+    system: str  # the system written to: "CXone" | "Salesforce"
+    shown: str  # what that system showed
+    target: str
+    rule_row: str | None
+    result: str  # "ok", or why it failed
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "agent": self.agent_id, "system": self.system, "was": self.shown, "set to": self.target,
+            "rule row": self.rule_row or "", "result": self.result,
+        }
+
+
+@dataclass
+class ReconcileReport:
+    """What a reconcile pass compared and repaired."""
+
+    agents_checked: int = 0
+    drift_seen: int = 0  # states a full read showed that the polls had not
+    repairs: list[Repair] = field(default_factory=list)
+    held_by: str = ""  # the run that did the pass
+
+    @property
+    def failed(self) -> list[Repair]:
+        return [repair for repair in self.repairs if repair.result != "ok"]
+
+    @property
+    def headline(self) -> str:
+        failed = f", {len(self.failed)} failed" if self.failed else ""
+        return (
+            f"reconciled {self.agents_checked} agents: {self.drift_seen} missed changes seen, "
+            f"{len(self.repairs)} writes to repair drift{failed}"
+        )
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "agents_checked": self.agents_checked, "drift_seen": self.drift_seen, "held_by": self.held_by,
+            "repairs": [repair.__dict__ for repair in self.repairs],
+        })
+
+    @classmethod
+    def from_json(cls, text: str) -> ReconcileReport:
+        data = json.loads(text)
+        return cls(data["agents_checked"], data["drift_seen"], [Repair(**r) for r in data["repairs"]], data["held_by"])
+
+
+@dataclass
+class _Pending:
+    """What the next commit saves: agents whose memory changed, audit records, cursors, spell keys."""
+
+    agents: set[int] = field(default_factory=set)
+    audit: list[AuditRecord] = field(default_factory=list)
+    cursors: dict[str, str] = field(default_factory=dict)
+    seen_keys: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.agents or self.audit or self.cursors or self.seen_keys)
+
+
+class SyncRunner:
+    """One lease holder's sync state and its ticks (see the module docstring)."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        *,
+        holder: str,
+        run_id: str | None = None,
+        lease_name: str = LEASE_NAME,
+        clock: Clock = utc_now,
+        salesforce_source: SalesforceChangeSource | None = None,
+        on_anomaly: AnomalyHook | None = None,
+        interval_seconds: float | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.store: Store = ctx.store
+        self.settings = ctx.config.sync
+        self.interval_seconds = interval_seconds or self.settings.interval_seconds
+        self.policy = sync_policy(self.settings)
+        self.holder = holder
+        self.run_id = run_id or holder
+        self.lease_name = lease_name
+        self.clock = clock
+        self.on_anomaly = on_anomaly
+        self.lease_ttl = lease_ttl_seconds(self.interval_seconds)
+        self.stats = WindowStats()
+        self.lease: Lease | None = None
+        self.setup: SyncSetup | None = None
+        self.memory: dict[int, AgentMemory] = {}
+        self._saved: dict[int, AgentMemory] = {}
+        self._wake = WakeQueue()
+        self._pending = _Pending()
+        self._cxone_source: CxonePollSource | None = None
+        self._salesforce_source = salesforce_source
+        self._reconciled_request: str | None = None
+        self._anomaly_kinds: set[str] = set()
+        self._notable: list[AuditRecord] = []
+
+    # -- lease ---------------------------------------------------------------------------------
+
+    @property
+    def held(self) -> bool:
+        return self.lease is not None
+
+    async def acquire(self) -> bool:
+        """Take the lease if it is free (or expired) and load the state to sync from; False while held elsewhere."""
+        lease = await asyncio.to_thread(
+            self.store.acquire_lease, self.lease_name, self.holder, self.lease_ttl, self.clock()
+        )
+        if lease is None:
+            return False
+        self.lease = lease
+        try:
+            await self._load()
+        except BaseException:
+            await self.release()
+            raise
+        return True
+
+    async def release(self) -> None:
+        if self.lease is not None:
+            lease, self.lease = self.lease, None
+            await asyncio.to_thread(self.store.release_lease, lease)
+
+    async def close(self) -> None:
+        """Save what the last writes came to, then hand the lease over at once."""
+        try:
+            if self.lease is not None and self._pending:
+                await self._commit()
+        finally:
+            await self.release()
+
+    # -- the tick ------------------------------------------------------------------------------
+
+    async def tick(self) -> None:
+        """One poll-decide-record-apply round. Raises `LeaseLostError` when another run took over."""
+        setup = self._require_setup()
+        now = self.clock()
+        await self._renew(now)
+        self.stats.ticks += 1
+        batches = await self._poll(setup, now)
+        observations = [o for _, polled in batches for o in polled.observations]
+        self.stats.observed(observations)
+        due = self._wake.pop_due(now)
+        decision = decide(setup.rulebook, setup.links, self.memory, observations, now, self.policy, due_agents=due)
+        self._take(decision.memory, decision.audit)
+        self._wake.update({agent_id: self.memory[agent_id] for agent_id in due if agent_id in self.memory})
+        for _, polled in batches:
+            self._pending.cursors.update(polled.cursors)
+            self._pending.seen_keys.extend(polled.seen_keys)
+        await self._commit()
+        for source, polled in batches:
+            source.committed(polled)
+        await self._apply(decision.writes)
+        await self._report_notable()
+
+    async def _poll(self, setup: SyncSetup, now: datetime) -> list[tuple[ChangeSource, Polled]]:
+        """Both systems at once; a side whose read failed transiently is simply read again next tick."""
+        cxone, salesforce = self._cxone_source, self._salesforce_source
+        assert cxone is not None and salesforce is not None
+        reads: list[tuple[str, ChangeSource, Awaitable[Polled]]] = [("CXone", cxone, cxone.fetch(now))]
+        if salesforce.ready(now):
+            reads.append(("Salesforce", salesforce, salesforce.fetch(setup.agents_by_user, now)))
+        answers = await asyncio.gather(*(fetch for _, _, fetch in reads), return_exceptions=True)
+        batches: list[tuple[ChangeSource, Polled]] = []
+        for (system, source, _), answer in zip(reads, answers, strict=True):
+            if isinstance(answer, ConnectorError) and _passing(answer):
+                self.stats.reads_failed += 1
+                await self._anomaly("poll-failed", f"reading {system} failed and is retried next tick: {answer}")
+                continue
+            if isinstance(answer, BaseException):
+                raise answer
+            self.stats.api_reads[system] += answer.api_reads
+            for problem in answer.problems:
+                await self._anomaly("record-skipped", f"{system}: {problem}")
+            batches.append((source, answer))
+        if any(source is salesforce for source, _ in batches):
+            await self._note_budget()
+        return batches
+
+    async def _apply(self, writes: list[Write]) -> list[WriteResult]:
+        """Apply the writes and fold their results into memory (saved by the next commit)."""
+        if not writes:
+            return []
+        setup = self._require_setup()
+        results = await apply_writes(
+            writes, self.ctx.salesforce, self.ctx.cxone, setup.targets, concurrency=self.settings.max_concurrency
+        )
+        self.stats.applied(writes, results)
+        changed, audit = record_write_results(self.memory, results, self.clock(), self.policy)
+        self._take(changed, audit)
+        return results
+
+    # -- reconcile -----------------------------------------------------------------------------
+
+    async def reconcile(self, request: str | None = None) -> ReconcileReport:
+        """Compare a full read of both systems with the rule and repair drift through the same apply path.
+
+        With `request` (a reconcile run asked the lease holder for this pass), the report is saved for it.
+        """
+        setup = self._require_setup()
+        now = self.clock()
+        await self._renew(now)
+        states, spells = await asyncio.gather(self.ctx.cxone.agent_states(), read_current_spells(self.ctx.salesforce))
+        self.stats.api_reads["CXone"] += 1
+        self.stats.api_reads["Salesforce"] += 1
+        snapshot = self._snapshot(setup, states.states, spells)
+        decision = reconcile(setup.rulebook, setup.links, self.memory, snapshot, now, self.policy)
+        report = ReconcileReport(
+            agents_checked=len({o.agent_id for o in snapshot}),
+            drift_seen=sum(1 for r in decision.audit if r.observed_at is not None),
+            held_by=self.holder,
+        )
+        self._take(decision.memory, decision.audit)
+        self._pending.seen_keys.extend(spell.id for spell in spells if spell.user_id in setup.agents_by_user)
+        await self._commit()
+        shown = {w.command_id: _shown(self.memory.get(w.agent_id), w.side) for w in decision.writes}
+        results = await self._apply(decision.writes)
+        by_command = {result.command_id: result for result in results}
+        for write in decision.writes:
+            result = by_command[write.command_id]
+            report.repairs.append(Repair(
+                agent_id=write.agent_id,
+                system=write.side.label,
+                shown=shown[write.command_id],
+                target=describe(write.target),
+                rule_row=write.rule_row,
+                result="ok" if result.outcome is WriteOutcome.OK else f"{result.outcome.value}: {result.reason}",
+            ))
+        if request is not None:
+            self._reconciled_request = request
+            self._pending.cursors[RECONCILE_DONE_CURSOR] = request
+            self._pending.cursors[RECONCILE_REPORT_CURSOR] = report.to_json()
+        await self._commit()
+        await self._report_notable()
+        return report
+
+    async def reconcile_if_requested(self) -> ReconcileReport | None:
+        """Run the pass a reconcile run asked for while this run held the lease (one cheap read per call)."""
+        request = await asyncio.to_thread(self.store.get_cursor, RECONCILE_REQUEST_CURSOR)
+        if request is None or request == self._reconciled_request:
+            return None
+        return await self.reconcile(request)
+
+    def _snapshot(self, setup: SyncSetup, states: list[dict[str, Any]], spells: list[Spell]) -> list[Observation]:
+        """One observation per linked agent and side, built as the polls build theirs."""
+        snapshot: list[Observation] = []
+        for record in states:
+            try:
+                observation = cxone_observation(record)
+            except RecordError:
+                continue
+            if observation.agent_id in setup.links:
+                snapshot.append(observation)
+        with_spell = {spell.user_id for spell in spells}
+        snapshot += [o for _, o in spell_observations(spells, setup.agents_by_user)]
+        snapshot += [
+            no_spell_observation(agent_id, link.sf_user_id)
+            for agent_id, link in setup.links.items()
+            if link.sf_user_id not in with_spell
+        ]
+        return snapshot
+
+    # -- state -----------------------------------------------------------------------------------
+
+    async def _load(self) -> None:
+        """Everything a holder starts from, read once, after the lease is ours."""
+        self.setup = await load_setup(self.ctx)
+        store = self.store
+        raw_memory = await asyncio.to_thread(store.load_agent_memory)
+        for agent_id, data in raw_memory.items():
+            try:
+                self.memory[agent_id] = AgentMemory.from_json(data)
+            except MemoryFormatError as error:
+                await self._anomaly("memory-unreadable", f"agent {agent_id}: {error}; starting it afresh")
+        self._saved = dict(self.memory)
+        self._wake = WakeQueue(self.memory)
+        await asyncio.to_thread(store.prune_seen_spells, self.clock() - SEEN_SPELLS_KEPT)
+        cx_cursor, sf_cursor, seen, done = await asyncio.gather(
+            asyncio.to_thread(store.get_cursor, CXONE_CURSOR),
+            asyncio.to_thread(store.get_cursor, SALESFORCE_CURSOR),
+            asyncio.to_thread(store.seen_spells),
+            asyncio.to_thread(store.get_cursor, RECONCILE_DONE_CURSOR),
+        )
+        self._reconciled_request = done
+        self._cxone_source = CxonePollSource(self.ctx.cxone, cx_cursor)
+        if self._salesforce_source is None:
+            budget = PollBudget(self.interval_seconds, self.settings.budget_reserve_fraction)
+            self._salesforce_source = SalesforcePollSource(self.ctx.salesforce, sf_cursor, seen, budget)
+
+    def _take(self, changed: Mapping[int, AgentMemory], audit: Iterable[AuditRecord]) -> None:
+        """Fold changed memory and new audit records in; both are saved by the next commit."""
+        self.memory.update(changed)
+        self._wake.update(changed)
+        self._pending.agents.update(changed)
+        records = list(audit)
+        self._pending.audit.extend(records)
+        self.stats.decided(records)
+        self._notable += [r for r in records if r.outcome in _NOTABLE]
+
+    async def _report_notable(self) -> None:
+        """Writes that failed or were given up, and flapping agents, as anomalies."""
+        notable, self._notable = self._notable, []
+        for record in notable:
+            await self._anomaly(record.outcome.value.replace("_", "-"), f"agent {record.agent_id}: {record.reason}")
+
+    async def _commit(self) -> None:
+        """Save the pending outcome in one transaction, fenced by the lease."""
+        pending, self._pending = self._pending, _Pending()
+        rows, upserts, deletes = [], [], []
+        for agent_id in sorted(pending.agents):
+            memory = self.memory[agent_id]
+            rows.append(agent_row(agent_id, memory))
+            added, settled = inflight_changes(agent_id, self._saved.get(agent_id), memory)
+            upserts += added
+            deletes += settled
+        try:
+            await asyncio.to_thread(
+                self.store.commit_tick,
+                agents=rows,
+                audit=audit_rows(pending.audit, self.run_id),
+                inflight_upserts=upserts,
+                inflight_deletes=deletes,
+                cursors=pending.cursors,
+                seen_spells=pending.seen_keys,
+                lease=self.lease,
+            )
+        except LeaseLostError:
+            self.lease = None
+            raise
+        self._saved.update({agent_id: self.memory[agent_id] for agent_id in pending.agents})
+
+    async def _renew(self, now: datetime) -> None:
+        if self.lease is None:
+            raise LeaseLostError(f"this run ({self.holder}) does not hold the sync lease {self.lease_name!r}")
+        renewed = await asyncio.to_thread(self.store.renew_lease, self.lease, self.lease_ttl, now)
+        if not renewed:
+            self.lease = None
+            raise LeaseLostError(
+                f"the sync lease {self.lease_name!r} was taken over by another run while this one "
+                f"({self.holder}) held it; this run stops and the other carries on from the saved cursors"
+            )
+
+    async def _note_budget(self) -> None:
+        source = self._salesforce_source
+        budget = getattr(source, "budget", None)
+        if not isinstance(budget, PollBudget) or budget.usage is None:
+            return
+        self._pending.cursors[API_USAGE_CURSOR] = json.dumps({
+            "used": budget.usage.used, "limit": budget.usage.limit,
+            "poll_interval_seconds": round(budget.interval(), 3), "at": self.clock().isoformat(),
+        })
+        if budget.stretched:
+            await self._anomaly("budget-stretched", budget.describe())
+
+    async def _anomaly(self, kind: str, message: str) -> None:
+        """Count it; tell the hook about the first of each kind in this run (artifacts, not a flood)."""
+        logger.warning("presence-sync %s: %s", kind, message)
+        anomaly = Anomaly(kind, message)
+        if kind not in self._anomaly_kinds:
+            self.stats.anomalies.append(anomaly)
+            self._anomaly_kinds.add(kind)
+            if self.on_anomaly is not None:
+                await self.on_anomaly(anomaly)
+
+    def _require_setup(self) -> SyncSetup:
+        if self.setup is None or self.lease is None:
+            raise LeaseLostError(
+                f"this run ({self.holder}) does not hold the sync lease {self.lease_name!r}; call acquire() first"
+            )
+        return self.setup
+
+
+def _shown(memory: AgentMemory | None, side: Side) -> str:
+    """What `side` showed for an agent, as far as its memory knows."""
+    if memory is None:
+        return "unknown"
+    return describe(memory.cxone if side is Side.CXONE else memory.salesforce)
+
+
+def _passing(error: ConnectorError) -> bool:
+    """A read failure that the next tick may not see again (the read is simply repeated then)."""
+    return is_transient(error) or isinstance(error, MalformedResponse | RequestLimitExceeded)
+
+
+__all__ = [
+    "API_USAGE_CURSOR",
+    "LEASE_NAME",
+    "RECONCILE_DONE_CURSOR",
+    "RECONCILE_REPORT_CURSOR",
+    "RECONCILE_REQUEST_CURSOR",
+    "ReconcileReport",
+    "Repair",
+    "SyncRunner",
+    "SyncSetup",
+    "load_setup",
+    "lease_ttl_seconds",
+    "sync_policy",
+]

@@ -1,0 +1,148 @@
+"""What `presence-sync status` and `presence-sync audit` show, read from the state store alone.
+
+    report = read_status(store)                   # links, lease holder, lag, writes, API budget
+    rows = read_audit(store, agent="agent7@example.com", since=parse_since("2h"))
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from engine import Direction
+from models.store import AgentLink, Audit, InflightWrite, Store, WriteStatus
+from tasks.sync.runner import API_USAGE_CURSOR, LEASE_NAME
+from tasks.sync.sources import CXONE_CURSOR, SALESFORCE_CURSOR
+from tasks.sync.summary import DIRECTIONS, percentile
+
+LAG_WINDOW = timedelta(minutes=15)
+SHOWN_FAILURES = 10
+_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class StatusError(ValueError):
+    """A status or audit request that can't be answered as asked (the message says how to ask)."""
+
+
+@dataclass(frozen=True)
+class Lag:
+    """How long changes took to show on the other side, from the echoes of the last `LAG_WINDOW`."""
+
+    direction: Direction
+    samples: int
+    p50_seconds: float | None
+    p95_seconds: float | None
+    last_decision_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ApiBudget:
+    used: int
+    limit: int
+    poll_interval_seconds: float
+    read_at: str
+
+
+@dataclass
+class StatusReport:
+    agents_linked: int
+    lease_holder: str | None  # None: no sync run holds the lease now
+    lease_expires_at: datetime | None
+    cursors: dict[str, str | None]
+    lags: list[Lag]
+    write_counts: dict[WriteStatus, int]
+    failures: list[InflightWrite] = field(default_factory=list)
+    budget: ApiBudget | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.lease_holder is not None
+
+
+def read_status(store: Store, now: datetime | None = None) -> StatusReport:
+    """The sync's state as the store knows it (a few queries, however many agents)."""
+    now = now or datetime.now(UTC)
+    lease = store.get_lease(LEASE_NAME)
+    held = lease is not None and lease.expires_at > now
+    lags = []
+    for direction in DIRECTIONS:
+        samples = sorted(ms / 1000 for ms in store.echo_latencies(direction.value, now - LAG_WINDOW))
+        last = store.last_audit(direction.value)
+        lags.append(Lag(direction, len(samples), percentile(samples, 50), percentile(samples, 95),
+                        None if last is None else last.at))
+    failures = [
+        *store.list_inflight(WriteStatus.FAILED, limit=SHOWN_FAILURES),
+        *store.list_inflight(WriteStatus.GAVE_UP, limit=SHOWN_FAILURES),
+    ]
+    usage = store.get_cursor(API_USAGE_CURSOR)
+    budget = None
+    if usage is not None:
+        data = json.loads(usage)
+        budget = ApiBudget(int(data["used"]), int(data["limit"]), float(data["poll_interval_seconds"]), str(data["at"]))
+    return StatusReport(
+        agents_linked=store.count_links(),
+        lease_holder=lease.holder if held and lease is not None else None,
+        lease_expires_at=lease.expires_at if held and lease is not None else None,
+        cursors={name: store.get_cursor(name) for name in (CXONE_CURSOR, SALESFORCE_CURSOR)},
+        lags=lags,
+        write_counts=store.write_counts(),
+        failures=failures[:SHOWN_FAILURES],
+        budget=budget,
+    )
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """`15m`, `2h`, `1d`, `30s` ago, or an ISO date/time (UTC unless it says otherwise).
+
+    >>> parse_since("2026-01-05T09:00:00Z").isoformat()
+    '2026-01-05T09:00:00+00:00'
+    """
+    now = now or datetime.now(UTC)
+    relative = _RELATIVE.match(text)
+    if relative:
+        return now - timedelta(seconds=float(relative[1]) * _UNIT_SECONDS[relative[2].lower()])
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise StatusError(
+            f"--since {text!r} is neither a duration nor a date: write e.g. 15m, 2h, 1d, or 2026-01-05T09:00"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def find_agent(links: Sequence[AgentLink], reference: str) -> AgentLink | None:
+    """The linked agent a CXone agent id, email or user name (CXone or Salesforce) names."""
+    wanted = reference.strip()
+    if wanted.isdigit():
+        return next((link for link in links if link.cxone_agent_id == int(wanted)), None)
+    folded = wanted.casefold()
+    return next(
+        (
+            link
+            for link in links
+            if any(name and name.casefold() == folded for name in (link.cxone_email, link.cxone_username, link.sf_username))
+        ),
+        None,
+    )
+
+
+def read_audit(store: Store, agent: str | None = None, since: datetime | None = None, limit: int = 50) -> list[Audit]:
+    """The latest `limit` decisions (of one agent, from `since` on), oldest first: a story to read down."""
+    agent_id = None
+    if agent is not None:
+        if agent.strip().isdigit():
+            agent_id = int(agent)
+        else:
+            link = find_agent(store.load_links(), agent)
+            if link is None:
+                raise StatusError(
+                    f"no linked agent is called {agent!r}: give the CXone agent id, or the email/user name as "
+                    "linked (run `presence-sync refresh-users CONFIG` if the agent is new)"
+                )
+            agent_id = link.cxone_agent_id
+    return list(reversed(store.audit_for(agent_id, since=since, limit=limit)))
+

@@ -1,0 +1,124 @@
+"""What one sync window did, counted as it runs: the figures of its summary artifact and CLI line.
+
+    stats = WindowStats()
+    stats.observed(observations); stats.decided(audit); stats.applied(writes, results)
+    stats.table_rows()      # [{"figure": "writes", "CXone → Salesforce": "12", ...}, ...]
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from engine import AuditRecord, Direction, Observation, Outcome, Side, Write, WriteOutcome, WriteResult
+
+DIRECTIONS = (Direction.CXONE_TO_SALESFORCE, Direction.SALESFORCE_TO_CXONE)
+DIRECTION_LABELS = {
+    Direction.CXONE_TO_SALESFORCE: "CXone → Salesforce",
+    Direction.SALESFORCE_TO_CXONE: "Salesforce → CXone",
+}
+_LAG_SAMPLES_KEPT = 10_000  # per direction; the oldest are dropped beyond this
+
+
+def percentile(ordered: Sequence[float], percent: float) -> float | None:
+    """Nearest-rank percentile of sorted samples (None without samples)."""
+    if not ordered:
+        return None
+    rank = max(1, math.ceil(percent / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass
+class Anomaly:
+    """Something an operator should look at: a poll that failed, a write given up, a flapping agent..."""
+
+    kind: str  # lowercase-dashed, used in the artifact key
+    message: str
+
+
+@dataclass
+class WindowStats:
+    """Counters of one window (or one reconcile pass)."""
+
+    ticks: int = 0
+    reads_failed: int = 0  # reads of one system that failed (and were repeated on a later tick)
+    changes_seen: Counter[Side] = field(default_factory=Counter)
+    outcomes: dict[Direction, Counter[Outcome]] = field(default_factory=lambda: {d: Counter() for d in DIRECTIONS})
+    writes: Counter[Direction] = field(default_factory=Counter)
+    write_results: dict[Direction, Counter[WriteOutcome]] = field(
+        default_factory=lambda: {d: Counter() for d in DIRECTIONS}
+    )
+    lags_ms: dict[Direction, list[float]] = field(default_factory=lambda: {d: [] for d in DIRECTIONS})
+    api_reads: Counter[str] = field(default_factory=Counter)
+    anomalies: list[Anomaly] = field(default_factory=list)
+
+    def observed(self, observations: Iterable[Observation]) -> None:
+        self.changes_seen.update(o.side for o in observations)
+
+    def decided(self, audit: Iterable[AuditRecord]) -> None:
+        for record in audit:
+            self.outcomes[record.direction][record.outcome] += 1
+            if record.outcome is Outcome.ECHO and record.latency_ms is not None:
+                lags = self.lags_ms[record.direction]
+                lags.append(float(record.latency_ms))
+                if len(lags) > _LAG_SAMPLES_KEPT:
+                    del lags[: len(lags) - _LAG_SAMPLES_KEPT]
+
+    def applied(self, writes: Sequence[Write], results: Sequence[WriteResult]) -> None:
+        direction_of = {w.command_id: Direction.toward(w.side) for w in writes}
+        self.writes.update(direction_of.values())
+        for result in results:
+            self.write_results[direction_of[result.command_id]][result.outcome] += 1
+
+    def count(self, direction: Direction, *outcomes: Outcome) -> int:
+        return sum(self.outcomes[direction][o] for o in outcomes)
+
+    def lag(self, direction: Direction, percent: float) -> float | None:
+        """Propagation lag in seconds (human change -> the other side shows it), from our echoes."""
+        value = percentile(sorted(self.lags_ms[direction]), percent)
+        return None if value is None else value / 1000
+
+    def figures(self) -> list[tuple[str, str, str]]:
+        """(figure, CXone → Salesforce, Salesforce → CXone); changes are counted by the side they start on."""
+        rows: list[tuple[str, str, str]] = [
+            ("changes seen", str(self.changes_seen[Side.CXONE]), str(self.changes_seen[Side.SALESFORCE])),
+            ("writes (incl. retries)", *(str(self.writes[d]) for d in DIRECTIONS)),
+        ]
+        for label, outcomes in (
+            ("echoes suppressed", (Outcome.ECHO,)),
+            ("conflicts", (Outcome.CONFLICT,)),
+            ("unmapped", (Outcome.UNMAPPED,)),
+            ("deferred during a contact", (Outcome.DEFERRED,)),
+            ("failed / gave up", (Outcome.FAILED, Outcome.GAVE_UP)),
+            ("retries scheduled", (Outcome.RETRYING,)),
+        ):
+            rows.append((label, *(str(self.count(d, *outcomes)) for d in DIRECTIONS)))
+        rows.append(("lag p50 / p95", *(self._lag_text(d) for d in DIRECTIONS)))
+        return rows
+
+    def table_rows(self) -> list[dict[str, str]]:
+        """The figures as rows for a Prefect table artifact."""
+        labels = [DIRECTION_LABELS[d] for d in DIRECTIONS]
+        return [{"figure": figure, labels[0]: a, labels[1]: b} for figure, a, b in self.figures()]
+
+    def markdown(self, title: str, notes: Sequence[str] = ()) -> str:
+        lines = [
+            f"# {title}",
+            "",
+            f"{self.ticks} ticks ({self.reads_failed} reads failed and were repeated); API reads: "
+            + (", ".join(f"{system} {count}" for system, count in sorted(self.api_reads.items())) or "none"),
+            "",
+            f"| | {DIRECTION_LABELS[DIRECTIONS[0]]} | {DIRECTION_LABELS[DIRECTIONS[1]]} |",
+            "|---|---|---|",
+            *(f"| {figure} | {a} | {b} |" for figure, a, b in self.figures()),
+        ]
+        lines += ["", *notes] if notes else []
+        if self.anomalies:
+            lines += ["", "## Anomalies", "", *(f"- **{a.kind}**: {a.message}" for a in self.anomalies)]
+        return "\n".join(lines)
+
+    def _lag_text(self, direction: Direction) -> str:
+        p50, p95 = self.lag(direction, 50), self.lag(direction, 95)
+        return "-" if p50 is None or p95 is None else f"{p50:.2f} s / {p95:.2f} s"

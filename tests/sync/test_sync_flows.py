@@ -1,0 +1,93 @@
+"""The `sync` and `reconcile` flows under Prefect, the `sync` command, and a loopback smoke test."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from typer.testing import CliRunner
+
+from cli.main import app
+from emulators.stack import EmulatorStack
+from flows.reconcile import reconcile
+from flows.sync import sync
+from models.config import load_config
+from tasks.context import open_context
+from tasks.onboarding import run_steps
+from tasks.sync.runner import ReconcileReport
+from tasks.sync.window import WindowResult, run_window
+from tests.sync.support import AGENTS, World, onboarded_world
+
+
+async def artifact_keys(*keys: str) -> set[str]:
+    async with get_client() as client:
+        found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=list(keys))))
+    return {artifact.key for artifact in found if artifact.key}
+
+
+@pytest.mark.prefect
+async def test_the_sync_flow_runs_a_short_window_and_publishes_its_summary(prefect_harness: None, tmp_path: Path) -> None:
+    world = await onboarded_world(tmp_path)
+    with world.stack.routed():
+        state = await sync(str(world.config_path), seconds=2, interval_seconds=0.25, return_state=True)
+        assert state.is_completed(), state.message
+        result = await state.result()
+        assert isinstance(result, WindowResult) and result.held_lease
+        assert result.stats.ticks >= 2
+        assert world.writes() == Counter(salesforce=AGENTS)
+        assert all(world.sf(i) == "Available_for_Chats" for i in range(1, AGENTS + 1))
+        assert "ticks" in (state.message or "")
+
+        world.pick_cx(1, "Unavailable", "Break")
+        reconciled = await reconcile(str(world.config_path), return_state=True)
+        assert reconciled.is_completed(), reconciled.message
+        report = await reconciled.result()
+        assert isinstance(report, ReconcileReport)
+        assert [(r.target, r.result) for r in report.repairs] == [("On_Break", "ok")]
+    assert await artifact_keys("sync-window", "sync-window-summary", "reconcile") == {
+        "sync-window", "sync-window-summary", "reconcile"
+    }
+
+
+@pytest.mark.prefect
+async def test_the_sync_flow_fails_plainly_on_a_config_mistake(prefect_harness: None, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("salesforce: {}\n", encoding="utf-8")
+    state = await sync(str(broken), seconds=1, return_state=True)
+    assert state.is_failed()
+    assert "problem" in (state.message or "") and "Traceback" not in (state.message or "")
+
+
+@pytest.mark.prefect
+def test_the_sync_command_runs_the_flow_in_the_foreground(
+    prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cli.sync
+
+    monkeypatch.setattr(cli.sync.console, "width", 200)
+    world: World = asyncio.run(onboarded_world(tmp_path))
+    with world.stack.routed():
+        result = CliRunner().invoke(app, ["sync", str(world.config_path), "--seconds", "1.5"])
+    assert result.exit_code == 0, result.output
+    assert "writes (incl. retries)" in result.output and "CXone → Salesforce" in result.output
+    assert world.writes() == Counter(salesforce=AGENTS)
+
+
+async def test_a_window_over_real_loopback_http_carries_changes_both_ways(tmp_path: Path) -> None:
+    with EmulatorStack.serve(agents=AGENTS) as stack:
+        config = load_config(await stack.write_config(tmp_path / "presence-sync.yaml"))
+        async with open_context(config) as ctx:
+            assert (await run_steps(ctx)).succeeded
+            first = await run_window(ctx, seconds=1.5, holder="loopback-1", interval_seconds=0.2)
+            user = stack.salesforce.user_by_username("agent2@example.com")
+            stack.salesforce.set_presence(user.id, "Lunch")
+            stack.cxone.tenant.set_state(1_000_001, "Unavailable", "Break")
+            second = await run_window(ctx, seconds=2.5, holder="loopback-2", interval_seconds=0.2)
+        assert first.held_lease and second.held_lease
+        assert stack.salesforce.current_presence(stack.salesforce.user_by_username("agent1@example.com").id) == "On_Break"
+        assert stack.cxone.tenant.state(1_000_002)["outStateDescription"] == "Lunch"
+        assert stack.salesforce.applier.published == AGENTS + 1  # the first sight of everyone, then agent 1

@@ -1,0 +1,76 @@
+"""The sync lease: one run syncs at a time, windows hand over without a gap, a taken-over run stops."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+import pytest
+
+from models.store import LeaseLostError
+from tasks.context import Context
+from tasks.sync.runner import SyncRunner
+from tasks.sync.window import run_window
+from tests.sync.support import AGENTS, World
+
+
+async def test_only_one_run_holds_the_lease_and_the_next_carries_on_where_it_stopped(
+    world: World, ctx: Context
+) -> None:
+    first = await world.runner(ctx, holder="first")
+    second = SyncRunner(ctx, holder="second", clock=world.clock)
+    assert not await second.acquire()
+    await world.settle(first)
+    assert not await second.acquire()
+    await first.close()  # hands the lease back at once
+
+    assert await second.acquire()
+    assert second.memory == first.memory  # the saved state, as the first run left it
+    world.pick_cx(1, "Unavailable", "Break")
+    await world.settle(second)
+    assert world.writes() == Counter(salesforce=AGENTS + 1)  # the first window's writes, and one new
+    assert world.sf(1) == "On_Break"
+
+
+async def test_a_run_whose_lease_was_taken_over_stops_without_saving(world: World, ctx: Context) -> None:
+    first = await world.runner(ctx, holder="first")
+    await world.settle(first)
+    world.clock.advance(first.lease_ttl + 1)  # the first run stalled past its lease
+    second = await world.runner(ctx, holder="second")
+    world.pick_cx(1, "Unavailable", "Lunch")
+    audit_rows = len(ctx.store.audit_for(limit=10_000))
+
+    with pytest.raises(LeaseLostError, match="taken over"):
+        await first.tick()
+    assert len(ctx.store.audit_for(limit=10_000)) == audit_rows  # the stale run saved nothing
+    assert world.sf(1) == "Available_for_Chats"  # ... and wrote nothing
+    await world.settle(second)
+    assert world.sf(1) == "Lunch"
+
+
+async def test_consecutive_windows_hand_over_and_never_tick_at_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticks: list[str] = []
+    tick = SyncRunner.tick
+
+    async def recorded(self: SyncRunner) -> None:
+        ticks.append(self.holder)
+        await tick(self)
+
+    monkeypatch.setattr(SyncRunner, "tick", recorded)
+    async with world.context() as ctx_a, world.context() as ctx_b:
+        earlier = asyncio.create_task(
+            run_window(ctx_a, seconds=0.6, holder="window-1", interval_seconds=0.1, clock=world.clock)
+        )
+        while not ticks:  # the next window is scheduled while this one runs
+            await asyncio.sleep(0.01)
+        second = await run_window(ctx_b, seconds=1.2, holder="window-2", interval_seconds=0.1, clock=world.clock)
+        first = await earlier
+
+    assert first.held_lease and second.held_lease
+    assert set(ticks) == {"window-1", "window-2"}
+    handover = ticks.index("window-2")
+    assert set(ticks[:handover]) == {"window-1"} and set(ticks[handover:]) == {"window-2"}  # never interleaved
+    assert world.writes() == Counter(salesforce=AGENTS)  # the second window wrote nothing twice
+    assert all(world.sf(i) == "Available_for_Chats" for i in range(1, AGENTS + 1))
+

@@ -1,0 +1,161 @@
+"""The sync's pure parts: the stored rule as the engine's rule book, API records as observations, the budget."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from connectors import ApiUsage
+from engine import PREVIOUS_STATE, AgentLink, CxoneTarget, Side
+from models.config import AcdState
+from models.store import AgentLink as StoredLink
+from models.store import LinkedBy, PresenceRule, Store
+from tasks.sync.budget import MAX_INTERVAL_SECONDS, PollBudget
+from tasks.sync.observations import Spell, cxone_observation, spell_observations
+from tasks.sync.rulebook import StoredRuleError, load_rulebook, publisher_key, subscriber_target
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+def at(seconds: float) -> datetime:
+    return T0.replace(second=int(seconds), microsecond=int(seconds % 1 * 1_000_000))
+
+
+# -- the rule book ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [("Available", "Available"), ("Unavailable", "Unavailable"), ("Unavailable: CRM Work", "Unavailable:CRM Work"),
+     ("acw", "ACW"), ("Refused", "Refused"), ("InboundContact", "InboundContact"), ("LoggedOut", "LoggedOut")],
+)
+def test_publisher_rows_become_the_engines_keys(text: str, key: str) -> None:
+    assert publisher_key(AcdState.parse(text)) == key
+
+
+def test_subscriber_rows_become_the_engines_targets() -> None:
+    assert subscriber_target(AcdState.parse("Available")) == CxoneTarget.available()
+    assert subscriber_target(AcdState.parse("Unavailable")) == CxoneTarget.unavailable()
+    assert subscriber_target(AcdState.parse("Unavailable: Lunch")) == CxoneTarget.unavailable("Lunch")
+    assert subscriber_target(AcdState.parse("Previous State")) is PREVIOUS_STATE
+    with pytest.raises(StoredRuleError, match="can't be a subscriber target"):
+        subscriber_target(AcdState.parse("InboundContact"))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store.open(f"sqlite:///{tmp_path / 'state.db'}") as opened:
+        yield opened
+
+
+def _rule(name: str, publisher: dict[str, str], subscriber: dict[str, str], skip: bool = True) -> PresenceRule:
+    return PresenceRule(
+        name=name,
+        skip_validation=skip,
+        publisher_rows=[{"acd": acd, "salesforce": sf} for acd, sf in publisher.items()],
+        subscriber_rows=[{"salesforce": sf, "acd": acd} for sf, acd in subscriber.items()],
+    )
+
+
+def test_the_rule_book_is_what_onboarding_stored_with_user_assignments_over_team_ones(store: Store) -> None:
+    store.replace_rule(
+        _rule("Default Presence", {"Available": "Available_for_Chats", "Unavailable: Break": "On_Break"},
+              {"On_Break": "Unavailable: Break", "Resume_Previous": "Previous State"}),
+        teams={11: "Voice Team A"},
+    )
+    store.replace_rule(_rule("Quiet", {"ACW": "After_Call_Work"}, {}, skip=False), users={7: "agent7@example.com"})
+    store.upsert_links([StoredLink(cxone_agent_id=7, cxone_username="a7", team_id=11, sf_user_id="005A",
+                                   sf_username="a7", linked_by=LinkedBy.EMAIL)])
+
+    book = load_rulebook(store)
+
+    default = book.rules["Default Presence"]
+    assert dict(default.publisher) == {"Available": "Available_for_Chats", "Unavailable:Break": "On_Break"}
+    assert dict(default.subscriber) == {"On_Break": CxoneTarget.unavailable("Break"), "Resume_Previous": PREVIOUS_STATE}
+    assert default.skip_unavailable_code_validation and not book.rules["Quiet"].skip_unavailable_code_validation
+    assert book.rule_for(AgentLink(7, "005A", 11)).name == "Quiet"  # the user's assignment wins
+    assert book.rule_for(AgentLink(8, "005B", 11)).name == "Default Presence"
+    assert book.rule_for(AgentLink(9, "005C", 12)) is None
+
+
+def test_an_empty_store_gives_an_empty_rule_book(store: Store) -> None:
+    assert load_rulebook(store).rule_for(AgentLink(7, "005A", 11)) is None
+
+
+def test_a_damaged_stored_rule_names_the_row_and_the_fix(store: Store) -> None:
+    store.replace_rule(_rule("Broken", {"Open": "Available_for_Chats"}, {}), teams={11: "Voice Team A"})
+    with pytest.raises(StoredRuleError) as caught:
+        load_rulebook(store)
+    message = str(caught.value)
+    assert "stored rule 'Broken' publisher row 0" in message and "write 'Available'" in message
+    assert "presence-sync onboard CONFIG" in message
+
+
+# -- observations ---------------------------------------------------------------------------------
+
+
+def test_a_cxone_state_record_is_an_observation_named_by_its_spell() -> None:
+    record = {"agentId": 7, "agentStateId": 2, "agentStateName": "Unavailable", "outStateId": 4,
+              "outStateDescription": "ACW", "isACW": True, "startDate": "2026-01-05T09:00:01.250Z"}
+    observation = cxone_observation(record)
+    assert (observation.agent_id, observation.side, observation.value.key) == (7, Side.CXONE, "ACW")  # type: ignore[union-attr]
+    assert observation.at == at(1.25)
+    assert observation.source_id == "cx:7:2:4:2026-01-05T09:00:01.250Z"
+
+
+def _spell(spell_id: str, user: str, status: str, start: float, end: float | None = None) -> Spell:
+    return Spell(spell_id, user, status, at(start), None if end is None else at(end), end is None)
+
+
+def test_spells_give_status_changes_and_log_outs_but_not_ends_followed_by_a_new_status() -> None:
+    spells = [
+        _spell("0Hn1", "005A", "On_Break", 1, end=2),  # ended by the next one: a change, said by its start
+        _spell("0Hn2", "005A", "Lunch", 2, end=2),  # same millisecond, then logged out
+        _spell("0Hn3", "005B", "Available", 3),  # current
+        _spell("0Hn4", "005X", "Available", 3),  # not linked
+    ]
+    found = spell_observations(spells, {"005A": 7, "005B": 8})
+    assert [(key, o.agent_id, o.value, o.at) for key, o in found] == [
+        ("0Hn1", 7, "On_Break", at(1)),
+        ("0Hn2", 7, "Lunch", at(2)),
+        ("0Hn2:end", 7, None, at(2)),
+        ("0Hn3", 8, "Available", at(3)),
+    ]
+
+
+def test_a_salesforce_query_row_reads_both_timestamp_formats() -> None:
+    spell = Spell.from_record({
+        "Id": "0Hn1", "UserId": "005A", "ServicePresenceStatus": {"DeveloperName": "Lunch"},
+        "StatusStartDate": "2026-01-05T09:00:01.000+0000", "StatusEndDate": "2026-01-05T09:00:02.000Z",
+        "IsCurrentState": False,
+    })
+    assert (spell.start, spell.end, spell.latest) == (at(1), at(2), at(2))
+
+
+# -- the API budget -------------------------------------------------------------------------------
+
+
+def test_a_large_budget_keeps_the_base_interval() -> None:
+    budget = PollBudget(base_interval=1.0, reserve_fraction=0.2)
+    budget.record(ApiUsage(used=1_000, limit=5_000_000))
+    budget.record(ApiUsage(used=1_001, limit=5_000_000))
+    assert budget.interval() == 1.0 and not budget.stretched
+
+
+def test_a_budget_that_would_run_out_today_stretches_the_interval_to_last_the_day() -> None:
+    budget = PollBudget(base_interval=1.0, reserve_fraction=0.2)
+    budget.record(ApiUsage(used=10_000, limit=15_000))
+    # 15,000 - 10,000 used - 3,000 reserve = 2,000 calls for 86,400 s at one call a poll.
+    assert budget.interval() == pytest.approx(43.2)
+    budget.record(ApiUsage(used=10_003, limit=15_000))  # a poll now costs ~3 calls (writes too)
+    assert budget.interval() > 43.2
+    assert "polling slowed" in budget.describe()
+
+
+def test_a_spent_budget_polls_at_the_slowest_rate_to_see_it_replenish() -> None:
+    budget = PollBudget(base_interval=1.0, reserve_fraction=0.2)
+    budget.record(ApiUsage(used=14_500, limit=15_000))
+    assert budget.interval() == MAX_INTERVAL_SECONDS
