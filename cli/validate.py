@@ -1,0 +1,67 @@
+"""`presence-sync validate CONFIG --agent ID`: the validate flow, its table on the terminal, exit 1 on failure."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from flows.validate import ValidationReport
+
+console = Console()
+
+
+def validate(
+    config: Annotated[Path, typer.Argument(help="The contact center's config file (YAML).")],
+    agent: Annotated[str, typer.Option("--agent", help="The test agent: CXone agent id, or email/username.")],
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds each hop may take before it fails.")] = 30.0,
+    salesforce_status: Annotated[
+        str | None, typer.Option(help="DeveloperName to set in Salesforce (default: a rule row that maps both ways).")
+    ] = None,
+    cxone_state: Annotated[
+        str | None, typer.Option(help="CXone state to set, e.g. 'Unavailable: Lunch' (default: from the rule).")
+    ] = None,
+) -> None:
+    """Prove that a change in each system arrives in the other for one test agent, and time each hop."""
+    from models.config import load_config
+
+    load_config(config)  # a config mistake is reported here, plainly, before any flow run starts
+    from flows.validate import validate as validate_flow
+
+    state = asyncio.run(
+        validate_flow(str(config), agent, timeout, salesforce_status, cxone_state, return_state=True)  # type: ignore[call-overload]
+    )
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        raise result
+    print_report(result)
+    raise typer.Exit(0 if result.passed else 1)
+
+
+def print_report(report: ValidationReport) -> None:
+    """The validation table, then the verdict and (on failure) the cause and the fix."""
+    table = Table("hop", "action", "expected", "observed", "result", "seconds", title=f"Validation of {report.agent}")
+    for row in report.rows():
+        style = {"passed": "green", "FAILED": "bold red"}.get(row["result"], "dim")
+        table.add_row(row["hop"], row["action"], row["expected"], row["observed"], f"[{style}]{row['result']}[/]", row["seconds"])
+    console.print(table)
+    failure = report.failure
+    if report.passed:
+        console.print(f"[bold green]✔[/] {report.headline}", highlight=False)
+    elif failure is not None and failure.diagnosis is not None:
+        d = failure.diagnosis
+        console.print(f"[bold red]✘ {failure.hop.value} failed: {d.cause}[/]", highlight=False)
+        console.print(f"  {d.explanation}", highlight=False)
+        console.print(f"  [bold]Fix:[/] {d.fix}", highlight=False)
+    for row in report.rows():
+        if row["hop"] == "restore" and row["note"]:
+            console.print(f"[yellow]restore:[/] {row['note']}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(validate)
