@@ -16,7 +16,7 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 import typer
 from rich.console import Console
 
-from cli import emulate, onboard
+from cli import demo, emulate, onboard, serve, sync, validate
 
 app = typer.Typer(
     name="presence-sync",
@@ -32,7 +32,7 @@ def _root() -> None:
     """Keeps `presence-sync COMMAND` a command group even while one command is registered."""
 
 
-for command_module in (emulate, onboard):
+for command_module in (emulate, onboard, demo, serve, validate, sync):
     command_module.register(app)
 
 

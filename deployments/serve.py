@@ -1,0 +1,148 @@
+"""Serve every deployment of `prefect.yaml` from this process (`presence-sync serve`).
+
+The deployments are read from the same `prefect.yaml` that `prefect deploy` uses, so the local serve
+and a work-pool setup never drift apart: same entrypoints, parameters, schedules and concurrency limits
+(work pools and pull steps are ignored: served flows run here, from this checkout).
+
+    specs = read_deployments(Path("prefect.yaml"))
+    serve_deployments(specs)          # blocks; the Prefect UI can now trigger onboard/validate
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PREFECT_YAML = PROJECT_ROOT / "prefect.yaml"
+
+
+class ServeError(Exception):
+    """prefect.yaml can't be served as it is; the message names the deployment and the fix."""
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    """One `deployments:` entry of prefect.yaml, as far as serving it locally needs."""
+
+    name: str
+    entrypoint: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    schedules: tuple[dict[str, Any], ...] = ()
+    concurrency_limit: int | dict[str, Any] | None = None
+    description: str | None = None
+    tags: tuple[str, ...] = ()
+    paused: bool | None = None
+
+    @property
+    def flow_file(self) -> str:
+        return self.entrypoint.partition(":")[0]
+
+
+def read_deployments(path: Path = PREFECT_YAML) -> list[DeploymentSpec]:
+    """The deployments declared in `path`; raises ServeError naming what is wrong.
+
+    Example:
+        [spec.entrypoint for spec in read_deployments()]   # ['flows/onboard.py:onboard', ...]
+    """
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ServeError(f"{path} not found: run `presence-sync serve` from the project's folder, or pass --prefect-yaml") from None
+    except yaml.YAMLError as error:
+        raise ServeError(f"{path} is not valid YAML: {error}") from None
+    entries = (document or {}).get("deployments") if isinstance(document, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise ServeError(f"{path} declares no deployments: add a `deployments:` list (see deployments/README.md)")
+    return [_spec(entry, index, path) for index, entry in enumerate(entries)]
+
+
+def _spec(entry: Any, index: int, path: Path) -> DeploymentSpec:
+    where = f"{path.name}: deployments[{index}]"
+    if not isinstance(entry, dict):
+        raise ServeError(f"{where} is not a mapping; give it name: and entrypoint:")
+    name, entrypoint = entry.get("name"), entry.get("entrypoint")
+    if not isinstance(name, str) or not name:
+        raise ServeError(f"{where} has no name:")
+    if not isinstance(entrypoint, str) or ":" not in entrypoint:
+        raise ServeError(f"{where} ({name}) needs entrypoint: <file>.py:<flow function>, e.g. flows/validate.py:validate")
+    schedules = entry.get("schedules") or []
+    if not isinstance(schedules, list) or not all(isinstance(s, dict) for s in schedules):
+        raise ServeError(f"{where} ({name}): schedules must be a list of mappings (cron:, interval: or rrule:)")
+    return DeploymentSpec(
+        name=name,
+        entrypoint=entrypoint,
+        parameters=dict(entry.get("parameters") or {}),
+        schedules=tuple(schedules),
+        concurrency_limit=entry.get("concurrency_limit"),
+        description=entry.get("description"),
+        tags=tuple(entry.get("tags") or ()),
+        paused=entry.get("paused"),
+    )
+
+
+def to_schedule(spec: dict[str, Any], deployment: str) -> Any:
+    """A prefect.yaml schedule (`cron:`, `interval:` seconds, or `rrule:`) as a Prefect Schedule."""
+    from prefect.schedules import Cron, Interval, RRule
+
+    common = {key: spec[key] for key in ("timezone", "active", "parameters", "slug") if key in spec}
+    if "cron" in spec:
+        return Cron(spec["cron"], day_or=spec.get("day_or", True), **common)
+    if "interval" in spec:
+        anchor = spec.get("anchor_date")
+        if isinstance(anchor, str):
+            anchor = datetime.fromisoformat(anchor)
+        return Interval(timedelta(seconds=float(spec["interval"])), anchor_date=anchor, **common)
+    if "rrule" in spec:
+        return RRule(spec["rrule"], **common)
+    raise ServeError(f"deployment {deployment}: a schedule needs cron:, interval: (seconds) or rrule:; got {sorted(spec)}")
+
+
+def runner_deployments(specs: list[DeploymentSpec], root: Path = PROJECT_ROOT) -> list[Any]:
+    """Prefect RunnerDeployments for `specs`, loading each flow from its entrypoint under `root`."""
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig
+    from prefect.flows import load_flow_from_entrypoint
+
+    built = []
+    for spec in specs:
+        if not (root / spec.flow_file).is_file():
+            raise ServeError(f"deployment {spec.name}: {root / spec.flow_file} does not exist (entrypoint {spec.entrypoint})")
+        flow = load_flow_from_entrypoint(str(root / spec.flow_file) + ":" + spec.entrypoint.partition(":")[2])
+        limit = spec.concurrency_limit
+        built.append(
+            flow.to_deployment(
+                name=spec.name,
+                parameters=spec.parameters,
+                schedules=[to_schedule(schedule, spec.name) for schedule in spec.schedules],
+                concurrency_limit=ConcurrencyLimitConfig(**limit) if isinstance(limit, dict) else limit,
+                description=spec.description,
+                tags=list(spec.tags),
+                paused=spec.paused,
+            )
+        )
+    return built
+
+
+def api_url() -> str | None:
+    """The Prefect API this process talks to; None means an ephemeral server, which no UI can reach."""
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().api.url
+    return str(url) if url else None
+
+
+def serve_deployments(specs: list[DeploymentSpec], root: Path = PROJECT_ROOT) -> None:
+    """Serve `specs` until interrupted (Ctrl+C pauses their schedules and stops).
+
+    Works from `root`: served runs load their flow by the entrypoint, which Prefect records relative
+    to the working directory, exactly as `prefect deploy` does from the project's folder.
+    """
+    from prefect import serve
+
+    os.chdir(root)
+    serve(*runner_deployments(specs, root))
