@@ -163,6 +163,11 @@ class AgentSync:
         cxone_before = self.cxone
         self._show(observation)
         echoed = self._take_echo(observation)
+        if echoed is not None and _ends_contact(cxone_before, observation):
+            # CXone itself moved the agent out of the contact (to the state it held before it, or to
+            # one requested during it): our write may be why that state is the one, but the end of
+            # the contact still has to be synced, and a deferred Salesforce request applied.
+            echoed = None
         if echoed is not None:
             self._record_echo(observation, echoed, late=False)
             return None
@@ -508,6 +513,16 @@ class AgentSync:
                 latency_ms=round(latency * 1000) if latency >= 0 else None,
             )
         )
+
+
+def _ends_contact(cxone_before: CxoneState | None, observation: Observation) -> bool:
+    value = observation.value
+    return (
+        cxone_before is not None
+        and cxone_before.is_contact
+        and isinstance(value, CxoneState)
+        and not value.is_contact
+    )
 
 
 def observation_record(observation: Observation, now: datetime, outcome: Outcome, reason: str) -> AuditRecord:

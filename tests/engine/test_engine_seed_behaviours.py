@@ -287,3 +287,37 @@ def test_a_user_assignment_overrides_the_team_rule():
     h = Harness(rulebook=book)
     assert h.step(h.cx(AGENT_A, available())).writes == []
     assert targets(h.step(h.cx(AGENT_B, available()))) == [(AGENT_B, Side.SALESFORCE, "Available_for_Chats")]
+
+
+def test_a_call_that_overtakes_our_write_is_followed_when_cxone_returns_to_the_state_before_it():
+    """Our CXone write lands, a call arrives before the next poll (so its echo is never seen), and when
+    ACW ends CXone puts the agent back where they were: a contact's end, not our echo. Seen in the demo."""
+    h = Harness()
+    settled(h, AGENT_A, unavailable("Break"), "On_Break")
+    assert targets(h.step(h.sf(AGENT_A, "Available"))) == [(AGENT_A, Side.CXONE, "Available")]
+    assert targets(h.step(h.cx(AGENT_A, state("InboundContact")))) == [(AGENT_A, Side.SALESFORCE, "On_a_Call")]
+    h.step(h.sf(AGENT_A, "On_a_Call"))
+    assert targets(h.step(h.cx(AGENT_A, acw()))) == [(AGENT_A, Side.SALESFORCE, "After_Call_Work")]
+    h.step(h.sf(AGENT_A, "After_Call_Work"))
+    ended = h.step(h.cx(AGENT_A, available()))
+    assert targets(ended) == [(AGENT_A, Side.SALESFORCE, "Available_for_Chats")]
+    assert Outcome.ECHO not in outcomes(ended)
+    h.step(h.sf(AGENT_A, "Available_for_Chats"))
+    assert all(h.step().writes == [] for _ in range(3))
+
+
+def test_our_write_sent_into_an_unseen_call_lands_when_it_ends_and_salesforce_keeps_the_request():
+    """CXone holds a state set during a contact until the contact ends (apis.md C3 via the emulator):
+    the Salesforce request that caused the write is kept, and nothing ping-pongs."""
+    h = Harness()
+    settled(h, AGENT_A, available(), "Available_for_Chats")
+    call_began = h.now
+    assert targets(h.step(h.sf(AGENT_A, "On_Break"))) == [(AGENT_A, Side.CXONE, "Unavailable:Break")]
+    # The poll sees the call late: it began before the Salesforce change, which now waits for its end.
+    h.step(h.cx(AGENT_A, state("InboundContact"), seconds=(call_began - h.at(0)).total_seconds() - 0.5))
+    h.step(h.cx(AGENT_A, acw()))
+    h.step(h.sf(AGENT_A, "After_Call_Work"))
+    ended = h.step(h.cx(AGENT_A, unavailable("Break")))
+    assert targets(ended) == [(AGENT_A, Side.SALESFORCE, "On_Break")]
+    h.step(h.sf(AGENT_A, "On_Break"))
+    assert all(h.step().writes == [] for _ in range(3))
