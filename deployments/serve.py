@@ -11,6 +11,7 @@ and a work-pool setup never drift apart: same entrypoints, parameters, schedules
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PREFECT_YAML = PROJECT_ROOT / "prefect.yaml"
+_PLACEHOLDER = re.compile(r"\{\{\s*\$(\w+)\s*\}\}")
 
 
 class ServeError(Exception):
@@ -77,13 +79,28 @@ def _spec(entry: Any, index: int, path: Path) -> DeploymentSpec:
     return DeploymentSpec(
         name=name,
         entrypoint=entrypoint,
-        parameters=dict(entry.get("parameters") or {}),
+        parameters=_resolve_environment(dict(entry.get("parameters") or {}), where, name),
         schedules=tuple(schedules),
         concurrency_limit=entry.get("concurrency_limit"),
         description=entry.get("description"),
         tags=tuple(entry.get("tags") or ()),
         paused=entry.get("paused"),
     )
+
+
+def _resolve_environment(parameters: dict[str, Any], where: str, name: str) -> dict[str, Any]:
+    """`{{ $VAR }}` placeholders filled from the environment, as `prefect deploy` fills them."""
+    from prefect.utilities.templating import apply_values
+
+    resolved = apply_values(parameters, os.environ, remove_notset=False)
+    for key, value in resolved.items():
+        if isinstance(value, str) and (match := _PLACEHOLDER.search(value)):
+            raise ServeError(
+                f"{where} ({name}): parameter {key} is {value!r}, but {match.group(1)} is not set; "
+                f"export {match.group(1)}=<value> (for config_path: the contact center's config file, "
+                "as this process sees it) and serve again"
+            )
+    return resolved
 
 
 def to_schedule(spec: dict[str, Any], deployment: str) -> Any:
