@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from models.store import Audit
     from tasks.sync.runner import ReconcileReport
     from tasks.sync.status import StatusReport
     from tasks.sync.window import WindowProgress, WindowResult
@@ -143,7 +145,7 @@ def print_status(report: StatusReport) -> None:
     lags = Table("direction", "changes carried (15 min)", "lag p50", "lag p95", "last decision", title="Lag")
     for lag in report.lags:
         lags.add_row(
-            DIRECTION_LABELS[lag.direction], str(lag.samples), _seconds(lag.p50_seconds), _seconds(lag.p95_seconds),
+            DIRECTION_LABELS[lag.direction], str(lag.carried), _seconds(lag.p50_seconds), _seconds(lag.p95_seconds),
             "-" if lag.last_decision_at is None else f"{lag.last_decision_at:%Y-%m-%d %H:%M:%S} UTC",
         )
     console.print(lags)
@@ -198,12 +200,28 @@ def audit(
     if not rows:
         console.print("no decisions recorded" + (f" for {agent}" if agent else "") + (f" since {since}" if since else ""))
         return
-    table = Table("at (UTC)", "agent", "direction", "decision", "from → to", "rule row", "reason", title="Audit")
+    console.print(audit_table(rows, one_agent=agent is not None))
+
+
+def audit_table(rows: list[Audit], *, one_agent: bool) -> Table:
+    """Decisions oldest first, two lines each (what was decided; why), readable at any terminal width."""
+    one_day = len({row.at.date() for row in rows}) == 1
+    title = f"Audit ({rows[0].at:%Y-%m-%d}, UTC)" if one_day else "Audit (UTC)"
+    table = Table.grid(padding=(0, 2))
+    table.title = title
+    table.add_column("at", no_wrap=True, style="dim")
+    table.add_column("decision", overflow="fold")
     for row in rows:
-        change = f"{row.from_value or '·'} → {row.to_value or '·'}"
-        table.add_row(f"{row.at:%Y-%m-%d %H:%M:%S}", str(row.agent_id), row.direction, row.outcome, change,
-                      row.rule_row or "", row.reason)
-    console.print(table)
+        at = f"{row.at:%H:%M:%S.%f}"[:-3] if one_day else f"{row.at:%Y-%m-%d %H:%M:%S}"
+        agent = "" if one_agent else f"agent {row.agent_id}  "
+        direction = _AUDIT_DIRECTIONS.get(row.direction, row.direction)
+        change = escape(f"{row.from_value or '·'} → {row.to_value or '·'}")
+        why = escape(row.reason) + (f" [dim]({escape(row.rule_row)})[/]" if row.rule_row else "")
+        table.add_row(at, f"{agent}[bold]{row.outcome}[/]  {direction}  {change}\n{why}")
+    return table
+
+
+_AUDIT_DIRECTIONS = {"cxone->salesforce": "CXone → Salesforce", "salesforce->cxone": "Salesforce → CXone"}
 
 
 def _seconds(value: float | None) -> str:

@@ -499,19 +499,16 @@ class Store:
         change took to show on the other side. At most ``limit``, newest first."""
         _check_limit(limit)
         table = _table(Audit)
-        stmt = (
-            select(table.c.latency_ms)
-            .where(
-                table.c.direction == direction,
-                table.c.at >= since,
-                table.c.outcome == "echo",
-                table.c.latency_ms.is_not(None),
-            )
-            .order_by(table.c.at.desc())
-            .limit(limit)
-        )
+        stmt = select(table.c.latency_ms).where(*_timed_echoes(table, direction, since))
         with self._read() as conn:
-            return [float(value) for value in conn.execute(stmt).scalars()]
+            return [float(value) for value in conn.execute(stmt.order_by(table.c.at.desc()).limit(limit)).scalars()]
+
+    def count_echoes(self, direction: str, since: datetime) -> int:
+        """How many changes of one direction showed on the other side from ``since`` on (timed echoes)."""
+        table = _table(Audit)
+        stmt = select(func.count()).select_from(table).where(*_timed_echoes(table, direction, since))
+        with self._read() as conn:
+            return int(conn.execute(stmt).scalar_one())
 
     def audit_for(
         self, agent_id: int | None = None, since: datetime | None = None, limit: int = 100
@@ -610,6 +607,15 @@ def _check_one_agent_per_user(links: Mapping[int, Mapping[str, Any]]) -> None:
 def _check_ttl(ttl_seconds: float) -> None:
     if not ttl_seconds > 0:
         raise ValueError(f"a lease needs a positive ttl_seconds, got {ttl_seconds!r}")
+
+
+def _timed_echoes(table: Any, direction: str, since: datetime) -> tuple[Any, ...]:
+    return (
+        table.c.direction == direction,
+        table.c.at >= since,
+        table.c.outcome == "echo",
+        table.c.latency_ms.is_not(None),
+    )
 
 
 def _check_limit(limit: int) -> None:

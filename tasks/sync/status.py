@@ -19,6 +19,7 @@ from tasks.sync.sources import CXONE_CURSOR, SALESFORCE_CURSOR
 from tasks.sync.summary import DIRECTIONS, percentile
 
 LAG_WINDOW = timedelta(minutes=15)
+LAG_SAMPLES = 1000
 SHOWN_FAILURES = 10
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -33,8 +34,8 @@ class Lag:
     """How long changes took to show on the other side, from the echoes of the last `LAG_WINDOW`."""
 
     direction: Direction
-    samples: int
-    p50_seconds: float | None
+    carried: int  # changes that showed on the other side within the window
+    p50_seconds: float | None  # of the newest `LAG_SAMPLES` of them
     p95_seconds: float | None
     last_decision_at: datetime | None
 
@@ -70,10 +71,11 @@ def read_status(store: Store, now: datetime | None = None) -> StatusReport:
     held = lease is not None and lease.expires_at > now
     lags = []
     for direction in DIRECTIONS:
-        samples = sorted(ms / 1000 for ms in store.echo_latencies(direction.value, now - LAG_WINDOW))
+        since = now - LAG_WINDOW
+        samples = sorted(ms / 1000 for ms in store.echo_latencies(direction.value, since, LAG_SAMPLES))
         last = store.last_audit(direction.value)
-        lags.append(Lag(direction, len(samples), percentile(samples, 50), percentile(samples, 95),
-                        None if last is None else last.at))
+        lags.append(Lag(direction, store.count_echoes(direction.value, since), percentile(samples, 50),
+                        percentile(samples, 95), None if last is None else last.at))
     failures = [
         *store.list_inflight(WriteStatus.FAILED, limit=SHOWN_FAILURES),
         *store.list_inflight(WriteStatus.GAVE_UP, limit=SHOWN_FAILURES),

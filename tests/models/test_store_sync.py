@@ -283,6 +283,19 @@ def test_audit_queries_filter_by_agent_and_time_newest_first(
     assert store.last_audit("sideways") is None
 
 
+def test_echo_counts_and_latencies_cover_one_direction_from_a_time_on(store: Store, clock: FakeClock) -> None:
+    start = clock.now
+    rows = [_audit(agent, start + timedelta(milliseconds=agent), outcome="echo") for agent in range(1, 1201)]
+    rows += [_audit(1, start, direction=SF_TO_CX, outcome="echo"), _audit(2, start, outcome="write")]
+    rows += [_audit(3, start - timedelta(hours=1), outcome="echo")]
+    store.commit_tick(audit=rows)
+
+    assert store.count_echoes(CX_TO_SF, start) == 1200  # not capped by the latency sample's limit
+    assert store.count_echoes(SF_TO_CX, start) == 1
+    assert len(store.echo_latencies(CX_TO_SF, start, limit=1000)) == 1000
+    assert store.echo_latencies(SF_TO_CX, start) == [300.0]
+
+
 def test_a_limit_below_one_is_refused(store: Store) -> None:
     with pytest.raises(ValueError, match="limit must be at least 1"):
         store.audit_for(limit=0)

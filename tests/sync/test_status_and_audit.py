@@ -36,8 +36,8 @@ async def test_status_says_who_syncs_the_lag_each_way_the_writes_and_the_budget(
     assert status.running and status.lease_holder == "window-7"
     assert status.agents_linked == AGENTS
     lags = {lag.direction: lag for lag in status.lags}
-    assert lags[Direction.CXONE_TO_SALESFORCE].samples == AGENTS - 1  # agent 2's console is closed: no echo
-    assert lags[Direction.SALESFORCE_TO_CXONE].samples == 1
+    assert lags[Direction.CXONE_TO_SALESFORCE].carried == AGENTS - 1  # agent 2's console is closed: no echo
+    assert lags[Direction.SALESFORCE_TO_CXONE].carried == 1
     assert all(lag.p50_seconds is not None and lag.p50_seconds >= 0 for lag in status.lags)
     assert status.write_counts["pending"] == 1  # agent 2's command, still waiting for its echo
     assert status.budget is not None and status.budget.limit == 5_000_000 and status.budget.used > 0
