@@ -14,6 +14,7 @@ agent at the end, read back through the APIs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import re
 import tempfile
@@ -58,6 +59,7 @@ SETTLE_SECONDS = 6.0
 VALIDATION_TIMEOUT_SECONDS = 15.0
 # Windows as the sync deployment runs them, only shorter: the demo ends at most one window after its work.
 SYNC_WINDOW_SECONDS = 10.0
+WINDOW_OVERLAP_SECONDS = 3.0  # the deployment's windows overlap the same way (prefect.yaml), only longer
 SYNC_START_TIMEOUT_SECONDS = 60.0
 CONVERGE_TIMEOUT_SECONDS = 30.0
 VALIDATION_AGENT = "agent1@example.com"
@@ -307,10 +309,11 @@ async def _live_day(simulator: AgentSimulator, watcher: PropagationWatcher, prog
 
 
 class SyncWindows:
-    """Back-to-back sync windows, as the scheduled sync deployment runs them, until the demo says stop.
+    """Sync windows as the scheduled sync deployment runs them, until the demo says stop.
 
-    Each window is a `sync` flow run that hands the lease to the next; stopping only ends the loop
-    between windows, so every run finishes normally with its summary artifact.
+    A window starts every `window_seconds` and lasts `WINDOW_OVERLAP_SECONDS` longer, so the next one is
+    already waiting for the lease when the last releases it (no gap); each is a `sync` flow run.
+    Stopping starts no other window and lets the running ones finish with their summary artifacts.
     """
 
     def __init__(self, config_path: Path, window_seconds: float) -> None:
@@ -325,21 +328,26 @@ class SyncWindows:
 
     @property
     def stopped_early(self) -> State[Any] | None:
-        """The window that did not complete (the loop stops there), if any."""
+        """The window that did not complete (no other starts after it), if any."""
         return next((state for state in self.states if not state.is_completed()), None)
 
     async def stop(self) -> None:
-        """Let the running window finish, start no other."""
+        """Start no other window; let the running ones finish."""
         self._stop.set()
         if self._task is not None:
             await self._task
 
     async def _run(self) -> None:
-        while not self._stop.is_set():
-            state = await sync(str(self.config_path), seconds=self.window_seconds, return_state=True)
-            self.states.append(state)
-            if not state.is_completed():
-                return
+        running: list[asyncio.Task[None]] = []
+        while not self._stop.is_set() and self.stopped_early is None:
+            running.append(asyncio.create_task(self._window()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.window_seconds)
+        await asyncio.gather(*running)
+
+    async def _window(self) -> None:
+        seconds = self.window_seconds + WINDOW_OVERLAP_SECONDS
+        self.states.append(await sync(str(self.config_path), seconds=seconds, return_state=True))
 
     async def stats(self) -> WindowStats:
         """The windows' figures added up."""

@@ -48,6 +48,8 @@ OFFLINE = "Offline"
 OFFLINE_STATUS_ID = "0"
 DEFAULT_TIMEOUT_SECONDS = 30.0
 POLL_SECONDS = 0.25
+# Between two sync windows the lease is free for a moment (one tick, or a worker starting the next run).
+HANDOVER_GRACE_SECONDS = 5.0
 COMMAND_REASON = "presence-sync validation"
 
 
@@ -249,6 +251,21 @@ def sync_activity(store: Store, now: datetime | None = None) -> SyncActivity:
     return SyncActivity(None, lease.holder)
 
 
+async def _sync_running(store: Store, grace_seconds: float, poll_seconds: float) -> SyncActivity:
+    """Who syncs now; when nobody does, wait `grace_seconds` for a window that is taking over from the last."""
+    activity = sync_activity(store)
+    if activity.running:
+        return activity
+
+    async def taken() -> bool:
+        nonlocal activity
+        activity = await asyncio.to_thread(sync_activity, store)
+        return activity.running
+
+    await _wait_for(taken, grace_seconds, poll_seconds)
+    return activity
+
+
 def _sync_not_running(activity: SyncActivity) -> Diagnosis:
     if activity.last_holder is None:
         history = "no sync run ever held it in this store"
@@ -382,7 +399,7 @@ async def validate_agent(
     if resolved is None:
         return report
     link = resolved.link
-    activity = sync_activity(ctx.store)
+    activity = await _sync_running(ctx.store, min(HANDOVER_GRACE_SECONDS, timeout_seconds), poll_seconds)
     if not activity.running:
         return _fail_preflight(report, _sync_not_running(activity))
 
