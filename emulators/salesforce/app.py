@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from emulators.faults import FaultMiddleware
 from emulators.salesforce.controls_api import router as controls_router
+from emulators.salesforce.data_api import API_VERSION_PATTERN, api_call
 from emulators.salesforce.data_api import router as data_router
 from emulators.salesforce.emulator import SalesforceEmulator
 from emulators.salesforce.errors import (
@@ -84,6 +85,16 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     """Unrouted paths and methods, answered in the shape of the surface they were aimed at."""
     assert isinstance(exc, StarletteHTTPException)
     path = request.url.path
+    if path.startswith(_DATA_PREFIX) and exc.status_code in (404, 405):
+        # Salesforce checks the session (and spends a request of the budget) before it looks for the
+        # resource: an unknown path answers 401 without a valid session, and its 404/405 carries
+        # Sforce-Limit-Info like every other data API answer (apis.md S2).
+        version = path[len(_DATA_PREFIX):].split("/", 1)[0]
+        if API_VERSION_PATTERN.fullmatch(version):
+            try:
+                await api_call(request, version)
+            except SalesforceApiError as error:
+                return JSONResponse(error.body(), status_code=error.status)
     if path.startswith(_DATA_PREFIX) or path.startswith(_OAUTH_PREFIX):
         if exc.status_code == 404:
             return JSONResponse(not_found().body(), status_code=404)

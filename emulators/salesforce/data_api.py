@@ -17,7 +17,7 @@ from emulators.salesforce.errors import SalesforceApiError, not_found
 from emulators.salesforce.query import BoundPath, run_query, shape
 from emulators.salesforce.schema import ObjectSchema, schema_for
 
-_VERSION = re.compile(r"v\d{2}\.0")
+API_VERSION_PATTERN = re.compile(r"v\d{2}\.0")
 _AUTHORIZATION = re.compile(r"(?i)(?:Bearer|OAuth)\s+(\S+)")
 
 
@@ -30,7 +30,7 @@ class ApiCall:
 
 async def api_call(request: Request, version: str) -> ApiCall:
     """Every data API call: a known version, a live session, one request from the daily budget."""
-    if not _VERSION.fullmatch(version):
+    if not API_VERSION_PATTERN.fullmatch(version):
         raise not_found()
     emulator: SalesforceEmulator = request.app.state.emulator
     match = _AUTHORIZATION.fullmatch(request.headers.get("authorization", "").strip())
