@@ -160,20 +160,31 @@ class AgentSync:
                     f"older than what {side.label} showed at {shown_at.isoformat()}; ignored",
                 )
             return None
-        cxone_before = self.cxone
+        cxone_before, contact_since = self.cxone, self.contact_since
         self._show(observation)
         echoed = self._take_echo(observation)
         if echoed is not None and _ends_contact(cxone_before, observation):
-            # CXone itself moved the agent out of the contact (to the state it held before it, or to
-            # one requested during it): our write may be why that state is the one, but the end of
-            # the contact still has to be synced, and a deferred Salesforce request applied.
-            echoed = None
+            if self._contact_end_is_news(echoed, contact_since):
+                echoed = None
         if echoed is not None:
             self._record_echo(observation, echoed, late=False)
             return None
         # A new observation of the value already shown is still a change: the source only records
         # changes, so one we missed came in between and the person picked this value again.
         return _Change(observation, cxone_before, shown_at is not None, self.contact_since)
+
+    def _contact_end_is_news(self, command: Command, contact_since: datetime | None) -> bool:
+        """Whether CXone moving the agent out of a contact to `command`'s target is still to be synced.
+
+        CXone ends a contact by putting the agent in a state requested during it, else back in the
+        state before it. A deferred Salesforce request is applied now either way. Otherwise: our write
+        sent before the contact began had landed before it, and the contact returning there is news
+        (else Salesforce would keep the contact's status); our write sent during the contact (into an
+        ACW we had not seen yet) is what ended it: its echo.
+        """
+        if self.deferred is not None or contact_since is None:
+            return True
+        return command.sent_at <= contact_since + self.policy.clock_skew
 
     def _show(self, observation: Observation) -> None:
         if observation.side is Side.SALESFORCE:
@@ -197,16 +208,22 @@ class AgentSync:
         """
         side, value = observation.side, observation.value
         issued_by = observation.at + self.policy.clock_skew  # latest issue time this can echo
+        # A write no longer awaited (superseded, or given up) may still land, but not after its echo
+        # timeout: a later sight of its value is a person's (the watch is pruned only when the agent
+        # is decided, which may be long after).
+        landed_by = observation.at - self.policy.echo_timeout - self.policy.clock_skew
 
-        def echoes(command: Command) -> bool:
-            return command.side is side and command.issued_at <= issued_by and command.is_echo(value)
+        def echoes(command: Command, awaited: bool) -> bool:
+            if command.side is not side or command.issued_at > issued_by or not command.is_echo(value):
+                return False
+            return awaited or command.sent_at >= landed_by
 
         active = self.commands[side]
-        if active is not None and active.status is not CommandStatus.FAILED and echoes(active):
+        if active is not None and active.status is not CommandStatus.FAILED and echoes(active, active.is_live):
             self.commands[side] = None
             return active
         for index, command in enumerate(self.watch):
-            if echoes(command):
+            if echoes(command, awaited=False):
                 del self.watch[index]
                 return command
         return None

@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from engine import (
     UNKNOWN_SINCE,
@@ -43,6 +44,7 @@ from engine import (
 from tests.engine.engine_demo import T0
 
 TICK = timedelta(seconds=1)
+CONTACT_END: Any = object()  # a CXone "change" that ends the agent's contact: see `_person_acts`
 
 
 class Violation(AssertionError):
@@ -97,6 +99,9 @@ class World:
     writes_per_tick: list[int] = field(default_factory=list)
     ambiguous_until: dict[int, datetime] = field(default_factory=dict)  # see `_person_acts`
     ever_ambiguous: set[int] = field(default_factory=set)
+    resume: dict[int, CxoneState] = field(default_factory=dict)  # where a contact returns the agent
+    queued: dict[int, tuple[CxoneState, str]] = field(default_factory=dict)  # a write that landed during a call
+    queued_landings: set[str] = field(default_factory=set)  # contact ends that applied such a write
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -120,6 +125,18 @@ class World:
     def _person_acts(self, agent_id: int, side: Side, value: CxoneState | str | None) -> None:
         if side is Side.SALESFORCE and not self.console_open[agent_id]:
             return  # the Omni widget lives in the console
+        if value is CONTACT_END:
+            if not self.cxone[agent_id].is_contact:
+                return
+            # CXone ends the contact itself: the agent goes to a state set during it, else back to the
+            # one before it (apis.md C3; the emulator's contact life cycle).
+            queued = self.queued.get(agent_id)
+            value = queued[0] if queued else self.resume.get(agent_id, CxoneState("Unavailable"))
+            if value != self.cxone[agent_id]:
+                self._set(agent_id, side, value, None)  # not ambiguous: the engine sees a contact end
+                if queued:
+                    self.queued_landings.add(self.log[agent_id, side][-1].source_id)
+            return
         if self._shown(agent_id, side) == value:
             return
         if any(_lands_as(i.write, value) for i in self._recent_writes(agent_id, side)):
@@ -138,7 +155,14 @@ class World:
 
     def _set(self, agent_id: int, side: Side, value: CxoneState | str | None, by_command: str | None) -> None:
         if side is Side.CXONE:
-            self.cxone[agent_id] = value  # type: ignore[assignment]
+            assert isinstance(value, CxoneState)
+            before = self.cxone[agent_id]
+            if value.is_contact and not before.is_contact:
+                self.resume[agent_id] = before
+            if not value.is_contact:
+                self.resume.pop(agent_id, None)
+            self.queued.pop(agent_id, None)
+            self.cxone[agent_id] = value
         else:
             self.salesforce[agent_id] = value  # type: ignore[assignment]
         self._record(agent_id, side, value, by_command)
@@ -168,11 +192,14 @@ class World:
         shown = self.cxone[agent_id]
         target = write.target
         assert isinstance(target, CxoneTarget)
-        if shown.is_contact or shown.is_logged_out:
-            return  # CXone does not move an agent out of a contact, nor a logged-out one
+        if shown.is_logged_out:
+            return  # a logged-out agent has no session to set
         value = CxoneState(target.state, target.code)
+        if shown.is_contact and not shown.is_acw:
+            self.queued[agent_id] = (value, write.command_id)  # CXone applies it when the contact ends
+            return
         if value != shown:
-            self._set(agent_id, side, value, write.command_id)
+            self._set(agent_id, side, value, write.command_id)  # outside a live contact (ACW too): at once
 
     # -- the sync tick -------------------------------------------------------------------------
 

@@ -161,6 +161,19 @@ def test_a_late_echo_of_a_superseded_write_is_recognised_and_heals():
     assert targets(landed) == [(AGENT_A, Side.CXONE, "Unavailable:Lunch")]
 
 
+def test_a_superseded_write_is_no_longer_awaited_after_its_echo_timeout():
+    """Long after a superseded write could have landed, a person picking its value is a change to sync."""
+    h = Harness()
+    h.step(h.cx(AGENT_A, available()), h.sf(AGENT_A, "Available_for_Chats"), seconds=0)
+    h.step(h.sf(AGENT_A, "On_Break", seconds=1), seconds=2)  # our write of Break never lands
+    h.step(h.cx(AGENT_A, unavailable("Lunch"), seconds=3), seconds=4)
+    h.step(h.sf(AGENT_A, "Lunch", seconds=4), seconds=5)
+    later = h.policy.echo_timeout_seconds + 10
+    picked = h.step(h.cx(AGENT_A, unavailable("Break"), seconds=later), seconds=later + 1)
+    assert Outcome.ECHO not in outcomes(picked)
+    assert targets(picked) == [(AGENT_A, Side.SALESFORCE, "On_Break")]
+
+
 def test_reconcile_heals_drift_the_polls_missed():
     h = Harness()
     seen = [h.cx(AGENT_A, available()), h.sf(AGENT_A, "Available_for_Chats")]
