@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:
     from tasks.onboarding import OnboardingReport
@@ -55,35 +56,47 @@ def register(app: typer.Typer) -> None:
 
 
 def _run(flow: Callable[..., Awaitable[Any]], config: Path, plan: bool, what: str) -> None:
-    from models.config import load_config
+    from models.config import ConfigError, load_config
+    from models.store import StoreError
     from tasks.context import open_store
     from tasks.onboarding import OnboardingIncomplete
 
-    # Refuse a bad config or an unusable store before Prefect starts (the caller prints the message).
-    open_store(load_config(config)).close()
     try:
+        # Refuse a bad config or an unusable store before Prefect starts.
+        open_store(load_config(config)).close()
         report = asyncio.run(flow(config_path=str(config.resolve()), plan=plan))
     except OnboardingIncomplete as incomplete:
         report = incomplete.report
+    except (ConfigError, StoreError) as error:  # e.g. a Prefect Secret block the flow could not load
+        print_error(error)
+        raise typer.Exit(2) from None
     print_report(report, what)
     raise typer.Exit(0 if report.succeeded else 1)
+
+
+def print_error(error: Exception) -> None:
+    """A problem that is the admin's to fix, on stderr, as written: `[sfdc_phone]` in a fix is text, not markup."""
+    message = Text("error: ", style="bold red")
+    message.append(str(error))
+    Console(stderr=True).print(message, highlight=False, soft_wrap=True)
 
 
 def print_report(report: OnboardingReport, what: str = "Onboarding") -> None:
     """The report as a table, each step's changes, and what still needs a human."""
     from tasks.onboarding.report import capped, detail_lines, step_rows, title
 
-    table = Table(title=title(report, what), title_justify="left")
+    # Texts from configs and servers go in as Text, never as markup: a `[...]` in them stays as written.
+    table = Table(title=Text(title(report, what)), title_justify="left")
     for column in ("step", "outcome", "summary"):
         table.add_column(column, overflow="fold")
     for row in step_rows(report):
         style = _OUTCOME_STYLES.get(row["outcome"], "")
-        table.add_row(row["step"], f"[{style}]{row['outcome']}[/]" if style else row["outcome"], row["summary"])
+        table.add_row(Text(row["step"]), Text(row["outcome"], style=style), Text(row["summary"]))
     console.print(table)
     for result in report.results:
         details = detail_lines(result)
         if details:
-            console.print(f"\n[bold]{result.step}[/]")
+            console.print(Text(f"\n{result.step}", style="bold"))
             for line in details:
                 console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
     needs = report.needs_a_human()

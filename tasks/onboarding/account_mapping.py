@@ -1,6 +1,6 @@
 """Step 5, account mapping: verify both ends and store which CXone tenant talks to which Salesforce org.
 
-Salesforce: a fresh token with the configured flow, then a query with it. CXone: a fresh token with the
+Salesforce: this run's token from the configured flow, then a query with it. CXone: a fresh token with the
 access key, whose id_token names the tenant; it must be the configured `cxone.tenant_id` when one is set.
 The store keeps hosts, the flow and ids, never a secret.
 

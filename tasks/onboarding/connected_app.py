@@ -13,6 +13,7 @@ from __future__ import annotations
 from connectors import AuthenticationError, InvalidClient, InvalidCredentials
 from tasks.context import Context
 from tasks.onboarding.model import NOTHING_UPCOMING, Action, PlanItem, StepName, StepPlan, StepResult, Upcoming
+from tasks.onboarding.salesforce_setup import salesforce_identity
 
 CHECK_NOUN = ("check", "checks")
 
@@ -26,11 +27,11 @@ SPRING_26_GUIDANCE = (
 
 
 async def plan_connected_app(ctx: Context, upcoming: Upcoming = NOTHING_UPCOMING) -> StepPlan:
-    """Ask Salesforce for a token: the app is fine if it issues one, or if it refuses only the user's login."""
+    """The app is fine if Salesforce issued this run a token, or if it refuses only the user's login."""
     app = ctx.config.connected_app
     subject = f"connected app '{app.name}'" if app else "connected app"
     try:
-        identity = await ctx.salesforce.authenticate()
+        identity = await salesforce_identity(ctx.salesforce)
     except InvalidClient as error:
         if error.error_code == "invalid_client_id":
             reason = (

@@ -173,8 +173,20 @@ class OnboardingReport:
             found = [(f"{result.step}: {item.subject}", item.reason) for item in failed_items]
             for where, text in found or [(str(result.step), result.summary)]:
                 failures.setdefault(text, []).append(where)
+        # One cause, said at more length by a later step (e.g. oauth-flow adds where each cause of a
+        # refused login is fixed): one line, at the fuller text, naming every step it stopped.
+        for short in sorted(failures, key=len):
+            fuller = next((text for text in failures if len(text) > len(short) and short in text), None)
+            if fuller is not None:
+                failures[fuller] = failures.pop(short) + failures[fuller]
         lines = [f"{', '.join(where)}: {text}" for text, where in failures.items()]
-        lines += [f"{result.step}: {note}" for result in self.results for note in result.notes]
+        # A note a failure already says in full (e.g. the Spring '26 guidance) is not said twice.
+        lines += [
+            f"{result.step}: {note}"
+            for result in self.results
+            for note in result.notes
+            if not any(note in text for text in failures)
+        ]
         return lines
 
 

@@ -11,7 +11,7 @@ Salesforce retires the flow on 2027-02-20.
 
 from __future__ import annotations
 
-from connectors import AuthenticationError
+from connectors import AuthenticationError, InvalidCredentials
 from connectors.salesforce_auth import USERNAME_PASSWORD_RETIREMENT
 from tasks.context import Context
 from tasks.onboarding.connected_app import CHECK_NOUN
@@ -34,8 +34,22 @@ async def plan_oauth_flow(ctx: Context, upcoming: Upcoming = NOTHING_UPCOMING) -
     try:
         login = await verify_salesforce_login(ctx.salesforce)
     except AuthenticationError as error:
-        item = PlanItem(subject, Action.FAILED, str(error))
+        reason = str(error)
+        if flow == "password" and isinstance(error, InvalidCredentials) and error.error_code == "invalid_grant":
+            reason += "\n" + password_refusal_fixes(ctx.config.salesforce.auth.username)
+        item = PlanItem(subject, Action.FAILED, reason)
     else:
         reason = f"works: logged in as {login.username} (user {login.user_id}, org {login.org_id})"
         item = PlanItem(subject, Action.UNCHANGED, reason)
     return StepPlan(step=StepName.OAUTH_FLOW, items=(item,), notes=notes, noun=CHECK_NOUN)
+
+
+def password_refusal_fixes(username: str) -> str:
+    """Where, for this config and user, each cause of a password-flow `authentication failure` is fixed."""
+    return (
+        f"In this config, cause 1 is salesforce.auth.username ({username}), salesforce.auth.password and "
+        "salesforce.auth.security_token. Cause 3 is fixed in Salesforce Setup for that user: take away the "
+        "permission 'Multi-Factor Authentication for API Logins' (Setup > Users > the user > its profile and "
+        "Permission Set Assignments), or exempt the integration user with 'Waive Multi-Factor Authentication "
+        "for Exempt Users' (the org-wide MFA requirement is under Setup > Identity Verification)."
+    )

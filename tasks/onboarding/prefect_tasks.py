@@ -2,7 +2,8 @@
 
 A retry re-plans before applying, so it never repeats a write that already happened. A step that
 fails for a reason an admin must fix ends its task run Failed (with the reason, no traceback) and
-returns its result to the flow.
+returns its result to the flow; a transient failure ends each attempt Failed with a
+`TransientStepFailure`, which Prefect retries and, once retries are exhausted, the flow reports.
 
     report = await run_steps(ctx, plan_only=plan, execute=execute_as_task)   # inside a flow
 """
@@ -28,9 +29,22 @@ STEP_RETRY_BACKOFF_SECONDS = 2.0
 STEP_RETRY_JITTER = 0.5
 
 
+class TransientStepFailure(Exception):
+    """A step's attempt that failed transiently, as its task state's data: the failed result it would
+    report, in a form that pickles (so a persisted task result reloads), marked for a retry."""
+
+    def __init__(self, result: StepResult) -> None:
+        super().__init__(result.summary)
+        self.result = result
+
+    def __reduce__(self) -> tuple[type[TransientStepFailure], tuple[StepResult]]:
+        return (TransientStepFailure, (self.result,))
+
+
 def retry_only_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
     """Prefect `retry_condition_fn`: retry timeouts, 5xx and rate limits, nothing an admin must fix."""
-    return isinstance(state.data, BaseException) and is_transient(state.data)
+    data = state.data
+    return isinstance(data, TransientStepFailure) or (isinstance(data, BaseException) and is_transient(data))
 
 
 @task(
@@ -46,7 +60,9 @@ async def onboarding_step(ctx: Context, step: StepName, plan_only: bool, upcomin
         result = await execute_step(ctx, step, plan_only=plan_only, upcoming=upcoming)
     except USER_ERRORS as error:
         if is_transient(error):
-            raise  # Prefect retries it with backoff
+            # A Failed state (not a raised error): Prefect retries it with backoff (retry_only_transient)
+            # and logs one line per attempt instead of a traceback.
+            return Failed(message=f"{step}: {error}", data=TransientStepFailure(failure_of(step, error)))
         result = failure_of(step, error)
     if result.failed:
         return Failed(message=f"{step}: {result.reason}", data=result)
@@ -62,4 +78,6 @@ async def execute_as_task(ctx: Context, step: StepName, plan_only: bool, upcomin
     """The flow's step executor: the step's task run, its failure (after retries) as a failed result."""
     state = await STEP_TASKS[step](quote(ctx), step, plan_only, quote(upcoming), return_state=True)
     value = await state.aresult(raise_on_failure=False)
+    if isinstance(value, TransientStepFailure):
+        return value.result
     return value if isinstance(value, StepResult) else failure_of(step, value)

@@ -2,7 +2,8 @@
 
 Every row must name things that exist: Salesforce statuses, CXone unavailable codes, teams and agents.
 Without skip-validation, assigning the rule to a team that lacks one of the rule's unavailable codes is
-refused, naming the codes. A rule is stored whole or not at all: a half-valid rule is never synced.
+refused, naming the codes; so is assigning it to a user whose team lacks one (the agent's codes are
+their team's). A rule is stored whole or not at all: a half-valid rule is never synced.
 
     plan = await plan_presence_rule(ctx)
     result = await apply_presence_rule(ctx, plan)   # "3 rule parts: 3 created" (the rule, two teams)
@@ -33,6 +34,7 @@ from tasks.onboarding.salesforce_setup import name_key, read_statuses
 
 _NOUN = ("rule part", "rule parts")
 _NOT_STORED = "the rule was not stored: it is stored only once all of it is valid"
+_SKIP_SETTING = "rule.skip_unavailable_code_validation: true"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,6 +50,8 @@ class _Validation:
     notes: list[str] = field(default_factory=list)
     teams: dict[int, str] = field(default_factory=dict)
     users: dict[int, str] = field(default_factory=dict)
+    known_codes: frozenset[str] = frozenset()
+    team_codes: dict[int, frozenset[str]] = field(default_factory=dict)
 
     def fail(self, subject: str, reason: str) -> None:
         self.failures.append(PlanItem(subject, Action.FAILED, reason, subject))
@@ -108,6 +112,7 @@ async def _check_codes_and_teams(ctx: Context, rule: PresenceRuleConfig, check: 
             f"CXone has no active unavailable code '{code}' -> {did_you_mean(code, codes)}create it (ACD > "
             "Unavailable Codes) or change the rule rows that name it",
         )
+    check.known_codes = wanted & codes
     teams = await read_teams(cx)
     team_ids = {name.casefold(): team_id for team_id, name in teams.items()}
     for index, name in enumerate(rule.teams):
@@ -119,35 +124,58 @@ async def _check_codes_and_teams(ctx: Context, rule: PresenceRuleConfig, check: 
                 f"existing: {', '.join(sorted(teams.values()))}",
             )
             continue
-        team_codes = {str(code["outStateName"]) for code in await cx.team_unavailable_codes(team_id)}
-        lacking = sorted((wanted & codes) - team_codes)
+        lacking = await _lacking_codes(ctx, check, team_id)
         if lacking and not rule.skip_unavailable_code_validation:
             check.fail(
                 f"team {name}",
                 f"refused: team '{name}' lacks the rule's unavailable code(s) {', '.join(lacking)} -> add them to "
-                "the team in CXone (ACD > Teams > Unavailable Codes), or set "
-                "rule.skip_unavailable_code_validation: true",
+                f"the team in CXone (ACD > Teams > Unavailable Codes), or set {_SKIP_SETTING}",
             )
             continue
         if lacking:
-            statuses = sorted(row.salesforce for row in rule.subscriber if row.acd.code in lacking)
-            landing = f": its agents who pick {', '.join(statuses)} get CXone's default Unavailable" if statuses else ""
-            check.notes.append(
-                f"team '{name}' lacks unavailable code(s) {', '.join(lacking)}{landing} (skip-validation is on)"
-            )
+            check.notes.append(f"team '{name}' lacks unavailable code(s) {', '.join(lacking)}{_landing(rule, lacking)} "
+                               "(skip-validation is on)")
         check.teams[team_id] = teams[team_id]
 
 
+async def _lacking_codes(ctx: Context, check: _Validation, team_id: int) -> list[str]:
+    """The rule's (existing) unavailable codes that this team's agents may not use; asked once per team."""
+    if team_id not in check.team_codes:
+        team = await ctx.cxone.team_unavailable_codes(team_id)
+        check.team_codes[team_id] = frozenset(str(code["outStateName"]) for code in team)
+    return sorted(check.known_codes - check.team_codes[team_id])
+
+
+def _landing(rule: PresenceRuleConfig, lacking: list[str]) -> str:
+    statuses = sorted(row.salesforce for row in rule.subscriber if row.acd.code in lacking)
+    return f": its agents who pick {', '.join(statuses)} get CXone's default Unavailable" if statuses else ""
+
+
 async def _check_users(ctx: Context, rule: PresenceRuleConfig, check: _Validation) -> None:
+    """Each assigned user must be one active agent; their team must have the rule's codes (as for teams)."""
     directory = AgentDirectory(await read_agents(ctx.cxone))
     for index, reference in enumerate(rule.users):
         found = directory.find(reference)
-        if len(found) == 1:
-            check.users[found[0].agent_id] = found[0].user_name
+        if len(found) != 1:
+            problem = "no active CXone agent has" if not found else f"{len(found)} CXone agents share"
+            reason = f"{problem} the id, email or user name '{reference}' -> fix rule.users[{index}]"
+            check.fail(f"user {reference}", reason)
             continue
-        problem = "no active CXone agent has" if not found else f"{len(found)} CXone agents share"
-        reason = f"{problem} the id, email or user name '{reference}' -> fix rule.users[{index}]"
-        check.fail(f"user {reference}", reason)
+        agent = found[0]
+        lacking = await _lacking_codes(ctx, check, agent.team_id) if agent.team_id is not None else []
+        team = f"team '{agent.team_name or agent.team_id}'"
+        if lacking and not rule.skip_unavailable_code_validation:
+            check.fail(
+                f"user {reference}",
+                f"refused: agent {agent.label} is on {team}, which lacks the rule's unavailable code(s) "
+                f"{', '.join(lacking)} -> add them to that team in CXone (ACD > Teams > Unavailable Codes), "
+                f"remove rule.users[{index}], or set {_SKIP_SETTING}",
+            )
+            continue
+        if lacking:
+            check.notes.append(f"user {agent.label} is on {team}, which lacks unavailable code(s) "
+                               f"{', '.join(lacking)}{_landing(rule, lacking)} (skip-validation is on)")
+        check.users[agent.agent_id] = agent.user_name
 
 
 def _stored_row(rule: PresenceRuleConfig) -> PresenceRule:

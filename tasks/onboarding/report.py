@@ -9,6 +9,7 @@ One rendering for the Prefect artifacts and the command line:
 
 from __future__ import annotations
 
+from models.store import StepOutcome
 from tasks.onboarding.model import Action, OnboardingReport, StepResult
 
 DETAILS_SHOWN = 10
@@ -38,11 +39,16 @@ def capped(lines: list[str], limit: int = NEEDS_SHOWN) -> list[str]:
 
 
 def title(report: OnboardingReport, what: str = "Onboarding") -> str:
-    steps = len(report.results)
+    """One line: a plan, a run with failures, a run that changed things, or one that found nothing to change."""
+    count = len(report.results)
+    steps = f"{count} step{'' if count == 1 else 's'}"
     if report.plan_only:
-        return f"{what} plan ({steps} steps, nothing changed)"
-    failed = len(report.failed)
-    return f"{what}: {steps} steps, {'all done' if report.succeeded else f'{failed} failed'}"
+        return f"{what} plan ({steps}, nothing changed)"
+    if not report.succeeded:
+        return f"{what}: {steps}, {len(report.failed)} failed"
+    if all(result.outcome is StepOutcome.UNCHANGED for result in report.results):
+        return f"{what}: {steps}, all done; nothing changed (already as the config says)"
+    return f"{what}: {steps}, all done"
 
 
 def markdown_summary(report: OnboardingReport, what: str = "Onboarding") -> str:

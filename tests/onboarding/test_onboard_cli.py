@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from typer.testing import CliRunner
 from cli.main import app, main
 from emulators.salesforce.emulator import OrgUpdate
 from emulators.stack import EmulatorStack
-from tests.onboarding.onboarding_support import data_writes
+from tests.onboarding.onboarding_support import data_writes, variant
 
 WIDE = {"COLUMNS": "250"}
 
@@ -50,7 +51,7 @@ def test_refresh_users_prints_its_one_step(prefect_harness: None, stack: Emulato
     outcome = CliRunner().invoke(app, ["refresh-users", str(config_path)], env=WIDE)
 
     assert outcome.exit_code == 0, outcome.output
-    assert "Refresh users: 1 steps, all done" in outcome.output
+    assert "Refresh users: 1 step, all done" in outcome.output
     assert "cxone-users │ created" in outcome.output
 
 
@@ -69,3 +70,54 @@ def test_a_bad_config_exits_2_with_the_problem_and_no_traceback(
     err = capsys.readouterr().err
     assert "problems in the presence-sync config" in err and "cxone (line 1): required setting is missing" in err
     assert "Traceback" not in err
+
+
+def test_brackets_in_a_config_problem_are_printed_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The fixes say e.g. `channels, e.g. [sfdc_phone]`: console markup must not swallow them.
+    demo = Path(__file__).resolve().parents[2] / "examples" / "demo-contact-center.yaml"
+    text = demo.read_text(encoding="utf-8").replace(
+        "  - {label: On Break, option: busy}", "  - {label: On Break, option: online}"
+    )
+    config = tmp_path / "presence-sync.yaml"
+    config.write_text(text, encoding="utf-8")
+    for name in re.findall(r"\$\{(PRESENCE_SYNC_\w+)\}", text):
+        monkeypatch.setenv(name, "fake")
+    monkeypatch.setattr(sys, "argv", ["presence-sync", "onboard", str(config), "--plan"])
+
+    with pytest.raises(SystemExit) as exited:
+        main()
+
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "an online status needs at least one service channel -> list channels, e.g. [sfdc_phone]" in err
+
+
+def test_report_texts_are_not_read_as_markup() -> None:
+    from cli.onboard import console, print_report
+    from tasks.onboarding import OnboardingReport, StepName, StepResult
+
+    reason = "Salesforce has no channel [sfdc_sms] -> fix statuses[9].channels [bold]now[/bold]"
+    report = OnboardingReport("run", False, (StepResult.failure(StepName.PRESENCE_STATUSES, reason),))
+
+    with console.capture() as captured:
+        print_report(report)
+
+    shown = " ".join(captured.get().split())
+    assert "[sfdc_sms]" in shown and "[bold]now[/bold]" in shown
+
+
+@pytest.mark.prefect
+def test_a_missing_prefect_secret_block_exits_2_naming_the_block_and_path(
+    prefect_harness: None, stack: EmulatorStack, config_path: Path
+) -> None:
+    def from_a_block(data: dict) -> None:
+        data["cxone"]["client_secret"] = "prefect-secret:no-such-block"
+
+    outcome = CliRunner().invoke(app, ["onboard", str(variant(config_path, from_a_block)), "--plan"], env=WIDE)
+
+    assert outcome.exit_code == 2, outcome.output
+    assert "cxone.client_secret: Prefect Secret block 'no-such-block' does not exist" in outcome.stderr
+    assert "Traceback" not in outcome.stderr
+    assert asyncio.run(data_writes(stack)) == {}

@@ -3,6 +3,7 @@ the steps that depend on it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,9 @@ async def test_a_refused_password_login_names_its_three_causes(
     oauth = _failure_text(report, "oauth-flow")
     assert all(cause in oauth for cause in THREE_CAUSES)
     assert "2027-02-20" in oauth
+    # ... and where each is fixed: the config paths, and the user's MFA permission in Setup.
+    assert "salesforce.auth.username (integration@example.com), salesforce.auth.password" in oauth
+    assert "'Multi-Factor Authentication for API Logins'" in oauth and "Setup > Users" in oauth
     assert PASSWORD_FLOW_RETIREMENT_WARNING in result_of(report, "oauth-flow").notes
     for step in AFTER_LOGIN:
         assert result_of(report, step).summary.startswith("skipped: oauth-flow failed: password flow: ")
@@ -89,6 +93,8 @@ async def test_an_unknown_consumer_key_means_the_app_is_missing(stack: EmulatorS
     assert "client-credentials" in text and "JWT" in text
     assert result_of(report, "oauth-flow").summary.startswith("skipped: connected-app failed: ")
     assert any("Spring '26" in note for note in result_of(report, "connected-app").notes)
+    # The guidance is in the failure's own line; the note repeating it is not listed again.
+    assert sum("Spring '26" in line for line in report.needs_a_human()) == 1
 
 
 async def test_a_wrong_consumer_secret_is_named(stack: EmulatorStack, config_path: Path) -> None:
@@ -219,3 +225,48 @@ async def test_a_jwt_key_that_is_not_the_apps_is_not_blamed_on_the_app(stack: Em
 
     [item] = plan.items
     assert item.action is Action.UNCHANGED and "refused the login itself" in item.reason
+
+
+def _validate_codes_for_user(user: str) -> Callable[[dict[str, Any]], None]:
+    def change(data: dict[str, Any]) -> None:
+        data["rule"]["skip_unavailable_code_validation"] = False
+        data["rule"]["teams"] = ["Voice Team A"]
+        data["rule"]["users"] = [user]
+
+    return change
+
+
+async def test_a_user_whose_team_lacks_a_rule_code_is_refused_without_skip_validation(
+    stack: EmulatorStack, config_path: Path
+) -> None:
+    team_b = stack.cxone.tenant.add_agent("Bea", "Bee", "bea@example.com", 1002, user_name="bea")
+    team_a = stack.cxone.tenant.add_agent("Al", "Ay", "al@example.com", 1001, user_name="al")
+
+    refused = await onboard(variant(config_path, _validate_codes_for_user("bea@example.com"), "bea.yaml"))
+    accepted = await onboard(variant(config_path, _validate_codes_for_user("al"), "al.yaml"))
+
+    rule = result_of(refused, "presence-rule")
+    [item] = [item for item in rule.items if item.action is Action.FAILED]
+    assert item.subject == "user bea@example.com"
+    assert f"agent bea ({team_b}) is on team 'Voice Team B'" in item.reason
+    assert "lacks the rule's unavailable code(s) CRM Work" in item.reason
+    assert "rule.users[0]" in item.reason and "skip_unavailable_code_validation" in item.reason
+    assert outcomes(accepted)["presence-rule"] == "created"
+    with Store.open(load_config(config_path).sync.store_url) as store:
+        assert {a.target_id for a in store.list_rule_assignments("Default Presence")} == {1001, team_a}
+
+
+async def test_with_skip_validation_a_users_missing_codes_are_a_note(stack: EmulatorStack, config_path: Path) -> None:
+    stack.cxone.tenant.add_agent("Bea", "Bee", "bea@example.com", 1002, user_name="bea")
+
+    def assign_bea(data: dict[str, Any]) -> None:
+        data["rule"]["users"] = ["bea"]
+
+    report = await onboard(variant(config_path, assign_bea))
+
+    rule = result_of(report, "presence-rule")
+    assert rule.outcome is StepOutcome.CREATED
+    assert any(
+        note.startswith("user bea (") and "lacks unavailable code(s) CRM Work" in note and "Case_Work" in note
+        for note in rule.notes
+    )

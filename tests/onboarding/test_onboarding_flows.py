@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import cloudpickle
 import pytest
 from prefect import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterId
@@ -20,7 +21,7 @@ from flows.refresh_users import refresh_users
 from models.config import ConfigError
 from tasks.onboarding import OnboardingIncomplete, OnboardingReport, StepName, StepResult
 from tasks.onboarding import prefect_tasks
-from tasks.onboarding.prefect_tasks import STEP_RETRIES, retry_only_transient
+from tasks.onboarding.prefect_tasks import STEP_RETRIES, TransientStepFailure, retry_only_transient
 from tests.onboarding.onboarding_support import data_writes, outcomes, result_of
 
 pytestmark = pytest.mark.prefect
@@ -118,8 +119,8 @@ async def test_a_transient_failure_is_retried_then_reported(
     # CXone asks to wait far longer than a connector waits: each attempt fails at once, transiently.
     stack.cxone.faults.configure(FaultSettings(rate_limit_per_s=0.0001))
 
-    report = await refresh_users(str(config_path), return_state=True)
-    report = await report.aresult(raise_on_failure=False)
+    state = await refresh_users(str(config_path), return_state=True)
+    report = await state.aresult(raise_on_failure=False)
 
     assert isinstance(report, OnboardingIncomplete)
     [result] = report.report.results
@@ -127,13 +128,33 @@ async def test_a_transient_failure_is_retried_then_reported(
     async with stack.cxone_http() as client:
         requests = (await client.get("/__emulator/stats")).json()["requests"]
     assert requests == {"GET /.well-known/openid-configuration": 1 + STEP_RETRIES}
+    # Each attempt ended in a Failed state of ours, not a raised error (which Prefect logs with its traceback).
+    async with get_client() as client:
+        [task_run] = await client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+        )
+        history = await client.read_task_run_states(task_run.id)
+    failed = [state for state in history if state.is_failed()]
+    assert failed and all((state.message or "").startswith("cxone-users: ") for state in failed)
+    assert not any("encountered an exception" in (state.message or "") for state in history)
 
 
 def test_only_transient_errors_are_retried() -> None:
     transient = RateLimited("wait", system="CXone", retry_after=9999)
     permanent = InvalidCredentials("wrong", system="Salesforce", status_code=400)
     reported = StepResult.failure(StepName.OAUTH_FLOW, "wrong")
+    attempt = TransientStepFailure(StepResult.failure(StepName.CXONE_USERS, "CXone asked to wait"))
 
+    assert retry_only_transient(None, None, Failed(data=attempt))  # type: ignore[arg-type]
     assert retry_only_transient(None, None, Failed(data=transient))  # type: ignore[arg-type]
     assert not retry_only_transient(None, None, Failed(data=permanent))  # type: ignore[arg-type]
     assert not retry_only_transient(None, None, Failed(data=reported))  # type: ignore[arg-type]
+
+
+def test_a_transient_attempt_pickles_with_its_result() -> None:
+    # Prefect may persist a failed attempt's data; it must load again (a connector error does not).
+    attempt = TransientStepFailure(StepResult.failure(StepName.CXONE_USERS, "CXone asked to wait"))
+
+    loaded = cloudpickle.loads(cloudpickle.dumps(attempt))
+
+    assert isinstance(loaded, TransientStepFailure) and loaded.result == attempt.result

@@ -11,7 +11,16 @@ from models.config import load_config
 from models.store import AssignmentKind, LinkedBy, StepOutcome, Store
 from tasks.context import open_context
 from tasks.onboarding import Action, StepName, run_steps
-from tests.onboarding.onboarding_support import AGENTS, data_writes, onboard, outcomes, result_of, variant
+from tasks.onboarding.report import markdown_summary, title
+from tests.onboarding.onboarding_support import (
+    AGENTS,
+    TOKEN_ROUTES,
+    data_writes,
+    onboard,
+    outcomes,
+    result_of,
+    variant,
+)
 
 ALL_STEPS = [step.value for step in StepName]
 
@@ -189,3 +198,31 @@ async def test_links_overrides_win_over_email_matching(stack: EmulatorStack, con
         link = next(link for link in store.load_links() if link.cxone_email == "agent1@example.com")
     assert (link.sf_username, link.linked_by) == (supervisor, LinkedBy.OVERRIDE)
     assert not any("agent1@" in note for note in result_of(report, "cxone-users").notes)
+
+
+async def _token_requests(stack: EmulatorStack) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for client in (stack.salesforce_http(), stack.cxone_http()):
+        async with client:
+            requests = (await client.get("/__emulator/stats")).json()["requests"]
+        counts |= {route: n for route, n in requests.items() if route in TOKEN_ROUTES}
+    return counts
+
+
+async def test_a_run_logs_in_once_per_system(stack: EmulatorStack, config_path: Path) -> None:
+    # The checks reuse the run's own login: the emulators count each token request as a write.
+    plan = await onboard(config_path, plan_only=True)
+    assert plan.succeeded
+    assert await _token_requests(stack) == {"POST /services/oauth2/token": 1, "POST /auth/token": 1}
+
+    assert (await onboard(config_path)).succeeded
+    assert await _token_requests(stack) == {"POST /services/oauth2/token": 2, "POST /auth/token": 2}
+
+
+async def test_the_second_run_says_nothing_changed_in_its_title(stack: EmulatorStack, config_path: Path) -> None:
+    first = await onboard(config_path)
+    second = await onboard(config_path)
+
+    assert title(first) == "Onboarding: 7 steps, all done"
+    assert title(second) == "Onboarding: 7 steps, all done; nothing changed (already as the config says)"
+    assert "nothing changed" in markdown_summary(second).splitlines()[0]
