@@ -72,7 +72,7 @@ class RequestStats:
     injected: Counter[str] = field(default_factory=Counter)
 
     def snapshot(self, clock_now: datetime) -> dict[str, Any]:
-        writes = sum(n for key, n in self.by_route.items() if key.split(" ", 1)[0] in WRITE_METHODS)
+        writes = sum(n for key, n in self.by_route.items() if is_write(key))
         return {
             "requests": dict(sorted(self.by_route.items())),
             "total_requests": sum(self.by_route.values()),
@@ -83,6 +83,13 @@ class RequestStats:
 
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# POSTs that change nothing in the org or tenant: logging in. A dry run logs in, and still writes nothing.
+LOGIN_ROUTES = frozenset({"POST /services/oauth2/token", "POST /auth/token"})
+
+
+def is_write(route_key: str) -> bool:
+    """Whether a "METHOD /route/template" key is a request that may change the system's data."""
+    return route_key.split(" ", 1)[0] in WRITE_METHODS and route_key not in LOGIN_ROUTES
 
 
 class FaultInjector:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from emulators.demo_center import STATUSES
 from emulators.stack import EmulatorStack
+from emulators.faults import LOGIN_ROUTES
 from models.config import load_config
 from models.store import AssignmentKind, LinkedBy, StepOutcome, Store
 from tasks.context import open_context
@@ -14,7 +15,6 @@ from tasks.onboarding import Action, StepName, run_steps
 from tasks.onboarding.report import markdown_summary, title
 from tests.onboarding.onboarding_support import (
     AGENTS,
-    TOKEN_ROUTES,
     data_writes,
     onboard,
     outcomes,
@@ -205,7 +205,7 @@ async def _token_requests(stack: EmulatorStack) -> dict[str, int]:
     for client in (stack.salesforce_http(), stack.cxone_http()):
         async with client:
             requests = (await client.get("/__emulator/stats")).json()["requests"]
-        counts |= {route: n for route, n in requests.items() if route in TOKEN_ROUTES}
+        counts |= {route: n for route, n in requests.items() if route in LOGIN_ROUTES}
     return counts
 
 
