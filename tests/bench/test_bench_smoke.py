@@ -1,0 +1,113 @@
+"""Smoke runs of the benchmarks (bench/) at tiny sizes: they run end to end and count right.
+
+Assertions are on counts and correctness (every agent converged, one write per change, reads per
+tick bounded, the report has its fields), never on wall-clock figures: those belong to
+`python -m bench` on a known machine. Each run uses its own emulators on free loopback ports and
+its own temporary state store, so the tests are xdist-safe. The burst and propagation runs poll
+every 0.2 s instead of 1 s (`interval=`), only to be quick.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from bench import BENCHMARKS, run_benchmark
+from bench.__main__ import main, parse_args
+from bench.report import Report
+
+ENV_FIELDS = {"cpu_count", "python", "prefect", "platform"}
+
+
+def assert_common(report: Report, name: str) -> None:
+    assert report.name == name
+    assert ENV_FIELDS <= report.env.keys()
+    assert report.env["cpu_count"] == os.cpu_count()
+    assert report.env["prefect"] != "not installed"
+    text = report.render()
+    assert f"{os.cpu_count()} cores" in text and "prefect" in text
+    failed = [check for check in report.checks if not check.passed]
+    assert not failed, failed
+    json.loads(report.to_json())  # machine-readable as well
+
+
+async def test_engine_decides_one_write_per_mapped_change_and_nothing_for_echoes() -> None:
+    report = await run_benchmark("engine", agents=40, quick=True, repeats=1)
+
+    assert_common(report, "engine")
+    figures = report.figures
+    for batch in ("changes", "echoes", "replay"):
+        for field in ("observations", "seconds", "obs_per_s", "baseline_obs_per_s", "relative_cost"):
+            assert f"{batch}_{field}" in figures
+    assert figures["changes_observations"] == 40
+    assert figures["changes_writes"] == figures["changes_mapped"] > 0
+    assert figures["echoes_observations"] == figures["changes_writes"]
+    assert figures["echo_writes"] == 0
+    assert figures["replay_writes"] == 0
+
+
+async def test_burst_converges_every_linked_agent_with_constant_reads_per_tick() -> None:
+    report = await run_benchmark("burst", agents=60, quick=True, interval=0.2)
+
+    assert_common(report, "burst")
+    figures = report.figures
+    linked = report.params["linked"]
+    assert linked == 59  # agent 50 has no Salesforce user
+    for direction in ("cxone_to_salesforce", "salesforce_to_cxone"):
+        assert figures[f"{direction}_writes"] == linked
+        assert figures[f"{direction}_writes_back"] == 0
+        assert figures[f"{direction}_ticks"] >= 1
+        assert f"{direction}_seconds" in figures and f"{direction}_baseline_seconds" in figures
+        assert f"{direction}_statements" in figures
+    # Every write came back as its echo (the window's count also holds the morning publish's).
+    assert figures["echoes"]["cxone->salesforce"] == 2 * linked
+    assert figures["echoes"]["salesforce->cxone"] == linked
+    # One poll per system per quiet tick, and no read of any other route: reads don't grow with agents.
+    assert figures["reads_per_quiet_tick_max"]["cxone"] == 1
+    assert figures["reads_per_quiet_tick_max"]["salesforce"] <= 1
+    assert figures["other_reads"] == {"cxone": 0, "salesforce": 0}
+    assert figures["statements_per_tick_max"] > 0
+    assert len(report.targets) == 2
+
+
+async def test_propagation_times_every_change_each_way_against_its_floor() -> None:
+    report = await run_benchmark("propagation", agents=12, quick=True, trials=3, interval=0.2)
+
+    assert_common(report, "propagation")
+    figures = report.figures
+    for direction in ("cxone_to_salesforce", "salesforce_to_cxone"):
+        assert figures[f"{direction}_count"] == 3
+        assert figures[f"{direction}_writes"] == 3
+        for p in ("p50", "p95", "max"):
+            assert figures[f"{direction}_{p}"] is not None
+            assert figures[f"{direction}_floor_{p}"] > 0
+        assert figures[f"{direction}_p50_ratio"] is not None
+    assert figures["missed"] == 0
+    assert figures["floor_apply_salesforce"] == pytest.approx(0.150)
+    for part in ("read_cxone", "read_salesforce", "write_cxone", "write_salesforce"):
+        assert figures[f"floor_{part}"] > 0
+    assert len(report.targets) == 2
+
+
+def test_the_command_line_knows_every_benchmark_and_refuses_others(capsys: pytest.CaptureFixture[str]) -> None:
+    assert parse_args([]).names == []
+    assert parse_args(["engine", "--quick", "--agents", "30"]).agents == 30
+    with pytest.raises(SystemExit):
+        parse_args(["no-such-bench"])
+    assert "unknown benchmark" in capsys.readouterr().err
+    assert set(BENCHMARKS) == {"propagation", "burst", "engine"}
+
+
+def test_the_command_line_runs_one_benchmark_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "bench.json"
+
+    status = main(["engine", "--quick", "--agents", "20", "--json", str(out)])
+
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert "cores (os.cpu_count())" in printed and "engine" in printed
+    (saved,) = json.loads(out.read_text(encoding="utf-8"))
+    assert saved["name"] == "engine" and saved["env"]["cpu_count"] == os.cpu_count()
