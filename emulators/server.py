@@ -49,7 +49,9 @@ class RunningServer:
 
 def start_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
     """Start `app` under uvicorn in a daemon thread; port 0 picks a free port. Returns once it accepts."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only for a socket that says
+    # it is TCP; without it every answer waits ~40 ms for the client's delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

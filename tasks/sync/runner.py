@@ -441,7 +441,9 @@ class SyncRunner:
         self._cxone_source = CxonePollSource(self.ctx.cxone, cx_cursor)
         if self._salesforce_source is None:
             budget = PollBudget(self.interval_seconds, self.settings.budget_reserve_fraction)
-            self._salesforce_source = SalesforcePollSource(self.ctx.salesforce, sf_cursor, seen, budget)
+            self._salesforce_source = SalesforcePollSource(
+                self.ctx.salesforce, sf_cursor, seen, budget, self.policy.clock_skew
+            )
 
     def _take(self, changed: Mapping[int, AgentMemory], audit: Iterable[AuditRecord]) -> None:
         """Fold changed memory and new audit records in; both are saved by the next commit."""

@@ -102,9 +102,11 @@ class CxonePollSource:
 class SalesforcePollSource:
     """Polls UserServicePresence spells from a watermark, with overlap and de-duplication by spell key.
 
-    The cursor is the newest spell timestamp seen. Without one, the current spells are read (a full
-    picture to start from). Each poll asks for spells that started or ended after `watermark -
-    SPELL_OVERLAP`; keys already seen in the overlap are dropped. `budget` sets how often it polls.
+    The cursor (watermark) is the time up to which every spell has been read: the newest spell seen,
+    or, when none is newer, the poll's own start less the clock skew allowed (so a quiet org's polls
+    stop re-reading the last burst). Without one, the current spells are read (a full picture to start
+    from). Each poll asks for spells that started or ended after `watermark - SPELL_OVERLAP`; keys
+    already seen in the overlap are dropped. `budget` sets how often it polls.
     """
 
     def __init__(
@@ -113,8 +115,10 @@ class SalesforcePollSource:
         cursor: str | None,
         seen: Iterable[str],
         budget: PollBudget,
+        clock_skew: timedelta = timedelta(seconds=1),
     ) -> None:
         self.salesforce = salesforce
+        self.clock_skew = clock_skew
         self.watermark = None if cursor is None else parse_api_time(cursor, "the saved Salesforce watermark")
         self.seen = set(seen)
         self.budget = budget
@@ -145,12 +149,14 @@ class SalesforcePollSource:
             if key not in self.seen and (floor is None or observation.at > floor):
                 polled.seen_keys.append(key)
                 polled.observations.append(observation)
-        watermark = max((spell.latest for spell in spells), default=self.watermark)
-        if watermark is not None:
-            polled.cursors[SALESFORCE_CURSOR] = to_utc_iso(watermark)
-            # The next poll re-reads only keys stamped after its floor, and every one of them is in this read.
-            next_floor = watermark - SPELL_OVERLAP
-            self._seen_after_commit = {key for key, o in observed if o.at > next_floor}
+        # Read up to: the newest spell, or at least our poll's start less the clock skew allowed
+        # (Salesforce's clock may be that far behind ours; late commits are what the overlap is for).
+        known = [spell.latest for spell in spells] + ([self.watermark] if self.watermark is not None else [])
+        watermark = max([*known, now - self.clock_skew])
+        polled.cursors[SALESFORCE_CURSOR] = to_utc_iso(watermark)
+        # The next poll re-reads only keys stamped after its floor, and every one of them is in this read.
+        next_floor = watermark - SPELL_OVERLAP
+        self._seen_after_commit = {key for key, o in observed if o.at > next_floor}
         return polled
 
     def committed(self, polled: Polled) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -159,3 +159,56 @@ def test_a_spent_budget_polls_at_the_slowest_rate_to_see_it_replenish() -> None:
     budget = PollBudget(base_interval=1.0, reserve_fraction=0.2)
     budget.record(ApiUsage(used=14_500, limit=15_000))
     assert budget.interval() == MAX_INTERVAL_SECONDS
+
+
+# -- the Salesforce poll's watermark ----------------------------------------------------------------
+
+
+class _Spells:
+    """A Salesforce client that answers every spell query with `records` and keeps the SOQL it was sent."""
+
+    api_usage = None
+
+    def __init__(self, records: list[dict]) -> None:
+        self.records = records
+        self.queries: list[str] = []
+        self.returned: list[int] = []  # records per query
+
+    async def query_pages(self, soql: str):
+        self.queries.append(soql)
+        page = [r for r in self.records if _after_floor(r, soql)]
+        self.returned.append(len(page))
+        yield page
+
+
+def _after_floor(record: dict, soql: str) -> bool:
+    if "StatusStartDate >" not in soql:
+        return bool(record["IsCurrentState"])
+    floor = datetime.fromisoformat(soql.split("StatusStartDate > ")[1].split(" ")[0].replace("Z", "+00:00"))
+    return datetime.fromisoformat(record["StatusStartDate"].replace("Z", "+00:00")) > floor
+
+
+async def test_a_quiet_orgs_polls_stop_rereading_the_last_changes() -> None:
+    from tasks.sync.sources import SPELL_OVERLAP, SalesforcePollSource
+
+    burst = [
+        {"Id": f"0Hn{i}", "UserId": f"005{i}", "ServicePresenceStatus": {"DeveloperName": "Lunch"},
+         "StatusStartDate": "2026-01-05T09:00:01.000Z", "StatusEndDate": None, "IsCurrentState": True}
+        for i in range(50)
+    ]
+    client = _Spells(burst)
+    source = SalesforcePollSource(client, "2026-01-05T09:00:00.000Z", (), PollBudget(1.0, 0.1))  # type: ignore[arg-type]
+    users = {f"005{i}": i for i in range(50)}
+    first = await source.fetch(users, at(2))
+    assert len(first.observations) == 50
+    source.committed(first)
+    for second in range(3, 14):  # a poll a second, nothing changing
+        polled = await source.fetch(users, at(second))
+        source.committed(polled)
+        assert polled.observations == []  # the overlap re-reads; nothing is news
+    # The watermark follows the clock: once the burst is older than the overlap and the clock skew,
+    # the polls no longer read it at all.
+    floor = datetime.fromisoformat(client.queries[-1].split("StatusStartDate > ")[1].split(" ")[0].replace("Z", "+00:00"))
+    assert floor == at(12) - timedelta(seconds=1) - SPELL_OVERLAP
+    assert client.returned[1] == 50 and client.returned[-4:] == [0, 0, 0, 0]
+    assert polled.cursors["salesforce"].startswith("2026-01-05T09:00:12")
