@@ -338,9 +338,18 @@ class SyncRunner:
         if not writes:
             return []
         setup = self._require_setup()
-        results = await apply_writes(
+        applying = asyncio.ensure_future(apply_writes(
             writes, self.ctx.salesforce, self.ctx.cxone, setup.targets, concurrency=self.settings.max_concurrency
-        )
+        ))
+        try:
+            # A burst can take longer than the lease lives: keep it while applying, so that no other
+            # run takes over (and syncs the same agents) in the middle; stop if it was taken anyway.
+            while not (await asyncio.wait({applying}, timeout=self.lease_ttl / 3))[0]:
+                await self._renew(self.clock())
+        except BaseException:
+            applying.cancel()
+            raise
+        results = applying.result()
         self.stats.applied(writes, results)
         changed, audit = record_write_results(self.memory, results, self.clock(), self.policy)
         self._take(changed, audit)

@@ -74,3 +74,31 @@ async def test_consecutive_windows_hand_over_and_never_tick_at_once(
     assert world.writes() == Counter(salesforce=AGENTS)  # the second window wrote nothing twice
     assert all(world.sf(i) == "Available_for_Chats" for i in range(1, AGENTS + 1))
 
+
+
+async def test_a_long_apply_keeps_the_lease_and_stops_when_another_run_took_it(
+    world: World, ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = await world.runner(ctx, holder="slow")
+    await world.settle(runner)
+    runner.lease_ttl = 0.3  # renewed every 0.1 s while writes are applied
+    renewals: list[bool] = []
+    renew = ctx.store.renew_lease
+
+    def counted(*args: object) -> bool:
+        renewals.append(renew(*args))  # type: ignore[arg-type]
+        return renewals[-1]
+
+    monkeypatch.setattr(ctx.store, "renew_lease", counted)
+    world.pick_sf(1, "On_Break")
+    world.faults(latency_ms=400)  # each CXone request takes 0.4 s: the write outlasts the lease
+    await runner.tick()
+    assert len(renewals) >= 3 and all(renewals)  # at the tick's start, then while the write was applied
+    assert world.cx(1).key == "Unavailable:Break"
+
+    answers = iter([True])  # renewed as the tick starts; taken over by another run during the write
+    monkeypatch.setattr(ctx.store, "renew_lease", lambda *args: next(answers, False))
+    world.pick_sf(2, "Lunch")
+    with pytest.raises(LeaseLostError, match="taken over"):
+        await runner.tick()
+    assert not runner.held
