@@ -256,6 +256,18 @@ class CxoneClient:
 
     # ----------------------------------------------------------------- Agent API
 
+    @property
+    def sessions(self) -> dict[int, str]:
+        """The agent sessions this client knows (joined, or adopted), by agent id: a copy."""
+        return dict(self._sessions)
+
+    def adopt_sessions(self, sessions: Mapping[int, str]) -> None:
+        """Reuse sessions joined earlier (e.g. by the previous sync window): no join request for them.
+
+        An adopted session that has ended since answers 404 and is joined again, as any cached one.
+        """
+        self._sessions.update(sessions)
+
     async def join_session(self, agent_id: int) -> str:
         """Join the agent's running session; its id (also cached for set_state)."""
         response = await self._call("POST", "/agent-sessions/join", json={"asAgentId": agent_id}, idempotent=True)

@@ -190,8 +190,19 @@ def _create_version_1(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _create_cxone_sessions(conn: Connection) -> None:
+    Table(
+        "cxone_session",
+        MetaData(),
+        Column("agent_id", Integer, primary_key=True, autoincrement=False),
+        Column("session_id", String, nullable=False),
+        Column("updated_at", UTCDateTime(), nullable=False),
+    ).create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the onboarding and sync tables", _create_version_1),
+    Migration(2, "keep CXone agent sessions from one sync window to the next", _create_cxone_sessions),
 )
 
 

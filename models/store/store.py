@@ -47,6 +47,7 @@ from models.store.tables import (
     AssignmentKind,
     Audit,
     Cursor,
+    CxoneSession,
     InflightWrite,
     OnboardingStep,
     PresenceRule,
@@ -353,15 +354,17 @@ class Store:
         inflight_deletes: Iterable[str] = (),
         cursors: Mapping[str, str] | None = None,
         seen_spells: Iterable[str] = (),
+        cxone_sessions: Mapping[int, str | None] | None = None,
         lease: Lease | None = None,
     ) -> None:
         """Save one tick's outcome in ONE transaction: agent memory, audit rows, in-flight
-        writes (upserted by command id, or deleted when settled), cursors and seen
-        Salesforce spells. Cursors thus never run ahead of the changes they cover.
+        writes (upserted by command id, or deleted when settled), cursors, seen
+        Salesforce spells and CXone sessions joined (None: ended, forgotten). Cursors thus
+        never run ahead of the changes they cover.
 
         With ``lease``, the commit only happens while that lease is still ours (checked
         and row-locked in the same transaction); otherwise ``LeaseLostError`` and nothing
-        is saved. At most eight statements, however many agents.
+        is saved. At most ten statements, however many agents.
         """
         now = self._clock()
         agent_rows = [{**row, "updated_at": now} for row in agents]
@@ -373,6 +376,13 @@ class Store:
             for name, value in (cursors or {}).items()
         ]
         spell_rows = [{"spell_id": spell_id, "seen_at": now} for spell_id in seen_spells]
+        sessions = cxone_sessions or {}
+        session_rows = [
+            {"agent_id": agent_id, "session_id": session_id, "updated_at": now}
+            for agent_id, session_id in sessions.items()
+            if session_id is not None
+        ]
+        ended_sessions = sorted(agent_id for agent_id, session_id in sessions.items() if session_id is None)
         with self._write() as conn:
             if lease is not None:
                 self._fence(conn, lease)
@@ -393,6 +403,19 @@ class Store:
             if spell_rows:
                 seen = self._insert(_table(SeenSpell))
                 conn.execute(seen.on_conflict_do_nothing(index_elements=["spell_id"]), spell_rows)
+            if session_rows:
+                conn.execute(self._upsert(_table(CxoneSession), "agent_id"), session_rows)
+            if ended_sessions:
+                table = _table(CxoneSession)
+                conn.execute(delete(table).where(table.c.agent_id.in_(ended_sessions)))
+
+    def cxone_sessions(self) -> dict[int, str]:
+        """The CXone session last joined per agent (sessions are long-lived; a stale one answers 404)."""
+        table = _table(CxoneSession)
+        with self._read() as conn:
+            return {int(agent_id): str(session_id) for agent_id, session_id in conn.execute(
+                select(table.c.agent_id, table.c.session_id)
+            )}
 
     def get_cursor(self, name: str) -> str | None:
         """A cursor's saved value, or None before the first tick saved it."""

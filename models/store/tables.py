@@ -184,6 +184,16 @@ class SeenSpell(SQLModel, table=True):
     seen_at: datetime = Field(index=True)
 
 
+class CxoneSession(SQLModel, table=True):
+    """The CXone agent session last joined for an agent: reused by the next window (no join request)."""
+
+    __tablename__ = "cxone_session"
+
+    agent_id: int = _agent_id_key()
+    session_id: str
+    updated_at: datetime | None = _stamped_by_store()
+
+
 class Audit(SQLModel, table=True):
     """One sync decision: what was observed, what we did about it, and why."""
 
@@ -235,5 +245,6 @@ STORE_TABLES = tuple(
         SeenSpell,
         Audit,
         SyncLease,
+        CxoneSession,
     )
 )

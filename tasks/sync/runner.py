@@ -248,6 +248,7 @@ class SyncRunner:
         self._cxone_source: CxonePollSource | None = None
         self._salesforce_source = salesforce_source
         self._reconciled_request: str | None = None
+        self._saved_sessions: dict[int, str] = {}
         self._anomaly_kinds: set[str] = set()
         self._notable: list[AuditRecord] = []
 
@@ -280,7 +281,7 @@ class SyncRunner:
     async def close(self) -> None:
         """Save what the last writes came to, then hand the lease over at once."""
         try:
-            if self.lease is not None and self._pending:
+            if self.lease is not None and (self._pending or self.ctx.cxone.sessions != self._saved_sessions):
                 await self._commit()
         finally:
             await self.release()
@@ -440,12 +441,16 @@ class SyncRunner:
         self._saved = dict(self.memory)
         self._wake = WakeQueue(self.memory)
         await asyncio.to_thread(store.prune_seen_spells, self.clock() - SEEN_SPELLS_KEPT)
-        cx_cursor, sf_cursor, seen, done = await asyncio.gather(
+        cx_cursor, sf_cursor, seen, done, sessions = await asyncio.gather(
             asyncio.to_thread(store.get_cursor, CXONE_CURSOR),
             asyncio.to_thread(store.get_cursor, SALESFORCE_CURSOR),
             asyncio.to_thread(store.seen_spells),
             asyncio.to_thread(store.get_cursor, RECONCILE_DONE_CURSOR),
+            asyncio.to_thread(store.cxone_sessions),
         )
+        # The last window's agent sessions: its successor's first write to an agent needs no join.
+        self.ctx.cxone.adopt_sessions(sessions)
+        self._saved_sessions = sessions
         self._reconciled_request = done
         self._cxone_source = CxonePollSource(self.ctx.cxone, cx_cursor)
         if self._salesforce_source is None:
@@ -473,6 +478,11 @@ class SyncRunner:
     async def _commit(self) -> None:
         """Save the pending outcome in one transaction, fenced by the lease."""
         pending, self._pending = self._pending, _Pending()
+        sessions = self.ctx.cxone.sessions
+        session_changes: dict[int, str | None] = {
+            agent_id: session_id for agent_id, session_id in sessions.items()
+            if self._saved_sessions.get(agent_id) != session_id
+        } | {agent_id: None for agent_id in self._saved_sessions.keys() - sessions.keys()}
         rows, upserts, deletes = [], [], []
         for agent_id in sorted(pending.agents):
             memory = self.memory[agent_id]
@@ -489,12 +499,14 @@ class SyncRunner:
                 inflight_deletes=deletes,
                 cursors=pending.cursors,
                 seen_spells=pending.seen_keys,
+                cxone_sessions=session_changes,
                 lease=self.lease,
             )
         except LeaseLostError:
             self.lease = None
             raise
         self._saved.update({agent_id: self.memory[agent_id] for agent_id in pending.agents})
+        self._saved_sessions = sessions
 
     async def _renew(self, now: datetime) -> None:
         if self.lease is None:

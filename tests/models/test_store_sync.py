@@ -333,3 +333,9 @@ def test_tick_rows_carry_exactly_the_columns_of_their_table(
     columns = {column.name for column in model.__table__.columns}
 
     assert set(row_type.__annotations__) == columns - filled_by_store
+
+
+def test_cxone_sessions_are_saved_with_the_tick_and_forgotten_when_ended(store: Store) -> None:
+    store.commit_tick(cxone_sessions={1: "s-1", 2: "s-2"})
+    store.commit_tick(cxone_sessions={1: "s-1b", 2: None, 3: "s-3"})
+    assert store.cxone_sessions() == {1: "s-1b", 3: "s-3"}

@@ -10,7 +10,7 @@ from models.store import LeaseLostError
 from tasks.context import Context
 from tasks.sync.runner import SyncRunner
 from tasks.sync.window import run_window
-from tests.sync.support import AGENTS, World
+from tests.sync.support import AGENTS, World, agent_id
 
 
 async def test_only_one_run_holds_the_lease_and_the_next_carries_on_where_it_stopped(
@@ -102,3 +102,42 @@ async def test_a_long_apply_keeps_the_lease_and_stops_when_another_run_took_it(
     with pytest.raises(LeaseLostError, match="taken over"):
         await runner.tick()
     assert not runner.held
+
+
+async def test_the_next_window_reuses_the_agent_sessions_the_last_one_joined(world: World) -> None:
+    async with world.context() as ctx:
+        first = await world.runner(ctx, holder="window-1")
+        await world.settle(first)
+        world.pick_sf(1, "On_Break")
+        await world.settle(first)
+        await first.close()
+    assert world.api_requests("cxone", "/agent-sessions/join") == 1
+    assert list(ctx.store.cxone_sessions()) == [agent_id(1)]
+
+    async with world.context() as ctx:  # a new flow run: new connectors, nothing cached in them
+        second = await world.runner(ctx, holder="window-2")
+        await world.settle(second)
+        world.pick_sf(1, "Lunch")
+        world.pick_sf(2, "Lunch")
+        await world.settle(second)
+        await second.close()
+    assert world.cx(1).key == "Unavailable:Lunch" and world.cx(2).key == "Unavailable:Lunch"
+    assert world.api_requests("cxone", "/agent-sessions/join") == 2  # only agent 2 was joined
+
+
+async def test_a_session_that_ended_between_windows_is_joined_again(world: World) -> None:
+    async with world.context() as ctx:
+        first = await world.runner(ctx, holder="window-1")
+        world.pick_sf(1, "On_Break")
+        await world.settle(first)
+        await first.close()
+    world.stack.cxone.tenant.set_session(agent_id(1), False)  # the agent logs out and in again:
+    world.stack.cxone.tenant.set_session(agent_id(1), True)  # a new session, the saved one has ended
+    async with world.context() as ctx:
+        second = await world.runner(ctx, holder="window-2")
+        await world.settle(second)
+        world.pick_sf(1, "Lunch")
+        await world.settle(second)
+        await second.close()
+        assert ctx.store.cxone_sessions()[agent_id(1)] == world.stack.cxone.tenant.session_of(agent_id(1))
+    assert world.cx(1).key == "Unavailable:Lunch"
