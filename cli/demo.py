@@ -9,7 +9,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from cli.output import print_error
 
 if TYPE_CHECKING:
     from flows.demo import DemoSummary
@@ -37,7 +40,7 @@ def demo(
 ) -> None:
     """Onboard a simulated contact center, sync it through a working day, validate, and summarise."""
     if workdir is not None and workdir.exists() and any(workdir.iterdir()):
-        console.print(f"[bold red]error:[/] {workdir} is not empty; give an empty or new folder (nothing in it is overwritten)")
+        print_error(f"{workdir} is not empty; give an empty or new folder (nothing in it is overwritten)")
         raise typer.Exit(2)
     for name, value in _QUIET_PREFECT.items():
         os.environ.setdefault(name, value)
@@ -81,7 +84,7 @@ def print_summary(summary: DemoSummary) -> None:
         for d in convergence.disagreements[:10]:
             console.print(f"    agent {d.agent_id}: CXone {d.cxone}, Salesforce {d.salesforce} (rule: {d.rule_says})")
     if summary.problem:
-        console.print(f"[bold red]✘ {summary.problem}[/]")
+        console.print(f"[bold red]✘ {escape(summary.problem)}[/]")
     console.print("\n[bold]Where to look[/]")
     runs = ", ".join(f"{flow} '{name}'" for flow, name in summary.flow_runs.items())
     artifacts = ", ".join(f"'{key}'" for key in summary.artifacts)

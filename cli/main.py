@@ -14,9 +14,9 @@ import sys
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 import typer
-from rich.console import Console
 
 from cli import demo, emulate, onboard, serve, sync, validate
+from cli.output import print_error
 
 app = typer.Typer(
     name="presence-sync",
@@ -49,7 +49,7 @@ def main() -> None:
     try:
         app()
     except _user_errors() as error:
-        Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False)
+        print_error(error)
         sys.exit(2)
 
 

@@ -16,6 +16,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from cli.output import print_error
+
 if TYPE_CHECKING:
     from tasks.onboarding import OnboardingReport
 
@@ -72,13 +74,6 @@ def _run(flow: Callable[..., Awaitable[Any]], config: Path, plan: bool, what: st
         raise typer.Exit(2) from None
     print_report(report, what)
     raise typer.Exit(0 if report.succeeded else 1)
-
-
-def print_error(error: Exception) -> None:
-    """A problem that is the admin's to fix, on stderr, as written: `[sfdc_phone]` in a fix is text, not markup."""
-    message = Text("error: ", style="bold red")
-    message.append(str(error))
-    Console(stderr=True).print(message, highlight=False, soft_wrap=True)
 
 
 def print_report(report: OnboardingReport, what: str = "Onboarding") -> None:

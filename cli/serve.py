@@ -9,8 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.output import print_error
+
 console = Console()
-error_console = Console(stderr=True)
 
 
 def serve(
@@ -54,7 +55,7 @@ def serve(
         console.print(table)
         serve_deployments(specs, path.resolve().parent)
     except ServeError as error:
-        error_console.print(f"[bold red]error:[/] {error}", highlight=False)
+        print_error(error)
         raise typer.Exit(2) from None
 
 

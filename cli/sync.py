@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from cli.output import print_error
 
 if TYPE_CHECKING:
     from models.store import Audit
@@ -33,7 +35,7 @@ def _flow_outcome(state: Any) -> Any:
     """The flow's result, or exit 1 with its message when the run failed."""
     result = state.result(raise_on_failure=False)
     if state.is_failed():
-        console.print(f"[bold red]error:[/] {state.message}")
+        print_error(state.message or "the run failed")
         raise typer.Exit(1)
     return result
 

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:
     from flows.validate import ValidationReport
@@ -45,22 +47,23 @@ def validate(
 
 def print_report(report: ValidationReport) -> None:
     """The validation table, then the verdict and (on failure) the cause and the fix."""
-    table = Table("hop", "action", "expected", "observed", "result", "seconds", title=f"Validation of {report.agent}")
+    table = Table("hop", "action", "expected", "observed", "result", "seconds", title=Text(f"Validation of {report.agent}"))
     for row in report.rows():
         style = {"passed": "green", "FAILED": "bold red"}.get(row["result"], "dim")
-        table.add_row(row["hop"], row["action"], row["expected"], row["observed"], f"[{style}]{row['result']}[/]", row["seconds"])
+        cells = [Text(row[key]) for key in ("hop", "action", "expected", "observed")]
+        table.add_row(*cells, Text(row["result"], style=style), Text(row["seconds"]))
     console.print(table)
     failure = report.failure
     if report.passed:
-        console.print(f"[bold green]✔[/] {report.headline}", highlight=False)
+        console.print(f"[bold green]✔[/] {escape(report.headline)}", highlight=False)
     elif failure is not None and failure.diagnosis is not None:
         d = failure.diagnosis
-        console.print(f"[bold red]✘ {failure.hop.value} failed: {d.cause}[/]", highlight=False)
-        console.print(f"  {d.explanation}", highlight=False)
-        console.print(f"  [bold]Fix:[/] {d.fix}", highlight=False)
+        console.print(f"[bold red]✘ {failure.hop.value} failed: {escape(str(d.cause))}[/]", highlight=False)
+        console.print(f"  {escape(d.explanation)}", highlight=False)
+        console.print(f"  [bold]Fix:[/] {escape(d.fix)}", highlight=False)
     for row in report.rows():
         if row["hop"] == "restore" and row["note"]:
-            console.print(f"[yellow]restore:[/] {row['note']}", highlight=False)
+            console.print(f"[yellow]restore:[/] {escape(row['note'])}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-from engine import PREVIOUS_STATE, CxoneTarget, Rule
+from engine import CxoneTarget
 from flows.validate import Cause, Diagnosis, Hop, HopResult, RoundTrip, ValidationReport, artifact_key, round_trips
+from tests.engine.engine_demo import demo_rule
 
 TEAM_A = frozenset({"Break", "Lunch", "CRM Work", "ACW"})
 TEAM_B = frozenset({"Break", "Lunch", "ACW"})
-DEMO_RULE = Rule(
-    "Default Presence",
-    publisher={
-        "Available": "Available_for_Chats",
-        "Unavailable: Break": "On_Break",
-        "Unavailable: Lunch": "Lunch",
-        "Unavailable: CRM Work": "Case_Work",
-        "InboundContact": "On_a_Call",
-        "ACW": "After_Call_Work",
-    },
-    subscriber={
-        "Available_for_Chats": CxoneTarget.available(),
-        "Available": CxoneTarget.available(),
-        "On_Break": CxoneTarget.unavailable("Break"),
-        "Lunch": CxoneTarget.unavailable("Lunch"),
-        "Case_Work": CxoneTarget.unavailable("CRM Work"),
-        "Resume_Previous": PREVIOUS_STATE,
-    },
-    skip_unavailable_code_validation=True,
-)
+DEMO_RULE = demo_rule()  # the demo center's "Default Presence"
 
 
 def test_only_rows_that_map_both_ways_are_round_trips() -> None:
