@@ -1,46 +1,46 @@
 """The benchmarks' world: the demo contact center on loopback emulators (real HTTP), onboarded, with the
-sync running as the product runs it, and the instruments that watch it.
+sync running as the product runs it in its own process, and the instruments that watch it.
 
-- `onboarded_center(...)`: both emulators served by uvicorn on 127.0.0.1, a config written for them,
-  onboarding run (the seed's steps, plain async, no Prefect server), and what the sync will load
-  (links, rules, team codes) read the way the sync reads it.
-- `SyncLoop`: `tasks.sync.window.run_window` (the sync flow's loop, default 1 s interval) in a
-  background task, stopped between two ticks; every tick is recorded (duration, API reads and writes
-  as the emulators counted them, store statements).
-- `BareClients`: plain httpx clients holding one token per system: the minimum API work, without the
-  connectors, engine or store. The baselines use them.
+- `onboarded_center(...)`: both emulators served by uvicorn on 127.0.0.1 in threads of the bench's
+  process, a config written for them, onboarding run (the seed's steps, plain async, no Prefect
+  server), and what the sync will load (links, rules, team codes) read the way the sync reads it.
+- `SyncProcess`: `tasks.sync.window.run_window` (the sync flow's loop, default 1 s interval) in a child
+  process (`python -m bench.child sync`), stopped between two ticks; every tick is recorded (duration,
+  API reads and writes as the emulators counted them, store statements as the child counted them).
+- `BareProcess`: plain httpx clients holding one token per system, in a child process too: the
+  minimum API work, without the connectors, engine or store. The baselines use them.
+
+The emulators stay here, so a burst is made at once (in-process, under the emulator's lock) and
+convergence is watched in-process, for no API call; what is measured (the sync, the bare client)
+has its own interpreter and GIL, as against remote systems in production.
 
     async with onboarded_center(agents=200, apply_delay_ms=150) as center:
-        async with SyncLoop(center) as loop:
-            await loop.wait_quiet()
+        async with SyncProcess(center) as sync:
+            await sync.wait_quiet()
             ...
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import itertools
+import json
+import os
 import shutil
-import socket
+import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import ExitStack, asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import httpx
-from sqlalchemy import event
+from typing import Any, Protocol
 
 from emulators.stack import EmulatorStack
-from engine import AgentLink, CxoneState, CxoneTarget, Direction, Rule
+from engine import AgentLink, CxoneState, CxoneTarget, Rule
 from tasks.context import Context, open_context
 from tasks.onboarding import run_steps
 from tasks.sync.runner import SyncSetup, load_setup
-from tasks.sync.window import WindowProgress, WindowResult, run_window, watch_ticks
 
 CXONE_DATA_PREFIX = "/incontactapi/"
 SALESFORCE_DATA_PREFIX = "/services/data/"
@@ -49,6 +49,9 @@ POLL_ROUTES = {
     "cxone": ("GET /incontactapi/services/{version}/agents/states",),
     "salesforce": ("GET /services/data/{version}/query", "GET /services/data/{version}/query/{locator}"),
 }
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CHILD_START_SECONDS = 120.0  # imports, logging in: a child not ready by then is broken
+CHILD_LINE_LIMIT = 64 * 1024 * 1024  # the window summary carries every echo lag
 
 
 class BenchError(Exception):
@@ -75,31 +78,6 @@ def non_poll_reads(counts: Counter[str], system: str) -> int:
     )
 
 
-def nagle_note(stack: EmulatorStack) -> str | None:
-    """A warning when the served emulators' connections run without TCP_NODELAY (None when they have it).
-
-    asyncio sets TCP_NODELAY on an accepted connection only when its socket's proto is IPPROTO_TCP;
-    a listening socket made as `socket.socket(AF_INET, SOCK_STREAM)` has proto 0, and so do the
-    connections it accepts. Then every response written in two segments (headers, then body) waits
-    for the client's delayed ACK, ~40 ms on Linux loopback, and every figure measured here includes it.
-    """
-    bare = []
-    for running in getattr(stack, "_servers", []):
-        for server in getattr(running.server, "servers", []):
-            for sock in getattr(server, "sockets", ()):
-                if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.proto != socket.IPPROTO_TCP:
-                    bare.append(f"{running.host}:{running.port}")
-    if not bare:
-        return None
-    return (
-        f"the emulators' listening sockets ({', '.join(sorted(set(bare)))}) have proto 0, so asyncio leaves "
-        "TCP_NODELAY off on their connections (emulators/server.py, start_in_thread: "
-        "socket.socket(AF_INET, SOCK_STREAM)); each response with a body then waits ~40 ms for the delayed "
-        "ACK (Nagle). Every API figure here, baselines included, carries that; fix: create the socket with "
-        "socket.IPPROTO_TCP (or set TCP_NODELAY on accepted connections)"
-    )
-
-
 # --- the onboarded center ---------------------------------------------------------------------------
 
 
@@ -108,6 +86,7 @@ class Center:
     stack: EmulatorStack
     ctx: Context
     config_path: Path
+    folder: Path
     setup: SyncSetup
     rules: dict[int, Rule]  # linked agents with a rule, by CXone agent id
 
@@ -168,32 +147,94 @@ async def onboarded_center(
                 }
                 if not rules:
                     raise BenchError("onboarding linked no agent with a rule; nothing to benchmark")
-                yield Center(stack, ctx, config_path, setup, rules)
+                yield Center(stack, ctx, config_path, folder, setup, rules)
     finally:
         if workdir is None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-# --- the store's statements --------------------------------------------------------------------------
+# --- child processes --------------------------------------------------------------------------------
 
 
-class StatementCounter:
-    """Counts SQL statements the store sends (an executemany counts once), from any thread."""
+def _child_command(role: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "bench.child", role, *args]
 
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine
-        self._count = itertools.count()
-        self.value = 0
 
-    def _seen(self, *_args: Any) -> None:
-        self.value = next(self._count) + 1
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
 
-    def __enter__(self) -> StatementCounter:
-        event.listen(self.engine, "before_cursor_execute", self._seen)
-        return self
 
-    def __exit__(self, *_exc: object) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._seen)
+class _Child:
+    """A `python -m bench.child` process: JSON lines both ways, stderr kept in a file of the center's folder."""
+
+    def __init__(self, center: Center, role: str, name: str, args: list[str]) -> None:
+        self.center = center
+        self.role = role
+        self.args = args
+        self.stderr_path = center.folder / f"{name}.stderr.log"
+        self.proc: asyncio.subprocess.Process | None = None
+        self.error: dict[str, Any] | None = None
+
+    async def start(self) -> None:
+        with open(self.stderr_path, "wb") as stderr:
+            self.proc = await asyncio.create_subprocess_exec(
+                *_child_command(self.role, *self.args), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=stderr, env=_child_env(), cwd=str(PROJECT_ROOT), limit=CHILD_LINE_LIMIT,
+            )
+
+    def send(self, message: dict[str, Any]) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        if self.proc.returncode is None and not self.proc.stdin.is_closing():
+            with suppress(ConnectionError, RuntimeError):
+                self.proc.stdin.write((json.dumps(message) + "\n").encode())
+
+    async def read(self, timeout: float | None = None) -> dict[str, Any] | None:
+        """The next line (None when the child closed its stdout)."""
+        assert self.proc is not None and self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        if not line:
+            return None
+        message: dict[str, Any] = json.loads(line)
+        if message.get("event") == "error":
+            self.error = message
+        return message
+
+    async def expect(self, event: str, timeout: float) -> dict[str, Any]:
+        try:
+            message = await self.read(timeout)
+        except TimeoutError:
+            raise self.failure(f"no {event!r} from it within {timeout:.0f} s") from None
+        if message is None or message.get("event") != event:
+            raise self.failure(f"it answered {message!r} instead of {event!r}")
+        return message
+
+    def failure(self, what: str) -> BenchError:
+        detail = ""
+        if self.error is not None:
+            detail = f": {self.error.get('error')}\n{self.error.get('traceback', '')}"
+        else:
+            with suppress(OSError):
+                tail = self.stderr_path.read_text(encoding="utf-8", errors="replace")[-3000:]
+                detail = f"; its stderr ends with:\n{tail}" if tail.strip() else ""
+        return BenchError(f"the bench's {self.role} child process ({' '.join(self.args)[:120]}): {what}{detail}")
+
+    async def close(self, timeout: float) -> None:
+        if self.proc is None:
+            return
+        if self.proc.stdin is not None and not self.proc.stdin.is_closing():
+            self.proc.stdin.close()
+        try:
+            await asyncio.wait_for(self.proc.wait(), timeout)
+        except TimeoutError:
+            self.kill()
+            await self.proc.wait()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
 
 
 # --- the sync, running ---------------------------------------------------------------------------------
@@ -201,121 +242,141 @@ class StatementCounter:
 
 @dataclass(frozen=True)
 class TickRecord:
-    """One tick of the running sync, as its window stats, the emulators and the store counted it."""
+    """One tick of the running sync, as the child (window stats, store) and the emulators counted it."""
 
     index: int
-    ended_at: float  # time.monotonic()
+    started_at: float  # time.monotonic() (system-wide: the child's and the bench's clocks agree)
+    ended_at: float
+    started_utc: float  # time.time() at the tick's start (what the Salesforce poll's watermark follows)
+    ended_utc: float
     seconds: float  # from the tick's start (the end of the previous sleep) to its end
     polls: dict[str, int]  # poll requests (pages) per system: data-API GETs on the poll routes
     other_reads: dict[str, int]  # data-API GETs on any other route (per-agent reads would show here)
     write_requests: dict[str, int]  # data-API POST/PATCH/PUT/DELETE per system
     writes: dict[str, int]  # engine writes applied, per direction
     changes_seen: int
-    statements: int
+    statements: int  # SQL statements the store sent (counted in the child)
 
 
-def _writes_by_direction(stats: Any) -> dict[str, int]:
-    return {d.value: int(stats.writes[d]) for d in (Direction.CXONE_TO_SALESFORCE, Direction.SALESFORCE_TO_CXONE)}
+@dataclass(frozen=True)
+class WindowSummary:
+    """The sync window's counters, as the child reported them when it ended."""
+
+    held_lease: bool
+    ended: str
+    ticks: int
+    writes: dict[str, int]
+    outcomes: dict[str, dict[str, int]]  # per direction: outcome value -> count
+    lags_ms: dict[str, list[float]]  # per direction: echo lags (the audit's view of propagation)
+    reads_failed: int = 0
+    anomalies: list[dict[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WindowSummary:
+        return cls(
+            held_lease=bool(data["held_lease"]), ended=str(data["ended"]), ticks=int(data["ticks"]),
+            writes=dict(data["writes"]), outcomes=dict(data["outcomes"]), lags_ms=dict(data["lags_ms"]),
+            reads_failed=int(data.get("reads_failed", 0)), anomalies=list(data.get("anomalies", [])),
+        )
+
+    def outcome(self, direction: str, outcome: str) -> int:
+        return int(self.outcomes.get(direction, {}).get(outcome, 0))
 
 
-class SyncLoop:
-    """`run_window` (what the sync flow runs) in the background, at the config's interval, until stopped.
+class SyncProcess:
+    """`run_window` (what the sync flow runs) in a child process, at the config's interval, until stopped.
 
-    Stopping is clean: the loop ends between two ticks (through run_window's own `sleep`/`monotonic`
-    seams) and saves as a window end does; nothing is cancelled mid-tick.
+    The child reports every tick and waits for this side's ack before it sleeps, so the emulators'
+    request counters are read between two ticks. Stopping is clean: the window ends between two
+    ticks and saves as a window end does; nothing is cancelled mid-tick.
     """
 
     def __init__(
         self, center: Center, *, holder: str = "bench/sync", max_seconds: float = 3600.0,
-        interval_seconds: float | None = None,
+        interval_seconds: float | None = None, max_concurrency: int | None = None,
     ) -> None:
         self.center = center
         self.interval_seconds = interval_seconds or center.interval_seconds
         self.holder = holder
-        self.max_seconds = max_seconds
         self.ticks: list[TickRecord] = []
-        self.result: WindowResult | None = None
-        self._stop = asyncio.Event()
+        self.result: WindowSummary | None = None
+        self.max_concurrency = max_concurrency or center.max_concurrency
+        args = [str(center.config_path), "--holder", holder, "--interval", repr(self.interval_seconds),
+                "--max-seconds", repr(max_seconds)]
+        if max_concurrency is not None:
+            args += ["--max-concurrency", str(max_concurrency)]
+        self._child = _Child(center, "sync", f"sync-{holder.replace('/', '-')}-{self.max_concurrency}", args)
+        self._reader: asyncio.Task[None] | None = None
         self._stopping = False
-        self._tick_began = 0.0
-        self._stack = ExitStack()
-        self._task: asyncio.Task[WindowResult] | None = None
-        self._statements = StatementCounter(center.ctx.store.engine)
-        self._last: tuple[Counter[str], Counter[str], dict[str, int], int, int] | None = None
+        self._last: tuple[Counter[str], Counter[str]] | None = None
         self._tick_listeners: list[Callable[[TickRecord], None]] = []
-        self._live_stats: Any = None
 
-    async def __aenter__(self) -> SyncLoop:
-        self._stack.enter_context(self._statements)
-        self._stack.enter_context(watch_ticks(self._on_tick))
-        self._last = self._snapshot(None)
-        self._tick_began = time.monotonic()
-        self._task = asyncio.create_task(
-            run_window(
-                self.center.ctx, seconds=self.max_seconds, holder=self.holder,
-                interval_seconds=self.interval_seconds, monotonic=self._monotonic, sleep=self._sleep,
-            )
-        )
+    async def __aenter__(self) -> SyncProcess:
+        await self._child.start()
+        try:
+            ready = await self._child.expect("ready", CHILD_START_SECONDS)
+            self.max_concurrency = int(ready["max_concurrency"])
+            self._last = self._snapshot()
+            self._reader = asyncio.create_task(self._read())
+            self._child.send({"cmd": "go"})
+        except BaseException:
+            self._child.kill()
+            await self._child.close(10)
+            raise
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+    async def __aexit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            await self.stop()
+        else:
+            self._child.kill()
+            await self._child.close(10)
+            if self._reader is not None:
+                self._reader.cancel()
 
-    async def stop(self) -> WindowResult | None:
-        if self._task is not None and self.result is None:
+    async def stop(self, timeout: float = 900.0) -> WindowSummary:
+        """End the window after its current tick (a burst's tick may take a while) and wait for its summary."""
+        if self.result is None:
             self._stopping = True
-            self._stop.set()
+            self._child.send({"cmd": "stop"})
+            assert self._reader is not None
             try:
-                self.result = await self._task
-            finally:
-                self._stack.close()
+                await asyncio.wait_for(asyncio.shield(self._reader), timeout)
+            except TimeoutError:
+                self._child.kill()
+                raise self._child.failure(f"did not stop within {timeout:.0f} s") from None
+            await self._child.close(30)
+        if self.result is None:
+            raise self._child.failure("ended without its window summary")
         return self.result
-
-    @property
-    def stats(self) -> Any:
-        """The window's WindowStats (live counters while it runs; None before its first tick)."""
-        return self.result.stats if self.result else self._live_stats
 
     def on_tick(self, listener: Callable[[TickRecord], None]) -> None:
         self._tick_listeners.append(listener)
 
-    def _monotonic(self) -> float:
-        return time.monotonic() + (1e9 if self._stopping else 0.0)
+    def _snapshot(self) -> tuple[Counter[str], Counter[str]]:
+        return route_counts(self.center.stack.cxone), route_counts(self.center.stack.salesforce)
 
-    async def _sleep(self, seconds: float) -> None:
-        if self._task is not None and self._task.done():
-            return
-        if seconds > 0 and not self._stop.is_set():
-            try:
-                await asyncio.wait_for(self._stop.wait(), timeout=seconds)
-            except TimeoutError:
-                pass
-        self._tick_began = time.monotonic()
+    async def _read(self) -> None:
+        while (message := await self._child.read()) is not None:
+            event = message.get("event")
+            if event == "tick":
+                self._on_tick(message)
+                self._child.send({"cmd": "ack", "tick": message["tick"]})
+            elif event == "done":
+                self.result = WindowSummary.from_json(message["result"])
 
-    def _snapshot(self, stats: Any) -> tuple[Counter[str], Counter[str], dict[str, int], int, int]:
-        writes = _writes_by_direction(stats) if stats is not None else {d.value: 0 for d in Direction}
-        seen = sum(stats.changes_seen.values()) if stats is not None else 0
-        return (
-            route_counts(self.center.stack.cxone),
-            route_counts(self.center.stack.salesforce),
-            writes,
-            seen,
-            self._statements.value,
-        )
-
-    def _on_tick(self, progress: WindowProgress) -> None:
-        now = time.monotonic()
-        self._live_stats = progress.stats
+    def _on_tick(self, message: dict[str, Any]) -> None:
         assert self._last is not None
-        cx0, sf0, writes0, seen0, statements0 = self._last
-        current = self._snapshot(progress.stats)
-        cx1, sf1, writes1, seen1, statements1 = current
-        self._last = current
+        cx0, sf0 = self._last
+        self._last = cx1, sf1 = self._snapshot()
         cx, sf = cx1 - cx0, sf1 - sf0
         record = TickRecord(
             index=len(self.ticks) + 1,
-            ended_at=now,
-            seconds=now - self._tick_began,
+            started_at=float(message["started_at"]),
+            ended_at=float(message["ended_at"]),
+            started_utc=float(message["started_utc"]),
+            ended_utc=float(message["ended_utc"]),
+            seconds=float(message["ended_at"]) - float(message["started_at"]),
             polls={
                 "cxone": sum(cx[r] for r in POLL_ROUTES["cxone"]),
                 "salesforce": sum(sf[r] for r in POLL_ROUTES["salesforce"]),
@@ -325,35 +386,52 @@ class SyncLoop:
                 "cxone": data_requests(cx, "cxone", ("POST", "PUT", "PATCH", "DELETE")),
                 "salesforce": data_requests(sf, "salesforce", ("POST", "PUT", "PATCH", "DELETE")),
             },
-            writes={k: writes1.get(k, 0) - writes0.get(k, 0) for k in writes1},
-            changes_seen=seen1 - seen0,
-            statements=statements1 - statements0,
+            writes={k: int(v) for k, v in message["writes"].items()},
+            changes_seen=int(message["changes_seen"]),
+            statements=int(message["statements"]),
         )
         self.ticks.append(record)
         for listener in self._tick_listeners:
             listener(record)
 
     def raise_if_failed(self) -> None:
-        if self._task is not None and self._task.done() and self._task.exception() is not None:
-            raise BenchError(f"the sync window failed: {self._task.exception()!r}") from self._task.exception()
+        if self._child.error is not None:
+            raise self._child.failure("the sync window failed")
+        if self._reader is not None and self._reader.done() and not self._reader.cancelled():
+            problem = self._reader.exception()
+            if problem is not None:
+                raise BenchError(f"reading the sync child's ticks failed: {problem!r}") from problem
+        if self._reader is not None and self._reader.done() and self.result is None and not self._stopping:
+            raise self._child.failure("the sync child ended on its own")
 
     async def wait_ticks(self, count: int, timeout: float = 60.0) -> None:
         """Until `count` more ticks have run."""
         target = len(self.ticks) + count
         await wait_until(lambda: len(self.ticks) >= target, timeout, self, f"{count} sync ticks")
 
-    async def wait_quiet(self, *, since: int = 0, quiet_ticks: int = 2, timeout: float = 120.0) -> None:
-        """Until the last `quiet_ticks` ticks (all after tick number `since`) wrote nothing and saw no change."""
+    async def wait_quiet(
+        self, *, since: int = 0, quiet_ticks: int = 2, timeout: float = 120.0, starting_after: float | None = None,
+    ) -> None:
+        """Until the last `quiet_ticks` ticks (all after tick number `since`, and started after the
+        monotonic time `starting_after`, if given) wrote nothing and saw no change."""
 
         def quiet() -> bool:
             last = self.ticks[since:][-quiet_ticks:]
-            return len(last) == quiet_ticks and all(not sum(t.writes.values()) and not t.changes_seen for t in last)
+            return len(last) == quiet_ticks and all(
+                not sum(t.writes.values()) and not t.changes_seen
+                and (starting_after is None or t.started_at > starting_after)
+                for t in last
+            )
 
         await wait_until(quiet, timeout, self, f"{quiet_ticks} quiet sync ticks")
 
 
+class Failing(Protocol):
+    def raise_if_failed(self) -> None: ...
+
+
 async def wait_until(
-    check: Callable[[], bool], timeout: float, loop: SyncLoop | None = None, what: str = "a condition",
+    check: Callable[[], bool], timeout: float, loop: Failing | None = None, what: str = "a condition",
     poll_seconds: float = 0.05,
 ) -> float:
     """Wait until `check()` holds; the seconds it took. BenchError on timeout or if the sync died."""
@@ -369,14 +447,14 @@ async def wait_until(
 
 
 async def wait_all(
-    pending: Iterable[int], arrived: Callable[[int], bool], timeout: float, loop: SyncLoop | None = None,
+    pending: Iterable[int], arrived: Callable[[int], bool], timeout: float, loop: Failing | None = None,
     poll_seconds: float = 0.05, what: str = "every agent",
 ) -> float:
     """Wait until `arrived(agent)` for every agent; the seconds taken. BenchError on timeout.
 
     Each check walks the agents still pending, in order, and stops at the first that has not
     arrived: a check costs one look while nothing arrives, and the whole wait O(agents + checks),
-    so watching 10,000 agents takes the sync (same thread) next to no CPU.
+    so watching 10,000 agents takes the emulators (same process) next to no CPU.
     """
     started = time.monotonic()
     deadline = started + timeout
@@ -405,140 +483,64 @@ async def wait_all(
 # --- bare clients (the baselines) ------------------------------------------------------------------------
 
 
-@dataclass
-class BareClients:
-    """One plain httpx client per system with a token, `concurrency` connections each, bounded alike."""
+class BareProcess:
+    """Plain httpx clients (one token per system, at most `concurrency` requests in flight) in a child
+    process: `bench.child`'s `bare` role. `await bare.request({"cmd": ...})` runs one command there."""
 
-    cxone: httpx.AsyncClient
-    salesforce: httpx.AsyncClient
-    concurrency: int
-    slots: asyncio.Semaphore = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.slots = asyncio.Semaphore(self.concurrency)
+    def __init__(self, child: _Child, concurrency: int) -> None:
+        self._child = child
+        self.concurrency = concurrency
+        self._lock = asyncio.Lock()
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, center: Center, concurrency: int | None = None) -> AsyncIterator[BareClients]:
+    async def open(cls, center: Center, concurrency: int | None = None) -> AsyncIterator[BareProcess]:
         concurrency = concurrency or center.max_concurrency
-        stack = center.stack
         config = center.ctx.config
-        sf_credentials, cx_credentials = await stack.credentials()
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(timeout=60) as login:
-            basic = base64.b64encode(f"{cx_credentials['client_id']}:{cx_credentials['client_secret']}".encode()).decode()
-            answer = await login.post(
-                f"{stack.cxone_url}/auth/token",
-                headers={"Authorization": f"Basic {basic}", "Accept": "application/json"},
-                data={
-                    "grant_type": "password",
-                    "username": cx_credentials["access_key_id"],
-                    "password": cx_credentials["access_key_secret"],
-                },
-            )
-            answer.raise_for_status()
-            cx_token = answer.json()["access_token"]
-            answer = await login.post(
-                f"{stack.salesforce_url}/services/oauth2/token",
-                data={
-                    "grant_type": "password",
-                    "client_id": sf_credentials["client_id"],
-                    "client_secret": sf_credentials["client_secret"],
-                    "username": sf_credentials["username"],
-                    "password": sf_credentials["password"] + sf_credentials["security_token"],
-                },
-            )
-            answer.raise_for_status()
-            sf_token = answer.json()
-        cx_base = f"{stack.cxone_url}/incontactapi/services/{config.cxone.api_version}"
-        sf_base = f"{sf_token['instance_url']}/services/data/{config.salesforce.api_version}"
-        async with (
-            httpx.AsyncClient(
-                base_url=cx_base, limits=limits, timeout=60,
-                headers={"Authorization": f"Bearer {cx_token}", "Accept": "application/json"},
-            ) as cx,
-            httpx.AsyncClient(
-                base_url=sf_base, limits=limits, timeout=60,
-                headers={"Authorization": f"Bearer {sf_token['access_token']}"},
-            ) as sf,
-        ):
-            yield cls(cx, sf, concurrency)
+        sf_credentials, cx_credentials = await center.stack.credentials()
+        child = _Child(center, "bare", f"bare-{concurrency}-{time.monotonic_ns()}", [])
+        await child.start()
+        try:
+            child.send({
+                "concurrency": concurrency,
+                "cxone_url": center.stack.cxone_url, "salesforce_url": center.stack.salesforce_url,
+                "cxone_credentials": cx_credentials, "salesforce_credentials": sf_credentials,
+                "cxone_api_version": config.cxone.api_version, "salesforce_api_version": config.salesforce.api_version,
+            })
+            await child.expect("ready", CHILD_START_SECONDS)
+            yield cls(child, concurrency)
+        except BaseException:
+            child.kill()
+            raise
+        finally:
+            child.send({"cmd": "quit"})
+            await child.close(30)
 
-    async def call(self, client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        async with self.slots:
-            response = await client.request(method, url, **kwargs)
-        if response.is_error:
-            raise BenchError(f"bare client: {method} {url} answered HTTP {response.status_code}: {response.text[:300]}")
-        return response
+    async def request(self, message: dict[str, Any], timeout: float = 900.0) -> dict[str, Any]:
+        async with self._lock:
+            self._child.send(message)
+            answer = await self._child.expect("answer", timeout)
+        if not answer.get("ok"):
+            raise BenchError(f"the bare client's {message.get('cmd')!r} failed: {answer.get('error')}")
+        return answer
 
-    async def cxone_states_since(self, since: str | None, page_size: int = 1000) -> tuple[list[dict[str, Any]], int]:
-        """`GET /agents/states` (delta when `since`), every page; (records, requests made)."""
-        records: list[dict[str, Any]] = []
-        skip, requests = 0, 0
-        while True:
-            params = {"skip": str(skip), "top": str(page_size)}
-            if since is not None:
-                params["updatedSince"] = since
-            page = (await self.call(self.cxone, "GET", "/agents/states", params=params)).json()
-            requests += 1
-            batch = page.get("agentStates", [])
-            records.extend(batch)
-            skip += len(batch)
-            if len(batch) < page_size or skip >= int(page.get("totalRecords") or 0):
-                return records, requests
+    def start(self, message: dict[str, Any], timeout: float = 900.0) -> Pending:
+        """`request` in the background (while the bench watches the emulators converge)."""
+        return Pending(asyncio.create_task(self.request(message, timeout)))
 
-    async def salesforce_query(self, soql: str) -> tuple[list[dict[str, Any]], int]:
-        """A SOQL query, every page (following nextRecordsUrl); (records, requests made)."""
-        answer = (await self.call(self.salesforce, "GET", "/query", params={"q": soql})).json()
-        records, requests = list(answer["records"]), 1
-        while not answer.get("done", True):
-            locator = answer["nextRecordsUrl"].rsplit("/", 1)[1]
-            answer = (await self.call(self.salesforce, "GET", f"/query/{locator}")).json()
-            records.extend(answer["records"])
-            requests += 1
-        return records, requests
 
-    async def publish_commands(self, commands: list[tuple[str, str]], chunk: int = 200) -> int:
-        """Presence commands (user id, status id), `chunk` per /composite/sobjects call, calls concurrently."""
-        def body(part: list[tuple[str, str]], start: int) -> dict[str, Any]:
-            return {
-                "allOrNone": False,
-                "records": [
-                    {
-                        "attributes": {"type": "Presence_Sync_Command__e"},
-                        "UserId__c": user_id, "StatusId__c": status_id,
-                        "CommandId__c": f"bare-{start + i}-{time.monotonic_ns()}", "Reason__c": "bench baseline",
-                    }
-                    for i, (user_id, status_id) in enumerate(part)
-                ],
-            }
+@dataclass
+class Pending:
+    """A bare-client command under way; `raise_if_failed` lets `wait_all` stop early when it broke."""
 
-        parts = [(commands[start : start + chunk], start) for start in range(0, len(commands), chunk)]
-        answers = await asyncio.gather(
-            *(self.call(self.salesforce, "POST", "/composite/sobjects", json=body(part, start)) for part, start in parts)
-        )
-        for answer in answers:
-            failed = [r for r in answer.json() if not r.get("success")]
-            if failed:
-                raise BenchError(f"bare client: Salesforce refused presence commands: {failed[:3]}")
-        return len(parts)
+    task: asyncio.Task[dict[str, Any]]
 
-    async def set_cxone_states(self, targets: dict[int, CxoneTarget], sessions: dict[int, str]) -> int:
-        """Join (when no session is known) and set each agent's state, all at once under the bound; requests made."""
-        requests = 0
+    def raise_if_failed(self) -> None:
+        if self.task.done() and self.task.exception() is not None:
+            raise self.task.exception()  # type: ignore[misc]
 
-        async def one(agent_id: int, target: CxoneTarget) -> None:
-            nonlocal requests
-            session = sessions.get(agent_id)
-            if session is None:
-                joined = await self.call(self.cxone, "POST", "/agent-sessions/join", json={"asAgentId": agent_id})
-                session = sessions[agent_id] = str(joined.json()["sessionId"])
-                requests += 1
-            await self.call(self.cxone, "POST", f"/agent-sessions/{session}/state", json=target.to_api())
-            requests += 1
-
-        await asyncio.gather(*(one(agent_id, target) for agent_id, target in targets.items()))
-        return requests
+    async def answer(self) -> dict[str, Any]:
+        return await self.task
 
 
 def status_ids(center: Center) -> dict[str, str]:

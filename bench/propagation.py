@@ -1,11 +1,15 @@
 """propagation: how long a person's change takes to show on the other side, per direction, against its floor.
 
-Setup: the demo contact center (`--agents`, default 200) on loopback emulators (real HTTP), onboarded;
-the sync running as the sync flow runs it (`run_window`, the config's default 1 s interval); the
-Salesforce presence applier acting `apply_delay_ms` (150 ms, as in the demo) after a command arrives.
+Setup: the demo contact center (`--agents`, default 200) on loopback emulators (real HTTP, served in
+the bench's process), onboarded; the sync running as the sync flow runs it (`run_window`, the config's
+default 1 s interval) in a process of its own (`python -m bench.child sync`), as against remote
+systems in production; the Salesforce presence applier acting `apply_delay_ms` (150 ms, as in the
+demo) after a command arrives.
 Once the morning publish has settled, single human changes are made through the emulators'
-`/__emulator/` controls at random moments (so they land at a uniformly random phase of the poll),
-each on a different agent, alternating directions:
+`/__emulator/` controls at random moments, each on a different agent, alternating directions; the
+moments are stratified (one in each of equal slots of 1/5 interval, at a random point of it, from a
+start not in step with the ticks), so their phases in the poll interval are near-uniform, as a
+person's are (the per-direction table shows how long they actually waited for the next tick):
 
 - CXone → Salesforce: `PUT /__emulator/agents/{id}/state` Unavailable: Break → wait for On_Break;
 - Salesforce → CXone: `PUT /__emulator/users/{id}/presence` Lunch → wait for Unavailable: Lunch.
@@ -14,8 +18,8 @@ Latency = from the moment the control request is sent (the change lands within a
 on these emulators; the answer may come back later, so its return is not used) until the other side
 shows the mapped state, read in-process every `w` = 5 ms (`emulators.simulator.PropagationWatcher`).
 
-The floor (measured in the same run, on the same emulators, with a bare httpx client, after the sync
-stopped) is what any poll-based sync at this interval must take, with nothing of its own:
+The floor (measured in the same run, on the same emulators, with a bare httpx client in a process of
+its own as the sync's is, after the sync stopped) is what any poll-based sync at this interval must take, with nothing of its own:
 
     floor(X -> Y) = U * I + r_read(X) + r_write(Y) + d_apply(Y) + V * w      U, V ~ Uniform(0, 1)
 
@@ -39,17 +43,18 @@ change and none back (no ping-pong).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import random
 import statistics
 import time
 from typing import Any
 
-from bench.center import BareClients, BenchError, Center, SyncLoop, nagle_note, onboarded_center, status_ids, wait_all
+from bench.center import BareProcess, BenchError, Center, SyncProcess, WindowSummary, onboarded_center, status_ids, wait_all
 from bench.report import Report
 from connectors.soql import quote
 from emulators.faults import iso_z
 from emulators.simulator import Expectation, HumanChange, PropagationWatcher, SimulatedAgent, roster
-from engine import CxoneState, Direction, Outcome
+from engine import CxoneState
 from tasks.sync.observations import SPELL_FIELDS
 from tasks.sync.sources import SPELL_OVERLAP
 from tasks.sync.summary import percentile
@@ -85,10 +90,12 @@ def _expectation(center: Center) -> Any:
 
 
 async def _trial(
-    center: Center, http: dict[str, Any], agent: SimulatedAgent, side: str, at: float, watcher: PropagationWatcher
+    center: Center, http: dict[str, Any], agent: SimulatedAgent, side: str, at: float, watcher: PropagationWatcher,
+    sent_at: dict[str, list[float]],
 ) -> None:
     await asyncio.sleep(max(0.0, at - time.monotonic()))
     sent = time.monotonic()
+    sent_at["cxone->salesforce" if side == "cxone" else "salesforce->cxone"].append(sent)
     if side == "cxone":
         answer = await http["cxone"].put(f"/__emulator/agents/{agent.cxone_agent_id}/state", json=CX_CHANGE)
         answer.raise_for_status()
@@ -102,50 +109,35 @@ async def _trial(
     watcher.observe(change)
 
 
-def _median_seconds(samples: list[float]) -> float:
-    return statistics.median(samples)
-
-
-async def _timed(call: Any, count: int) -> float:
-    samples = []
-    for _ in range(count):
-        started = time.perf_counter()
-        await call()
-        samples.append(time.perf_counter() - started)
-    return _median_seconds(samples)
-
-
 async def measure_floor_parts(center: Center, agent: SimulatedAgent, samples: int) -> dict[str, float]:
-    """The round trips of the floor, on the same emulators, with a bare client, sequential (the sync stopped)."""
-    async with BareClients.open(center) as bare:
-        cx_since = iso_z(center.stack.cxone.clock.now())
-        sf_floor = quote(center.stack.salesforce.clock.now() - SPELL_OVERLAP)
-        spell_query = (
-            f"SELECT {SPELL_FIELDS} FROM UserServicePresence WHERE StatusStartDate > {sf_floor} "
-            f"OR StatusEndDate > {sf_floor} ORDER BY StatusStartDate"
-        )
-        sid = str((await bare.call(bare.cxone, "POST", "/agent-sessions/join", json={"asAgentId": agent.cxone_agent_id})).json()["sessionId"])
-        shown_cx = CxoneState.from_api(center.stack.cxone.tenant.state(agent.cxone_agent_id)).as_target()
-        shown_sf = center.salesforce_shows(agent.cxone_agent_id)
-        if shown_cx is None or shown_sf is None:
-            raise BenchError("the floor's agent is in no settable state")
-        status_id = status_ids(center)[shown_sf]
-        command = {
-            "allOrNone": False,
-            "records": [{
-                "attributes": {"type": "Presence_Sync_Command__e"}, "UserId__c": agent.salesforce_user_id,
-                "StatusId__c": status_id, "CommandId__c": "bench-floor", "Reason__c": "bench floor",
-            }],
-        }
-        user = (await center_control(center, "salesforce", "GET", f"/__emulator/users/{agent.salesforce_user_id}"))
-        return {
-            "read_cxone": await _timed(lambda: bare.call(bare.cxone, "GET", "/agents/states", params={
-                "updatedSince": cx_since, "skip": "0", "top": "1000"}), samples),
-            "read_salesforce": await _timed(lambda: bare.salesforce_query(spell_query), samples),
-            "write_salesforce": await _timed(lambda: bare.call(bare.salesforce, "POST", "/composite/sobjects", json=command), samples),
-            "write_cxone": await _timed(lambda: bare.call(bare.cxone, "POST", f"/agent-sessions/{sid}/state", json=shown_cx.to_api()), samples),
-            "apply_salesforce": float(user["console"]["apply_delay_ms"]) / 1000,
-        }
+    """The round trips of the floor, on the same emulators, with a bare client in its own process (as the
+    sync is), sequential (the sync stopped)."""
+    cx_since = iso_z(center.stack.cxone.clock.now())
+    sf_floor = quote(center.stack.salesforce.clock.now() - SPELL_OVERLAP)
+    spell_query = (
+        f"SELECT {SPELL_FIELDS} FROM UserServicePresence WHERE StatusStartDate > {sf_floor} "
+        f"OR StatusEndDate > {sf_floor} ORDER BY StatusStartDate"
+    )
+    shown_cx = CxoneState.from_api(center.stack.cxone.tenant.state(agent.cxone_agent_id)).as_target()
+    shown_sf = center.salesforce_shows(agent.cxone_agent_id)
+    if shown_cx is None or shown_sf is None:
+        raise BenchError("the floor's agent is in no settable state")
+    command = {
+        "allOrNone": False,
+        "records": [{
+            "attributes": {"type": "Presence_Sync_Command__e"}, "UserId__c": agent.salesforce_user_id,
+            "StatusId__c": status_ids(center)[shown_sf], "CommandId__c": "bench-floor", "Reason__c": "bench floor",
+        }],
+    }
+    user = await center_control(center, "salesforce", "GET", f"/__emulator/users/{agent.salesforce_user_id}")
+    async with BareProcess.open(center) as bare:
+        answer = await bare.request({
+            "cmd": "floor", "samples": samples, "agent_id": agent.cxone_agent_id, "cx_since": cx_since,
+            "spell_query": spell_query, "command": command, "cx_target": shown_cx.to_api(),
+        })
+    parts = {k: float(answer[k]) for k in ("read_cxone", "read_salesforce", "write_salesforce", "write_cxone")}
+    parts["apply_salesforce"] = float(user["console"]["apply_delay_ms"]) / 1000
+    return parts
 
 
 async def center_control(center: Center, system: str, method: str, path: str, body: Any = None) -> Any:
@@ -194,17 +186,24 @@ async def run(
             changes_each_way=per_direction, interval_s=interval, apply_delay_ms=APPLY_DELAY_MS,
             watch_ms=WATCH_SECONDS * 1000,
         )
-        nagle = nagle_note(center.stack)
+        sent_at: dict[str, list[float]] = {d: [] for d in DIRECTIONS}
         watcher = PropagationWatcher(center.stack, _expectation(center), poll_seconds=WATCH_SECONDS)
-        async with SyncLoop(center, holder="bench/propagation", interval_seconds=interval) as loop:
+        async with SyncProcess(center, holder="bench/propagation", interval_seconds=interval) as loop:
             await wait_all(center.rules, center.agrees, 60 + agents / 50, loop, what="the morning publish")
             await loop.wait_quiet(timeout=60)
+            report.params["max_concurrency"] = loop.max_concurrency
             first_tick = len(loop.ticks)
             async with center.stack.cxone_http() as cx, center.stack.salesforce_http() as sf, watcher.watching():
-                begin = time.monotonic() + 0.2
+                # Stratified over the span (one change in each of len(plan) equal slots, at a random point of
+                # it), from a start not tied to the tick that ended the quiet wait: the changes' phases in the
+                # poll interval are then near-uniform whatever the seed (a plain uniform draw of ~100 times,
+                # started in step with a tick, gives the same lopsided phases on every run).
+                begin = time.monotonic() + 0.2 + random.Random().uniform(0, interval)
+                step = span / len(plan)
                 await asyncio.gather(*(
-                    _trial(center, {"cxone": cx, "salesforce": sf}, agent, side, begin + rng.uniform(0, span), watcher)
-                    for agent, side in plan
+                    _trial(center, {"cxone": cx, "salesforce": sf}, agent, side, begin + (k + rng.random()) * step, watcher,
+                           sent_at)
+                    for k, (agent, side) in enumerate(plan)
                 ))
                 await watcher.drain(timeout=10 * interval + 5)
             await loop.wait_quiet(since=first_tick, timeout=60)
@@ -218,11 +217,20 @@ async def run(
     floor = floor_of(parts, interval, WATCH_SECONDS)
     measured = {d: sorted(result.latencies[d]) for d in DIRECTIONS}
     writes = {d: sum(t.writes[d] for t in trial_ticks) for d in DIRECTIONS}
-    _fill(report, measured, floor, parts, result, writes, per_direction, window, periods, interval)
-    if nagle:
-        report.note(nagle + ". A write takes effect when the emulator handles it, before its held-back answer "
-                    "arrives, so a write round trip with a body overstates the floor by up to that wait")
+    waits = {d: sorted(poll_waits(sent_at[d], [t.started_at for t in trial_ticks])) for d in DIRECTIONS}
+    _fill(report, measured, floor, parts, result, writes, per_direction, window, periods, interval, waits)
     return report
+
+
+def poll_waits(changes: list[float], tick_starts: list[float]) -> list[float]:
+    """For each change, the time until the next tick started (the U*I part of its latency, as it happened)."""
+    starts = sorted(tick_starts)
+    waits = []
+    for at in changes:
+        i = bisect.bisect_right(starts, at)
+        if i < len(starts):
+            waits.append(starts[i] - at)
+    return waits
 
 
 def _stats(samples: list[float]) -> dict[str, float | None]:
@@ -238,7 +246,8 @@ def _fmt(value: float | None) -> str:
 
 def _fill(
     report: Report, measured: dict[str, list[float]], floor: dict[str, dict[str, float]], parts: dict[str, float],
-    result: Any, writes: dict[str, int], per_direction: int, window: Any, periods: list[float], interval: float,
+    result: Any, writes: dict[str, int], per_direction: int, window: WindowSummary, periods: list[float], interval: float,
+    waits: dict[str, list[float]],
 ) -> None:
     stats = {d: _stats(measured[d]) for d in DIRECTIONS}
     for d in DIRECTIONS:
@@ -252,11 +261,14 @@ def _fill(
         report.figure(f"{key}_p50_ratio", None if ratio is None else round(ratio, 3), "x")
         report.figure(f"{key}_writes", writes[d])
         # The window's echo lags (its audit) begin with the morning publish's; the trials' are the last ones.
-        lags = sorted(window.stats.lags_ms[Direction(d)][-per_direction:])
+        lags = sorted(window.lags_ms[d][-per_direction:])
         lag = percentile(lags, 50)
         report.figure(f"{key}_sync_lag_p50", None if lag is None else round(lag / 1000, 4), "s")
     for name, value in parts.items():
         report.figure(f"floor_{name}", round(value, 4), "s")
+    for d in DIRECTIONS:
+        wait = percentile(waits[d], 50)
+        report.figure(f"{d.replace('->', '_to_')}_poll_wait_p50", None if wait is None else round(wait, 4), "s")
     report.figure("tick_period_mean", round(statistics.fmean(periods), 4) if periods else None, "s")
     report.figure("missed", len(result.missed))
 
@@ -268,11 +280,13 @@ def _fill(
             ["measured p50 / p95 / max", *(f"{_fmt(stats[d]['p50'])} / {_fmt(stats[d]['p95'])} / {_fmt(stats[d]['max'])}" for d in DIRECTIONS)],
             ["floor    p50 / p95 / max", *(f"{floor[d]['p50']:.3f} / {floor[d]['p95']:.3f} / {floor[d]['max']:.3f}" for d in DIRECTIONS)],
             ["measured p50 / floor p50", *(f"{report.figures[d.replace('->', '_to_') + '_p50_ratio'] or '-'}x" for d in DIRECTIONS)],
+            ["of which: until the next tick started, p50 (floor: I/2)",
+             *(f"{_fmt(report.figures[d.replace('->', '_to_') + '_poll_wait_p50'])} ({interval / 2:.3f})" for d in DIRECTIONS)],
             ["the sync's own view: echo lag p50 (audit)", *(_fmt(report.figures[d.replace('->', '_to_') + '_sync_lag_p50']) for d in DIRECTIONS)],
         ],
     )
     report.table(
-        "the floor's parts (measured now, same emulators, bare client; medians)",
+        "the floor's parts (measured now, same emulators, bare client in its own process; medians)",
         ["part", "CXone → Salesforce", "Salesforce → CXone"],
         [
             ["poll wait U*I (I = interval)", f"I/2 = {interval / 2:.3f} (worst {interval:.3f})", f"I/2 = {interval / 2:.3f} (worst {interval:.3f})"],
@@ -303,7 +317,7 @@ def _fill(
         "one write per change, none back (no ping-pong)",
         writes["cxone->salesforce"] == per_direction and writes["salesforce->cxone"] == per_direction,
         f"writes CXone → Salesforce {writes['cxone->salesforce']}, Salesforce → CXone {writes['salesforce->cxone']} "
-        f"(echoes suppressed: {sum(int(window.stats.outcomes[Direction(d)][Outcome.ECHO]) for d in DIRECTIONS)})",
+        f"(echoes suppressed: {sum(window.outcome(d, 'echo') for d in DIRECTIONS)})",
     )
 
 

@@ -2,8 +2,9 @@
 
 Assertions are on counts and correctness (every agent converged, one write per change, reads per
 tick bounded, the report has its fields), never on wall-clock figures: those belong to
-`python -m bench` on a known machine. Each run uses its own emulators on free loopback ports and
-its own temporary state store, so the tests are xdist-safe. The burst and propagation runs poll
+`python -m bench` on a known machine. Each run uses its own emulators on free loopback ports, its
+own temporary state store and its own child processes (the sync, the bare client), so the tests are
+xdist-safe. The burst and propagation runs poll
 every 0.2 s instead of 1 s (`interval=`), only to be quick.
 """
 
@@ -50,26 +51,41 @@ async def test_engine_decides_one_write_per_mapped_change_and_nothing_for_echoes
 
 
 async def test_burst_converges_every_linked_agent_with_constant_reads_per_tick() -> None:
-    report = await run_benchmark("burst", agents=60, quick=True, interval=0.2)
+    report = await run_benchmark("burst", agents=60, quick=True, interval=0.2, concurrency=(None, 4))
 
     assert_common(report, "burst")
     figures = report.figures
     linked = report.params["linked"]
     assert linked == 59  # agent 50 has no Salesforce user
-    for direction in ("cxone_to_salesforce", "salesforce_to_cxone"):
-        assert figures[f"{direction}_writes"] == linked
-        assert figures[f"{direction}_writes_back"] == 0
-        assert figures[f"{direction}_ticks"] >= 1
-        assert f"{direction}_seconds" in figures and f"{direction}_baseline_seconds" in figures
-        assert f"{direction}_statements" in figures
-    # Every write came back as its echo (the window's count also holds the morning publish's).
-    assert figures["echoes"]["cxone->salesforce"] == 2 * linked
-    assert figures["echoes"]["salesforce->cxone"] == linked
-    # One poll per system per quiet tick, and no read of any other route: reads don't grow with agents.
-    assert figures["reads_per_quiet_tick_max"]["cxone"] == 1
-    assert figures["reads_per_quiet_tick_max"]["salesforce"] <= 1
-    assert figures["other_reads"] == {"cxone": 0, "salesforce": 0}
-    assert figures["statements_per_tick_max"] > 0
+    assert figures["max_concurrency"] == 32  # the product default, as the config leaves it
+    rows = figures["rows"]
+    assert set(rows) == {"32", "4"}
+    assert rows["32"]["default"] and not rows["4"]["default"]
+    for level, row in rows.items():
+        for direction in ("cxone_to_salesforce", "salesforce_to_cxone"):
+            assert row[f"{direction}_writes"] == linked, level
+            assert row[f"{direction}_writes_back"] == 0, level
+            assert row[f"{direction}_ticks"] >= 1
+            assert f"{direction}_seconds" in row and f"{direction}_baseline_seconds" in row
+            assert f"{direction}_statements" in row
+        # Presence commands go 200 to a call; a CXone write is a state request, with or without a join
+        # first (whether a window reuses its predecessor's sessions is the product's business).
+        assert row["cxone_to_salesforce_write_requests"] == 1
+        assert 1.0 <= row["salesforce_to_cxone_write_requests_per_write"] <= 2.0, level
+        # One page per system once a quiet tick's poll is past the overlap, pages bounded by the window's
+        # spells before that, and no read of any other route: reads don't grow with the agents.
+        assert row["reads_per_settled_quiet_tick_max"]["cxone"] <= 1, level
+        assert row["reads_per_settled_quiet_tick_max"]["salesforce"] <= 1, level
+        assert row["salesforce_polls_bounded"] > 0 and row["salesforce_polls_over_bound"] == 0, level
+        assert row["other_reads"] == {"cxone": 0, "salesforce": 0}, level
+        assert row["statements_per_tick_max"] > 0
+    # The first window ran on past the overlap: its quiet ticks there read one page per system.
+    assert rows["32"]["settled_quiet_ticks"] >= 1
+    assert rows["32"]["reads_per_settled_quiet_tick_max"] == {"cxone": 1, "salesforce": 1}
+    # Every write came back as its echo; the first window's count also holds the morning publish's.
+    assert rows["32"]["echoes"] == {"cxone->salesforce": 2 * linked, "salesforce->cxone": linked}
+    assert rows["4"]["echoes"] == {"cxone->salesforce": linked, "salesforce->cxone": linked}
+    assert figures["echoes"] == rows["32"]["echoes"]  # the flat figures are the default row's
     assert len(report.targets) == 2
 
 
