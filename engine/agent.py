@@ -116,6 +116,7 @@ class AgentSync:
         changed_sides = {change.side for change in changes if change.before_known}  # a first sight is no change
         for change in changes:
             self._apply(change, changed_sides)
+        self._release_deferred()
         verdicts = {side: self._converge(side, rearm) for side in (Side.SALESFORCE, Side.CXONE)}
         expiry = self.now - self.policy.echo_timeout
         self.watch = [c for c in self.watch if c.sent_at > expiry]
@@ -262,6 +263,15 @@ class AgentSync:
             else:
                 change.intent = self._cxone_intent(observation)
         self.intent = change.intent
+
+    def _release_deferred(self) -> None:
+        """A Salesforce request waiting for a contact to end is applied once CXone shows no contact,
+        however the end was seen (e.g. as the echo of our write that ended an ACW unseen)."""
+        deferred, cxone = self.deferred, self.cxone
+        if deferred is None or cxone is None or cxone.is_contact or self.cxone_at is None:
+            return
+        self.deferred = None
+        self.intent = self._salesforce_intent(deferred.status, max(self.cxone_at, deferred.at), deferred.source_id)
 
     def _conflict_loss(self, change: _Change, changed_sides: set[Side]) -> str | None:
         """Why this change loses to the other side's, if both sides changed; a contact always wins."""

@@ -102,6 +102,7 @@ class World:
     resume: dict[int, CxoneState] = field(default_factory=dict)  # where a contact returns the agent
     queued: dict[int, tuple[CxoneState, str]] = field(default_factory=dict)  # a write that landed during a call
     queued_landings: set[str] = field(default_factory=set)  # contact ends that applied such a write
+    delivered: set[str] = field(default_factory=set)  # source ids the engine was ever shown
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -110,6 +111,7 @@ class World:
         self._delivered_cxone: dict[int, str] = {}
         self._salesforce_cursor: dict[int, int] = defaultdict(int)
         self._pending_landings = 0
+        self._shown_before: dict[int, CxoneState] = {}
         for agent_id in self.links:
             self._record(agent_id, Side.CXONE, self.cxone[agent_id], None)
             if self.salesforce[agent_id] is not None:
@@ -125,26 +127,28 @@ class World:
     def _person_acts(self, agent_id: int, side: Side, value: CxoneState | str | None) -> None:
         if side is Side.SALESFORCE and not self.console_open[agent_id]:
             return  # the Omni widget lives in the console
+        ends_contact = landing = False
         if value is CONTACT_END:
             if not self.cxone[agent_id].is_contact:
                 return
             # CXone ends the contact itself: the agent goes to a state set during it, else back to the
             # one before it (apis.md C3; the emulator's contact life cycle).
             queued = self.queued.get(agent_id)
+            landing = queued is not None
             value = queued[0] if queued else self.resume.get(agent_id, CxoneState("Unavailable"))
-            if value != self.cxone[agent_id]:
-                self._set(agent_id, side, value, None)  # not ambiguous: the engine sees a contact end
-                if queued:
-                    self.queued_landings.add(self.log[agent_id, side][-1].source_id)
-            return
+            seen = self._shown_before.get(agent_id)
+            ends_contact = seen is not None and seen.is_contact  # else: a contact no poll showed
         if self._shown(agent_id, side) == value:
             return
-        if any(_lands_as(i.write, value) for i in self._recent_writes(agent_id, side)):
+        if not ends_contact and any(_lands_as(i.write, value) for i in self._recent_writes(agent_id, side)):
             # The person picked what one of our writes is about to set: the two are told apart by
-            # value only, so for a while either may read as the other.
+            # value only, so for a while either may read as the other. (The end of a contact the engine
+            # saw is told apart by the contact.)
             self.ambiguous_until[agent_id] = self._clock + 2 * self.policy.echo_timeout
             self.ever_ambiguous.add(agent_id)
         self._set(agent_id, side, value, None)
+        if landing:
+            self.queued_landings.add(self.log[agent_id, side][-1].source_id)
 
     def _recent_writes(self, agent_id: int, side: Side) -> list[Issued]:
         horizon = self._clock - self.policy.echo_timeout
@@ -210,9 +214,11 @@ class World:
         self.batches.append(batch)
         if faults.replay is not None and faults.replay < len(self.batches):
             batch = batch + self.batches[-1 - faults.replay]
+        self.delivered.update(o.source_id for o in batch)
         before = dict(self.memory)
         decision = decide(self.rulebook, self.links, self.memory, batch, self.now, self.policy)
         self._check_decision(before, batch, decision)
+        self._note_shown(batch)
         self._take(decision, by_reconcile=False)
         return decision
 
@@ -225,11 +231,19 @@ class World:
             spells = self.log[agent_id, Side.SALESFORCE]
             never = Observation(agent_id, Side.SALESFORCE, None, UNKNOWN_SINCE, f"never-in-omni-{agent_id}")
             snapshot.append(_observe(spells[-1]) if spells else never)
+        self.delivered.update(o.source_id for o in snapshot)
         decision = reconcile(self.rulebook, self.links, self.memory, snapshot, self.now, self.policy)
+        self._note_shown(snapshot)
         for write in decision.writes:
             self._check_write_is_settable(write)
         self._take(decision, by_reconcile=True)
         return decision
+
+    def _note_shown(self, observations: list[Observation]) -> None:
+        """The newest CXone value the engine was shown, per agent (to tell a contact's end)."""
+        for observation in sorted(observations, key=lambda o: o.at):
+            if observation.side is Side.CXONE and isinstance(observation.value, CxoneState):
+                self._shown_before[observation.agent_id] = observation.value
 
     def _poll(self, faults: Faults) -> list[Observation]:
         batch: list[Observation] = []
@@ -258,6 +272,14 @@ class World:
         results = []
         for write in decision.writes:
             self.issued.append(Issued(write, self.now, by_reconcile))
+            if any(
+                change.by_command is None and change.at >= self.now - self.policy.clock_skew and _lands_as(write, change.value)
+                for change in self.log[write.agent_id, write.side]
+            ):
+                # A person picked this value just before we wrote it: within the clock skew allowed,
+                # the engine can take their change for our echo.
+                self.ambiguous_until[write.agent_id] = self.now + 2 * self.policy.echo_timeout
+                self.ever_ambiguous.add(write.agent_id)
             if write.side is Side.CXONE and self.cxone[write.agent_id].is_logged_out:
                 results.append(WriteResult(write.agent_id, write.command_id, WriteOutcome.PERMANENT, "409: no session"))
                 continue
@@ -318,8 +340,8 @@ class World:
             return
         delivered = [o for o in batch if o.agent_id == write.agent_id]
         people = [o for o in delivered if self._author(o) is None]
-        if people:
-            return
+        if people or any(self._ends_contact(o) for o in delivered):
+            return  # a person's change; or CXone leaving a contact, news even when our write is why
         echo_sides = {o.side for o in delivered}
         if write.side not in echo_sides:
             raise Violation(f"a write to {write.side} without any change by a person (echoes only: {delivered})")
@@ -344,6 +366,12 @@ class World:
         since = earlier[-1].at
         if not any(c.at >= since for c in self.log[write.agent_id, write.side]):
             raise Violation(f"two writes for one change with nothing changed in between: {earlier[-1].write} / {write}")
+
+    def _ends_contact(self, observation: Observation) -> bool:
+        if observation.side is not Side.CXONE or not isinstance(observation.value, CxoneState):
+            return False
+        before = self._shown_before.get(observation.agent_id)
+        return before is not None and before.is_contact and not observation.value.is_contact
 
     def _ambiguous(self, agent_id: int) -> bool:
         until = self.ambiguous_until.get(agent_id)

@@ -226,8 +226,10 @@ def check_latest_person_wins(world: World) -> None:
             continue
         last = max(people, key=lambda c: c.at)
         shown = world.cxone[agent_id] if last.side is Side.CXONE else world.salesforce[agent_id]
-        if shown != last.value:
-            continue  # one of our earlier writes landed over it before the engine could see it
+        if shown != last.value or last.source_id not in world.delivered:
+            continue  # one of our earlier writes landed over it before any poll could show it
+        if any(c.by_command is not None and c.at > last.at for c in world.log[agent_id, last.side]):
+            continue  # a write of ours, issued before the change was seen, landed over it
         if agent_id in world.ever_ambiguous:
             continue  # a person once picked what our write was about to set: either may have read as the other
         memory = world.memory[agent_id]
