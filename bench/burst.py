@@ -58,11 +58,11 @@ from bench.center import (
     wait_until,
 )
 from bench.report import Report
-from connectors.soql import quote
-from emulators.faults import iso_z
-from emulators.salesforce.schema import USER_SERVICE_PRESENCE
-from engine import CxoneState, CxoneTarget
-from tasks.sync.sources import SPELL_OVERLAP
+from presence_sync.connectors.soql import quote
+from presence_sync.emulators.faults import iso_z
+from presence_sync.emulators.salesforce.schema import USER_SERVICE_PRESENCE
+from presence_sync.engine import CxoneState, CxoneTarget
+from presence_sync.tasks.sync.sources import SPELL_OVERLAP
 
 NAME = "burst"
 DEFAULT_AGENTS = 10_000
@@ -540,7 +540,7 @@ def _other(direction: str) -> str:
 
 
 def _lease_ttl(interval: float) -> float:
-    from tasks.sync.runner import lease_ttl_seconds
+    from presence_sync.tasks.sync.runner import lease_ttl_seconds
 
     return lease_ttl_seconds(interval)
 

@@ -36,11 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from emulators.stack import EmulatorStack
-from engine import AgentLink, CxoneState, CxoneTarget, Rule
-from tasks.context import Context, open_context
-from tasks.onboarding import run_steps
-from tasks.sync.runner import SyncSetup, load_setup
+from presence_sync.emulators.stack import EmulatorStack
+from presence_sync.engine import AgentLink, CxoneState, CxoneTarget, Rule
+from presence_sync.tasks.context import Context, open_context
+from presence_sync.tasks.onboarding import run_steps
+from presence_sync.tasks.sync.runner import SyncSetup, load_setup
 
 CXONE_DATA_PREFIX = "/incontactapi/"
 SALESFORCE_DATA_PREFIX = "/services/data/"

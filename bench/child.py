@@ -100,7 +100,7 @@ class StatementCounter:
 
 
 def _window_summary(result: Any) -> dict[str, Any]:
-    from engine import Direction
+    from presence_sync.engine import Direction
 
     stats = result.stats
     directions = (Direction.CXONE_TO_SALESFORCE, Direction.SALESFORCE_TO_CXONE)
@@ -120,10 +120,10 @@ def _window_summary(result: Any) -> dict[str, Any]:
 
 async def run_sync(config_path: str, *, interval: float | None, holder: str, max_concurrency: int | None,
                    max_seconds: float) -> None:
-    from engine import Direction
-    from models.config import load_config
-    from tasks.context import open_context
-    from tasks.sync.window import WindowProgress, run_window, watch_ticks
+    from presence_sync.engine import Direction
+    from presence_sync.models.config import load_config
+    from presence_sync.tasks.context import open_context
+    from presence_sync.tasks.sync.window import WindowProgress, run_window, watch_ticks
 
     config = load_config(config_path)
     if max_concurrency is not None:
@@ -373,7 +373,7 @@ async def _bare_command(bare: BareClients, message: dict[str, Any]) -> dict[str,
     if cmd == "cxone_to_salesforce":
         # The delta that finds the burst (every page), then one presence command per linked agent
         # whose state maps (the burst's one state: the rule's one look-up per record).
-        from engine import CxoneState
+        from presence_sync.engine import CxoneState
 
         users = bare.users
         records, reads = await bare.cxone_states_since(message["since"], page_size=int(message["page_size"]))

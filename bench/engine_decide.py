@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from bench.report import Report
-from engine import (
+from presence_sync.engine import (
     AgentLink,
     AgentMemory,
     CxoneState,
@@ -43,8 +43,8 @@ from engine import (
     decide,
     record_write_results,
 )
-from models.config.contact_center import PresenceRuleConfig
-from tasks.sync.rulebook import publisher_key, subscriber_target
+from presence_sync.models.config.contact_center import PresenceRuleConfig
+from presence_sync.tasks.sync.rulebook import publisher_key, subscriber_target
 
 NAME = "engine"
 DEFAULT_AGENTS = 10_000

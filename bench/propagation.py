@@ -51,13 +51,13 @@ from typing import Any
 
 from bench.center import BareProcess, BenchError, Center, SyncProcess, WindowSummary, onboarded_center, status_ids, wait_all
 from bench.report import Report
-from connectors.soql import quote
-from emulators.faults import iso_z
-from emulators.simulator import Expectation, HumanChange, PropagationWatcher, SimulatedAgent, roster
-from engine import CxoneState
-from tasks.sync.observations import SPELL_FIELDS
-from tasks.sync.sources import SPELL_OVERLAP
-from tasks.sync.summary import percentile
+from presence_sync.connectors.soql import quote
+from presence_sync.emulators.faults import iso_z
+from presence_sync.emulators.simulator import Expectation, HumanChange, PropagationWatcher, SimulatedAgent, roster
+from presence_sync.engine import CxoneState
+from presence_sync.tasks.sync.observations import SPELL_FIELDS
+from presence_sync.tasks.sync.sources import SPELL_OVERLAP
+from presence_sync.tasks.sync.summary import percentile
 
 NAME = "propagation"
 DEFAULT_AGENTS = 200

@@ -12,10 +12,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cli.output import print_error
+from presence_sync.cli.output import print_error
 
 if TYPE_CHECKING:
-    from flows.demo import DemoSummary
+    from presence_sync.flows.demo import DemoSummary
 
 console = Console(highlight=False)
 
@@ -46,7 +46,7 @@ def demo(
         os.environ.setdefault(name, value)
     if not os.environ.get("PREFECT_API_URL"):
         console.print("[dim]Starting Prefect's ephemeral API server (5-30 s)...[/]")
-    from flows.demo import demo as demo_flow
+    from presence_sync.flows.demo import demo as demo_flow
 
     state = asyncio.run(
         demo_flow(agents=agents, minutes=minutes, seed=seed, workdir=str(workdir) if workdir else None, return_state=True)  # type: ignore[call-overload]

@@ -27,7 +27,7 @@ def emulate(
     ] = None,
 ) -> None:
     """Serve the Salesforce and CXone emulators, seeded with the demo contact center."""
-    from emulators.stack import EmulatorStack
+    from presence_sync.emulators.stack import EmulatorStack
 
     with EmulatorStack.serve(
         host=host,

@@ -15,8 +15,8 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 import typer
 
-from cli import demo, emulate, onboard, serve, sync, validate
-from cli.output import print_error
+from presence_sync.cli import demo, emulate, onboard, serve, sync, validate
+from presence_sync.cli.output import print_error
 
 app = typer.Typer(
     name="presence-sync",
@@ -38,9 +38,9 @@ for command_module in (emulate, onboard, demo, serve, validate, sync):
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors that are the user's to fix (config, credentials, org settings): a message, not a traceback."""
-    from connectors import ConnectorError
-    from models.config import ConfigError
-    from models.store import StoreError
+    from presence_sync.connectors import ConnectorError
+    from presence_sync.models.config import ConfigError
+    from presence_sync.models.store import StoreError
 
     return (ConfigError, ConnectorError, StoreError)
 

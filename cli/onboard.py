@@ -16,10 +16,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from cli.output import print_error
+from presence_sync.cli.output import print_error
 
 if TYPE_CHECKING:
-    from tasks.onboarding import OnboardingReport
+    from presence_sync.tasks.onboarding import OnboardingReport
 
 console = Console()
 
@@ -40,14 +40,14 @@ _OUTCOME_STYLES = {
 
 def onboard(config: ConfigArgument, plan: PlanOption = False) -> None:
     """Set up presence sync as the config describes: every step of the seed procedure, idempotent."""
-    from flows.onboard import onboard as onboard_flow
+    from presence_sync.flows.onboard import onboard as onboard_flow
 
     _run(onboard_flow, config, plan, "Onboarding")
 
 
 def refresh_users(config: ConfigArgument, plan: PlanOption = False) -> None:
     """Fetch CXone agents and teams again and re-link them to Salesforce users."""
-    from flows.refresh_users import refresh_users as refresh_users_flow
+    from presence_sync.flows.refresh_users import refresh_users as refresh_users_flow
 
     _run(refresh_users_flow, config, plan, "Refresh users")
 
@@ -58,10 +58,10 @@ def register(app: typer.Typer) -> None:
 
 
 def _run(flow: Callable[..., Awaitable[Any]], config: Path, plan: bool, what: str) -> None:
-    from models.config import ConfigError, load_config
-    from models.store import StoreError
-    from tasks.context import open_store
-    from tasks.onboarding import OnboardingIncomplete
+    from presence_sync.models.config import ConfigError, load_config
+    from presence_sync.models.store import StoreError
+    from presence_sync.tasks.context import open_store
+    from presence_sync.tasks.onboarding import OnboardingIncomplete
 
     try:
         # Refuse a bad config or an unusable store before Prefect starts.
@@ -78,7 +78,7 @@ def _run(flow: Callable[..., Awaitable[Any]], config: Path, plan: bool, what: st
 
 def print_report(report: OnboardingReport, what: str = "Onboarding") -> None:
     """The report as a table, each step's changes, and what still needs a human."""
-    from tasks.onboarding.report import capped, detail_lines, step_rows, title
+    from presence_sync.tasks.onboarding.report import capped, detail_lines, step_rows, title
 
     # Texts from configs and servers go in as Text, never as markup: a `[...]` in them stays as written.
     table = Table(title=Text(title(report, what)), title_justify="left")

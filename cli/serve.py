@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.output import print_error
+from presence_sync.cli.output import print_error
 
 console = Console()
 
@@ -27,7 +27,7 @@ def serve(
     Needs a Prefect server: `prefect server start` in another terminal, then
     `export PREFECT_API_URL=http://127.0.0.1:4200/api`.
     """
-    from deployments.serve import PREFECT_YAML, ServeError, api_url, read_deployments, serve_deployments
+    from presence_sync.deployments.serve import PREFECT_YAML, ServeError, api_url, read_deployments, serve_deployments
 
     path = prefect_yaml if prefect_yaml.is_absolute() or prefect_yaml.exists() else PREFECT_YAML
     try:

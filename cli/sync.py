@@ -18,13 +18,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.output import print_error
+from presence_sync.cli.output import print_error
 
 if TYPE_CHECKING:
-    from models.store import Audit
-    from tasks.sync.runner import ReconcileReport
-    from tasks.sync.status import StatusReport
-    from tasks.sync.window import WindowProgress, WindowResult
+    from presence_sync.models.store import Audit
+    from presence_sync.tasks.sync.runner import ReconcileReport
+    from presence_sync.tasks.sync.status import StatusReport
+    from presence_sync.tasks.sync.window import WindowProgress, WindowResult
 
 console = Console(highlight=False)
 
@@ -48,11 +48,11 @@ def sync(
     ] = None,
 ) -> None:
     """Run the sync loop in the foreground for one window (the same flow the sync deployment runs)."""
-    from models.config import load_config
+    from presence_sync.models.config import load_config
 
     settings = load_config(config).sync  # a config mistake is reported here, before any flow run starts
-    from flows.sync import sync as sync_flow
-    from tasks.sync.window import watch_ticks
+    from presence_sync.flows.sync import sync as sync_flow
+    from presence_sync.tasks.sync.window import watch_ticks
 
     length = seconds if seconds is not None else settings.window_minutes * 60
     columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), TextColumn("{task.fields[figures]}"))
@@ -79,7 +79,7 @@ def sync(
 
 
 def print_window(result: WindowResult) -> None:
-    from tasks.sync.summary import DIRECTION_LABELS, DIRECTIONS
+    from presence_sync.tasks.sync.summary import DIRECTION_LABELS, DIRECTIONS
 
     table = Table("", *(DIRECTION_LABELS[d] for d in DIRECTIONS), title=f"Sync window ({result.seconds:g} s)")
     for figure, first, second in result.stats.figures():
@@ -99,10 +99,10 @@ def reconcile(
     ] = 120.0,
 ) -> None:
     """Compare both systems in full with the rule and repair drift; list what was repaired."""
-    from models.config import load_config
+    from presence_sync.models.config import load_config
 
     load_config(config)
-    from flows.reconcile import reconcile as reconcile_flow
+    from presence_sync.flows.reconcile import reconcile as reconcile_flow
 
     with console.status("reconciling both systems with the rule"):
         state = asyncio.run(reconcile_flow(str(config), wait, return_state=True))  # type: ignore[call-overload]
@@ -122,9 +122,9 @@ def print_reconcile(report: ReconcileReport) -> None:
 
 def status(config: ConfigArgument) -> None:
     """Agents linked, who syncs now, lag per direction, pending and failed writes, the API budget."""
-    from models.config import load_config
-    from tasks.context import open_store
-    from tasks.sync.status import read_status
+    from presence_sync.models.config import load_config
+    from presence_sync.tasks.context import open_store
+    from presence_sync.tasks.sync.status import read_status
 
     store = open_store(load_config(config))
     try:
@@ -135,7 +135,7 @@ def status(config: ConfigArgument) -> None:
 
 
 def print_status(report: StatusReport) -> None:
-    from tasks.sync.summary import DIRECTION_LABELS
+    from presence_sync.tasks.sync.summary import DIRECTION_LABELS
 
     running = (
         f"[green]running[/] ({report.lease_holder}, lease until {report.lease_expires_at:%H:%M:%S} UTC)"
@@ -184,9 +184,9 @@ def audit(
     limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="At most this many decisions.")] = 50,
 ) -> None:
     """The sync's decisions (of one agent) over time, with the rule row and the reason for each."""
-    from models.config import load_config
-    from tasks.context import open_store
-    from tasks.sync.status import StatusError, parse_since, read_audit
+    from presence_sync.models.config import load_config
+    from presence_sync.tasks.context import open_store
+    from presence_sync.tasks.sync.status import StatusError, parse_since, read_audit
 
     try:
         moment = None if since is None else parse_since(since)

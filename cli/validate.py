@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from flows.validate import ValidationReport
+    from presence_sync.flows.validate import ValidationReport
 
 console = Console()
 
@@ -30,10 +30,10 @@ def validate(
     ] = None,
 ) -> None:
     """Prove that a change in each system arrives in the other for one test agent, and time each hop."""
-    from models.config import load_config
+    from presence_sync.models.config import load_config
 
     load_config(config)  # a config mistake is reported here, plainly, before any flow run starts
-    from flows.validate import validate as validate_flow
+    from presence_sync.flows.validate import validate as validate_flow
 
     state = asyncio.run(
         validate_flow(str(config), agent, timeout, salesforce_status, cxone_state, return_state=True)  # type: ignore[call-overload]

@@ -1,13 +1,13 @@
 """httpx clients for Salesforce and NICE CXone: auth, retries, pagination, typed errors. No Prefect here.
 
-    from connectors import SalesforceCredentials, CxoneCredentials
+    from presence_sync.connectors import SalesforceCredentials, CxoneCredentials
     async with sf_creds.get_client() as sf, cx_creds.get_client() as cx:
         ...
 """
 
-from connectors.cxone import AgentStatesPage, CxoneClient
-from connectors.cxone_auth import CxoneCredentials, CxoneEndpoints
-from connectors.errors import (
+from presence_sync.connectors.cxone import AgentStatesPage, CxoneClient
+from presence_sync.connectors.cxone_auth import CxoneCredentials, CxoneEndpoints
+from presence_sync.connectors.errors import (
     AgentLoggedOut,
     ApiError,
     AuthenticationError,
@@ -30,9 +30,9 @@ from connectors.errors import (
     ValidationRuleFailed,
     is_transient,
 )
-from connectors.retry import RetryPolicy
-from connectors.salesforce import ApiUsage, PresenceCommand, SalesforceClient, SaveError, SaveResult
-from connectors.salesforce_auth import SalesforceCredentials, SalesforceIdentity
+from presence_sync.connectors.retry import RetryPolicy
+from presence_sync.connectors.salesforce import ApiUsage, PresenceCommand, SalesforceClient, SaveError, SaveResult
+from presence_sync.connectors.salesforce_auth import SalesforceCredentials, SalesforceIdentity
 
 __all__ = [
     "AgentLoggedOut",

@@ -18,7 +18,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import httpx
 from pydantic import SecretStr
 
-from connectors.http import HttpSession
+from presence_sync.connectors.http import HttpSession
 
 
 class BearerToken(Protocol):

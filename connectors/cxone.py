@@ -25,9 +25,9 @@ import httpx
 from pydantic import BaseModel, ConfigDict, with_config
 from typing_extensions import Required, TypedDict  # pydantic needs this one on Python < 3.12
 
-from connectors.auth import TokenGate, send_with_bearer
-from connectors.cxone_auth import SYSTEM, CxoneAuth, CxoneCredentials, CxoneEndpoints, CxoneToken
-from connectors.errors import (
+from presence_sync.connectors.auth import TokenGate, send_with_bearer
+from presence_sync.connectors.cxone_auth import SYSTEM, CxoneAuth, CxoneCredentials, CxoneEndpoints, CxoneToken
+from presence_sync.connectors.errors import (
     AgentLoggedOut,
     ApiError,
     InvalidReason,
@@ -36,9 +36,9 @@ from connectors.errors import (
     SessionRejected,
     redact,
 )
-from connectors.http import DEFAULT_TIMEOUT, HttpSession, describe_error_body, endpoint_of, parse_json
-from connectors.retry import RetryPolicy
-from connectors.timestamps import to_utc_iso
+from presence_sync.connectors.http import DEFAULT_TIMEOUT, HttpSession, describe_error_body, endpoint_of, parse_json
+from presence_sync.connectors.retry import RetryPolicy
+from presence_sync.connectors.timestamps import to_utc_iso
 
 logger = logging.getLogger(__name__)
 

@@ -19,12 +19,12 @@ import httpx
 import jwt
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from connectors.errors import AuthenticationError, InvalidClient, InvalidCredentials, NotFound
-from connectors.http import HttpSession, describe_error_body, endpoint_of, parse_json
-from connectors.urls import api_version, base_url
+from presence_sync.connectors.errors import AuthenticationError, InvalidClient, InvalidCredentials, NotFound
+from presence_sync.connectors.http import HttpSession, describe_error_body, endpoint_of, parse_json
+from presence_sync.connectors.urls import api_version, base_url
 
 if TYPE_CHECKING:
-    from connectors.cxone import CxoneClient
+    from presence_sync.connectors.cxone import CxoneClient
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class CxoneCredentials(BaseModel):
 
     def get_client(self, **options: Any) -> CxoneClient:
         """A CxoneClient for these credentials; `options` go to its constructor."""
-        from connectors.cxone import CxoneClient  # the client module imports this one
+        from presence_sync.connectors.cxone import CxoneClient  # the client module imports this one
 
         return CxoneClient(self, **options)
 

@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
-from connectors.errors import ConnectorError, MalformedResponse, RateLimited, TransientError
-from connectors.retry import (
+from presence_sync.connectors.errors import ConnectorError, MalformedResponse, RateLimited, TransientError
+from presence_sync.connectors.retry import (
     IDEMPOTENT_METHODS,
     THROTTLE_STATUSES,
     RetryPolicy,

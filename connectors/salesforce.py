@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from connectors.auth import TokenGate, send_with_bearer
-from connectors.errors import (
+from presence_sync.connectors.auth import TokenGate, send_with_bearer
+from presence_sync.connectors.errors import (
     ApiError,
     ConnectorError,
     DuplicateValue,
@@ -37,7 +37,7 @@ from connectors.errors import (
     ValidationRuleFailed,
     redact,
 )
-from connectors.http import (
+from presence_sync.connectors.http import (
     DEFAULT_TIMEOUT,
     HttpSession,
     decode_json,
@@ -45,8 +45,8 @@ from connectors.http import (
     malformed_response,
     parse_json,
 )
-from connectors.retry import RetryPolicy
-from connectors.salesforce_auth import (
+from presence_sync.connectors.retry import RetryPolicy
+from presence_sync.connectors.salesforce_auth import (
     SYSTEM,
     SalesforceAuth,
     SalesforceCredentials,

@@ -19,17 +19,17 @@ import httpx
 import jwt
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from connectors.errors import (
+from presence_sync.connectors.errors import (
     AuthenticationError,
     InvalidClient,
     InvalidCredentials,
     UnsupportedGrant,
 )
-from connectors.http import HttpSession, endpoint_label, parse_json
-from connectors.urls import api_version, base_url
+from presence_sync.connectors.http import HttpSession, endpoint_label, parse_json
+from presence_sync.connectors.urls import api_version, base_url
 
 if TYPE_CHECKING:
-    from connectors.salesforce import SalesforceClient
+    from presence_sync.connectors.salesforce import SalesforceClient
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class SalesforceCredentials(BaseModel):
 
     def get_client(self, **options: Any) -> SalesforceClient:
         """A SalesforceClient for these credentials; `options` go to its constructor."""
-        from connectors.salesforce import SalesforceClient  # the client module imports this one
+        from presence_sync.connectors.salesforce import SalesforceClient  # the client module imports this one
 
         return SalesforceClient(self, **options)
 

@@ -1,6 +1,6 @@
 """Quoting helpers for building SOQL literals safely (never paste raw values into a query).
 
-    from connectors.soql import quote, quote_in
+    from presence_sync.connectors.soql import quote, quote_in
     soql = (
         "SELECT Id FROM User WHERE Username IN " + quote_in(usernames)
         + " AND LastModifiedDate > " + quote(since)
@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable
 from datetime import date, datetime
 
-from connectors.timestamps import to_utc_iso
+from presence_sync.connectors.timestamps import to_utc_iso
 
 # SOQL's escape sequences for string literals.
 _STRING_ESCAPES = str.maketrans(

@@ -17,7 +17,7 @@ from typing import Any
 
 import uvicorn
 
-from emulators.faults import DroppedConnection
+from presence_sync.emulators.faults import DroppedConnection
 
 
 class _HideInjectedDrops(logging.Filter):

@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
-from emulators.demo_center import TEAMS, demo_agents
+from presence_sync.emulators.demo_center import TEAMS, demo_agents
 
 if TYPE_CHECKING:
-    from emulators.stack import EmulatorStack
+    from presence_sync.emulators.stack import EmulatorStack
 
 SideName = Literal["cxone", "salesforce"]
 DAY_START_MINUTE = 9 * 60

@@ -22,12 +22,12 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from emulators.cxone.app import create_app as create_cxone_app
-from emulators.cxone.options import CxoneEmulatorOptions
-from emulators.demo_center import DEFAULT_AGENT_COUNT
-from emulators.salesforce.app import create_app as create_salesforce_app
-from emulators.salesforce.options import SalesforceEmulatorOptions
-from emulators.server import RunningServer, start_in_thread
+from presence_sync.emulators.cxone.app import create_app as create_cxone_app
+from presence_sync.emulators.cxone.options import CxoneEmulatorOptions
+from presence_sync.emulators.demo_center import DEFAULT_AGENT_COUNT
+from presence_sync.emulators.salesforce.app import create_app as create_salesforce_app
+from presence_sync.emulators.salesforce.options import SalesforceEmulatorOptions
+from presence_sync.emulators.server import RunningServer, start_in_thread
 
 # Nominal ports of the in-process stack: nothing listens, they only make the URLs look like loopback.
 IN_PROCESS_SALESFORCE_PORT = 8401
@@ -122,7 +122,7 @@ class EmulatorStack:
     @contextmanager
     def routed(self) -> Iterator[None]:
         """Inside the block every connector built by `tasks.context` talks to these emulators."""
-        from tasks.context import use_transports
+        from presence_sync.tasks.context import use_transports
 
         with use_transports(*self.transports()):
             yield
@@ -144,7 +144,7 @@ class EmulatorStack:
 
     async def config_text(self) -> str:
         """A ready config for the demo contact center these emulators serve."""
-        from models.config import render_emulator_config_yaml
+        from presence_sync.models.config import render_emulator_config_yaml
 
         sf_credentials, cx_credentials = await self.credentials()
         return render_emulator_config_yaml(

@@ -16,16 +16,16 @@ No I/O, no clock reads (time is passed in), no Prefect. A sync tick:
 `reconcile` takes a full read of both systems as observations and heals drift the same way.
 """
 
-from engine.audit import AuditRecord, Direction, Outcome
-from engine.agent import command_id_for
-from engine.decide import decide, reconcile, record_write_results
-from engine.errors import EngineError, MemoryFormatError, ObservationError, RuleError, StateError
-from engine.memory import AgentMemory, Command, CommandStatus, Deferred, Intent
-from engine.messages import UNKNOWN_SINCE, Decision, Observation, Write, WriteOutcome, WriteResult
-from engine.policy import ConflictPolicy, SyncPolicy
-from engine.rule import AgentLink, Resolution, Rule, RuleBook
-from engine.schedule import WakeQueue
-from engine.states import (
+from presence_sync.engine.audit import AuditRecord, Direction, Outcome
+from presence_sync.engine.agent import command_id_for
+from presence_sync.engine.decide import decide, reconcile, record_write_results
+from presence_sync.engine.errors import EngineError, MemoryFormatError, ObservationError, RuleError, StateError
+from presence_sync.engine.memory import AgentMemory, Command, CommandStatus, Deferred, Intent
+from presence_sync.engine.messages import UNKNOWN_SINCE, Decision, Observation, Write, WriteOutcome, WriteResult
+from presence_sync.engine.policy import ConflictPolicy, SyncPolicy
+from presence_sync.engine.rule import AgentLink, Resolution, Rule, RuleBook
+from presence_sync.engine.schedule import WakeQueue
+from presence_sync.engine.states import (
     PREVIOUS_STATE,
     CxoneState,
     CxoneStateName,

@@ -20,12 +20,12 @@ import hashlib
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from engine.audit import AuditRecord, Direction, Outcome, describe
-from engine.memory import AgentMemory, Command, CommandStatus, Deferred, Intent
-from engine.messages import Observation, Write
-from engine.policy import ConflictPolicy, SyncPolicy
-from engine.rule import AgentLink, Resolution, Rule
-from engine.states import CxoneState, CxoneTarget, Side
+from presence_sync.engine.audit import AuditRecord, Direction, Outcome, describe
+from presence_sync.engine.memory import AgentMemory, Command, CommandStatus, Deferred, Intent
+from presence_sync.engine.messages import Observation, Write
+from presence_sync.engine.policy import ConflictPolicy, SyncPolicy
+from presence_sync.engine.rule import AgentLink, Resolution, Rule
+from presence_sync.engine.states import CxoneState, CxoneTarget, Side
 
 # Equal source timestamps: Salesforce is applied first, so CXone (the ACD, the operational truth) wins.
 _SIDE_ORDER = {Side.SALESFORCE: 0, Side.CXONE: 1}

@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from engine.states import CxoneState, CxoneTarget, Side
+from presence_sync.engine.states import CxoneState, CxoneTarget, Side
 
 OFFLINE = "Offline"  # how Omni-Channel names "not logged in" (statusId "0", apis.md S4)
 

@@ -25,13 +25,13 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from engine.agent import AgentSync, command_record, gave_up_reason, observation_record
-from engine.audit import AuditRecord, Outcome
-from engine.memory import AgentMemory, CommandStatus
-from engine.messages import Decision, Observation, WriteOutcome, WriteResult, require_utc
-from engine.policy import SyncPolicy
-from engine.rule import AgentLink, RuleBook
-from engine.states import Side
+from presence_sync.engine.agent import AgentSync, command_record, gave_up_reason, observation_record
+from presence_sync.engine.audit import AuditRecord, Outcome
+from presence_sync.engine.memory import AgentMemory, CommandStatus
+from presence_sync.engine.messages import Decision, Observation, WriteOutcome, WriteResult, require_utc
+from presence_sync.engine.policy import SyncPolicy
+from presence_sync.engine.rule import AgentLink, RuleBook
+from presence_sync.engine.states import Side
 
 
 def decide(

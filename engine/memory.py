@@ -16,10 +16,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from engine.audit import Outcome
-from engine.errors import MemoryFormatError
-from engine.rule import Resolution
-from engine.states import CxoneState, CxoneTarget, Side
+from presence_sync.engine.audit import Outcome
+from presence_sync.engine.errors import MemoryFormatError
+from presence_sync.engine.rule import Resolution
+from presence_sync.engine.states import CxoneState, CxoneTarget, Side
 
 MEMORY_FORMAT_VERSION = 1
 

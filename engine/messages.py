@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from engine.audit import AuditRecord
-from engine.errors import ObservationError
-from engine.memory import AgentMemory
-from engine.states import CxoneState, CxoneTarget, Side
+from presence_sync.engine.audit import AuditRecord
+from presence_sync.engine.errors import ObservationError
+from presence_sync.engine.memory import AgentMemory
+from presence_sync.engine.states import CxoneState, CxoneTarget, Side
 
 
 # The source time of a value whose start the source does not give: older than any real change.

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
-from engine.errors import EngineError
+from presence_sync.engine.errors import EngineError
 
 
 class ConflictPolicy(StrEnum):

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Generic, TypeVar
 
-from engine.audit import Outcome
-from engine.errors import RuleError, StateError
-from engine.states import (
+from presence_sync.engine.audit import Outcome
+from presence_sync.engine.errors import RuleError, StateError
+from presence_sync.engine.states import (
     CxoneState,
     CxoneTarget,
     PreviousState,

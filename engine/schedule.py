@@ -15,7 +15,7 @@ import heapq
 from collections.abc import Mapping
 from datetime import datetime
 
-from engine.memory import AgentMemory
+from presence_sync.engine.memory import AgentMemory
 
 
 class WakeQueue:

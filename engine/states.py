@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeAlias
 
-from engine.errors import StateError
+from presence_sync.engine.errors import StateError
 
 
 class Side(StrEnum):

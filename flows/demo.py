@@ -32,8 +32,8 @@ from prefect.states import State
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from emulators.demo_center import DEFAULT_AGENT_COUNT
-from emulators.simulator import (
+from presence_sync.emulators.demo_center import DEFAULT_AGENT_COUNT
+from presence_sync.emulators.simulator import (
     DAY_MINUTES,
     AgentSimulator,
     Expect,
@@ -43,16 +43,16 @@ from emulators.simulator import (
     PropagationWatcher,
     SimulationError,
 )
-from emulators.stack import EmulatorStack
-from engine import CxoneState, Rule
-from flows.onboard import onboard
-from flows.sync import sync
-from flows.validate import ValidationReport, artifact_key, sync_activity, validate
-from tasks.context import Context, open_context
-from tasks.sync.prefect_tasks import WINDOW_ARTIFACT_KEY
-from tasks.sync.runner import load_setup
-from tasks.sync.summary import DIRECTIONS, WindowStats, percentile
-from tasks.sync.window import WindowResult
+from presence_sync.emulators.stack import EmulatorStack
+from presence_sync.engine import CxoneState, Rule
+from presence_sync.flows.onboard import onboard
+from presence_sync.flows.sync import sync
+from presence_sync.flows.validate import ValidationReport, artifact_key, sync_activity, validate
+from presence_sync.tasks.context import Context, open_context
+from presence_sync.tasks.sync.prefect_tasks import WINDOW_ARTIFACT_KEY
+from presence_sync.tasks.sync.runner import load_setup
+from presence_sync.tasks.sync.summary import DIRECTIONS, WindowStats, percentile
+from presence_sync.tasks.sync.window import WindowResult
 
 DEFAULT_MINUTES = 1.0
 SETTLE_SECONDS = 6.0

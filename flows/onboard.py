@@ -23,13 +23,13 @@ from prefect.artifacts import (
 from prefect.runtime import flow_run
 from prefect.states import Failed, State
 
-from models.config import ConfigError, load_config
-from models.secrets import preload_prefect_secrets
-from models.store import StoreError
-from tasks.context import open_context
-from tasks.onboarding import OnboardingIncomplete, OnboardingReport, StepName, StepResult, run_steps
-from tasks.onboarding.prefect_tasks import execute_as_task
-from tasks.onboarding.report import markdown_summary, step_rows, title
+from presence_sync.models.config import ConfigError, load_config
+from presence_sync.models.secrets import preload_prefect_secrets
+from presence_sync.models.store import StoreError
+from presence_sync.tasks.context import open_context
+from presence_sync.tasks.onboarding import OnboardingIncomplete, OnboardingReport, StepName, StepResult, run_steps
+from presence_sync.tasks.onboarding.prefect_tasks import execute_as_task
+from presence_sync.tasks.onboarding.report import markdown_summary, step_rows, title
 
 
 @flow(name="onboard")

@@ -18,12 +18,12 @@ from prefect import flow
 from prefect.states import Completed, Failed, State
 from prefect.utilities.annotations import quote
 
-from flows.sync import SYNC_USER_ERRORS, run_name
-from models.config import load_config
-from models.secrets import preload_prefect_secrets
-from tasks.context import open_context
-from tasks.sync.prefect_tasks import publish_reconcile, reconcile_pass
-from tasks.sync.window import RECONCILE_WAIT_SECONDS, ReconcileTimeout
+from presence_sync.flows.sync import SYNC_USER_ERRORS, run_name
+from presence_sync.models.config import load_config
+from presence_sync.models.secrets import preload_prefect_secrets
+from presence_sync.tasks.context import open_context
+from presence_sync.tasks.sync.prefect_tasks import publish_reconcile, reconcile_pass
+from presence_sync.tasks.sync.window import RECONCILE_WAIT_SECONDS, ReconcileTimeout
 
 
 @flow(name="reconcile", description="Compare both systems with the presence rule and repair drift.")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.onboard import run_onboarding
-from tasks.onboarding import OnboardingReport, StepName
+from presence_sync.flows.onboard import run_onboarding
+from presence_sync.tasks.onboarding import OnboardingReport, StepName
 
 
 @flow(name="refresh-users")

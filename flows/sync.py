@@ -18,14 +18,14 @@ from prefect import flow
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 
-from connectors import ConnectorError
-from engine import EngineError
-from models.config import ConfigError, load_config
-from models.secrets import preload_prefect_secrets
-from models.store import StoreError
-from tasks.context import open_context
-from tasks.sync.prefect_tasks import publish_anomaly, publish_window
-from tasks.sync.window import run_window
+from presence_sync.connectors import ConnectorError
+from presence_sync.engine import EngineError
+from presence_sync.models.config import ConfigError, load_config
+from presence_sync.models.secrets import preload_prefect_secrets
+from presence_sync.models.store import StoreError
+from presence_sync.tasks.context import open_context
+from presence_sync.tasks.sync.prefect_tasks import publish_anomaly, publish_window
+from presence_sync.tasks.sync.window import run_window
 
 # What an admin must fix (config, credentials, store, a stored rule): a message, not a traceback.
 SYNC_USER_ERRORS = (ConfigError, StoreError, ConnectorError, EngineError)

@@ -28,7 +28,7 @@ from prefect import flow
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.states import Completed, Failed, State
 
-from connectors import (
+from presence_sync.connectors import (
     AgentLoggedOut,
     ConnectorError,
     CxoneClient,
@@ -37,12 +37,12 @@ from connectors import (
     PresenceCommand,
     SalesforceClient,
 )
-from connectors.soql import quote_string
-from engine import CxoneState, CxoneTarget, Direction, Outcome, Rule
-from models.store import AgentLink, Audit, Store
-from tasks.context import Context, open_context
-from tasks.sync.runner import LEASE_NAME, load_setup
-from tasks.sync.status import find_agent
+from presence_sync.connectors.soql import quote_string
+from presence_sync.engine import CxoneState, CxoneTarget, Direction, Outcome, Rule
+from presence_sync.models.store import AgentLink, Audit, Store
+from presence_sync.tasks.context import Context, open_context
+from presence_sync.tasks.sync.runner import LEASE_NAME, load_setup
+from presence_sync.tasks.sync.status import find_agent
 
 OFFLINE = "Offline"
 OFFLINE_STATUS_ID = "0"
@@ -510,7 +510,7 @@ def _missing_status(trip: RoundTrip | Diagnosis | None, status_ids: dict[str, st
 
 
 def _parse_target(text: str) -> CxoneTarget | Diagnosis:
-    from engine import parse_subscriber_target
+    from presence_sync.engine import parse_subscriber_target
 
     try:
         target = parse_subscriber_target(text)

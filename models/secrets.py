@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, PlainSerializer, SecretStr, ValidationInfo
 
-from models.errors import ConfigProblem, Loc, SecretReferenceError, config_problem, config_problems, format_path
+from presence_sync.models.errors import ConfigProblem, Loc, SecretReferenceError, config_problem, config_problems, format_path
 
 PREFECT_SECRET_PREFIX = "prefect-secret:"
 SECRET_RESOLVER_CONTEXT_KEY = "secret_resolver"

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import httpx
 
-from connectors import CxoneClient, CxoneCredentials, SalesforceClient, SalesforceCredentials
-from models.config import CxoneConfig, PresenceSyncConfig, SalesforceConfig, load_config
-from models.store import Store
+from presence_sync.connectors import CxoneClient, CxoneCredentials, SalesforceClient, SalesforceCredentials
+from presence_sync.models.config import CxoneConfig, PresenceSyncConfig, SalesforceConfig, load_config
+from presence_sync.models.store import Store
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from emulators.cxone.emulator import CxoneEmulator, emulator_of
-from emulators.cxone.errors import BadRequest, NotFound, UnsupportedGrantType
-from emulators.cxone.tenant import Page
-from emulators.faults import iso_z
+from presence_sync.emulators.cxone.emulator import CxoneEmulator, emulator_of
+from presence_sync.emulators.cxone.errors import BadRequest, NotFound, UnsupportedGrantType
+from presence_sync.emulators.cxone.tenant import Page
+from presence_sync.emulators.faults import iso_z
 
 API_PREFIX = "/incontactapi/services/{version}"
 

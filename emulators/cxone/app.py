@@ -15,12 +15,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from emulators.cxone.api import api, public
-from emulators.cxone.controls import controls
-from emulators.cxone.emulator import CxoneEmulator
-from emulators.cxone.errors import CxoneError, error_body
-from emulators.cxone.options import CxoneEmulatorOptions
-from emulators.faults import FaultMiddleware
+from presence_sync.emulators.cxone.api import api, public
+from presence_sync.emulators.cxone.controls import controls
+from presence_sync.emulators.cxone.emulator import CxoneEmulator
+from presence_sync.emulators.cxone.errors import CxoneError, error_body
+from presence_sync.emulators.cxone.options import CxoneEmulatorOptions
+from presence_sync.emulators.faults import FaultMiddleware
 
 
 def create_app(options: CxoneEmulatorOptions | None = None) -> FastAPI:

@@ -28,9 +28,9 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from emulators.cxone.errors import InvalidClient, InvalidGrant, Unauthorized
-from emulators.cxone.options import CxoneEmulatorOptions
-from emulators.faults import EmulatorClock, FaultInjector
+from presence_sync.emulators.cxone.errors import InvalidClient, InvalidGrant, Unauthorized
+from presence_sync.emulators.cxone.options import CxoneEmulatorOptions
+from presence_sync.emulators.faults import EmulatorClock, FaultInjector
 
 SIGNING_KEY_ID = "cxone-emulator-1"
 

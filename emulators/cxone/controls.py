@@ -13,9 +13,9 @@ from fastapi import APIRouter, Depends, Path
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from emulators.cxone.emulator import CxoneEmulator, emulator_of
-from emulators.cxone.tenant import ContactAction
-from emulators.faults import FaultSettings
+from presence_sync.emulators.cxone.emulator import CxoneEmulator, emulator_of
+from presence_sync.emulators.cxone.tenant import ContactAction
+from presence_sync.emulators.faults import FaultSettings
 
 Emulator = Annotated[CxoneEmulator, Depends(emulator_of)]
 AgentId = Annotated[int, Path(alias="agentId")]

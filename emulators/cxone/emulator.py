@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from emulators.cxone.auth import CxoneAuthority
-from emulators.cxone.options import CxoneEmulatorOptions
-from emulators.cxone.tenant import CxoneTenant
-from emulators.faults import EmulatorClock, FaultInjector
+from presence_sync.emulators.cxone.auth import CxoneAuthority
+from presence_sync.emulators.cxone.options import CxoneEmulatorOptions
+from presence_sync.emulators.cxone.tenant import CxoneTenant
+from presence_sync.emulators.faults import EmulatorClock, FaultInjector
 
 
 class CxoneEmulator:

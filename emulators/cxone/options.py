@@ -9,7 +9,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from emulators.demo_center import CXONE_ACCESS_KEY_USER, DEFAULT_AGENT_COUNT
+from presence_sync.emulators.demo_center import CXONE_ACCESS_KEY_USER, DEFAULT_AGENT_COUNT
 
 Area = Literal["na1", "au1", "eu1", "uk1", "jp1", "na2"]
 

@@ -34,9 +34,9 @@ from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Any, Literal
 
-from emulators.cxone.errors import BadRequest, Conflict, Forbidden, NotFound
-from emulators.demo_center import DEFAULT_AGENT_COUNT, TEAMS, UNAVAILABLE_CODES, demo_agents
-from emulators.faults import EmulatorClock, iso_z
+from presence_sync.emulators.cxone.errors import BadRequest, Conflict, Forbidden, NotFound
+from presence_sync.emulators.demo_center import DEFAULT_AGENT_COUNT, TEAMS, UNAVAILABLE_CODES, demo_agents
+from presence_sync.emulators.faults import EmulatorClock, iso_z
 
 
 class AgentStateId(IntEnum):

@@ -1,8 +1,8 @@
 """The Salesforce emulator: `create_app(options)` builds it; `app.state.emulator` drives it in-process."""
 
-from emulators.salesforce.app import create_app
-from emulators.salesforce.emulator import OrgUpdate, SalesforceEmulator, UserInfo
-from emulators.salesforce.errors import error_body
-from emulators.salesforce.options import SalesforceEmulatorOptions
+from presence_sync.emulators.salesforce.app import create_app
+from presence_sync.emulators.salesforce.emulator import OrgUpdate, SalesforceEmulator, UserInfo
+from presence_sync.emulators.salesforce.errors import error_body
+from presence_sync.emulators.salesforce.options import SalesforceEmulatorOptions
 
 __all__ = ["OrgUpdate", "SalesforceEmulator", "SalesforceEmulatorOptions", "UserInfo", "create_app", "error_body"]

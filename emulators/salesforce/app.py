@@ -16,20 +16,20 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from emulators.faults import FaultMiddleware
-from emulators.salesforce.controls_api import router as controls_router
-from emulators.salesforce.data_api import API_VERSION_PATTERN, api_call
-from emulators.salesforce.data_api import router as data_router
-from emulators.salesforce.emulator import SalesforceEmulator
-from emulators.salesforce.errors import (
+from presence_sync.emulators.faults import FaultMiddleware
+from presence_sync.emulators.salesforce.controls_api import router as controls_router
+from presence_sync.emulators.salesforce.data_api import API_VERSION_PATTERN, api_call
+from presence_sync.emulators.salesforce.data_api import router as data_router
+from presence_sync.emulators.salesforce.emulator import SalesforceEmulator
+from presence_sync.emulators.salesforce.errors import (
     ControlError,
     OAuthError,
     SalesforceApiError,
     error_body,
     not_found,
 )
-from emulators.salesforce.oauth_api import router as oauth_router
-from emulators.salesforce.options import SalesforceEmulatorOptions
+from presence_sync.emulators.salesforce.oauth_api import router as oauth_router
+from presence_sync.emulators.salesforce.options import SalesforceEmulatorOptions
 
 _DATA_PREFIX = "/services/data/"
 _OAUTH_PREFIX = "/services/oauth2/"

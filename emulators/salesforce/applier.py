@@ -18,10 +18,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from emulators.faults import EmulatorClock
-from emulators.salesforce.org import SalesforceOrg
-from emulators.salesforce.presence import PresenceBook
-from emulators.salesforce.store import Record
+from presence_sync.emulators.faults import EmulatorClock
+from presence_sync.emulators.salesforce.org import SalesforceOrg
+from presence_sync.emulators.salesforce.presence import PresenceBook
+from presence_sync.emulators.salesforce.store import Record
 
 OFFLINE_STATUS_ID = "0"
 

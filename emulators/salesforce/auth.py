@@ -21,9 +21,9 @@ from typing import Any
 
 import jwt
 
-from emulators.salesforce.errors import OAuthError, session_invalid
-from emulators.salesforce.hosts import RequestHosts
-from emulators.salesforce.org import ConnectedApp, SalesforceOrg
+from presence_sync.emulators.salesforce.errors import OAuthError, session_invalid
+from presence_sync.emulators.salesforce.hosts import RequestHosts
+from presence_sync.emulators.salesforce.org import ConnectedApp, SalesforceOrg
 
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 
-from emulators.salesforce.errors import SalesforceApiError
-from emulators.salesforce.org import OrgSettings
+from presence_sync.emulators.salesforce.errors import SalesforceApiError
+from presence_sync.emulators.salesforce.org import OrgSettings
 
 _WINDOW_HOURS = 24
 

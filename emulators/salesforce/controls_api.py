@@ -7,10 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from emulators.demo_center import AGENT_PROFILE
-from emulators.faults import FaultSettings
-from emulators.salesforce.emulator import OrgUpdate, SalesforceEmulator
-from emulators.salesforce.hosts import resolve_hosts
+from presence_sync.emulators.demo_center import AGENT_PROFILE
+from presence_sync.emulators.faults import FaultSettings
+from presence_sync.emulators.salesforce.emulator import OrgUpdate, SalesforceEmulator
+from presence_sync.emulators.salesforce.hosts import resolve_hosts
 
 router = APIRouter(prefix="/__emulator")
 

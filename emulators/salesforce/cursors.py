@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from emulators.salesforce.errors import SalesforceApiError
-from emulators.salesforce.ids import IdFactory
+from presence_sync.emulators.salesforce.errors import SalesforceApiError
+from presence_sync.emulators.salesforce.ids import IdFactory
 
 CURSOR_IDLE_TIMEOUT_S = 15 * 60
 MAX_CURSORS_PER_USER = 10

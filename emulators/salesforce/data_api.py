@@ -10,12 +10,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from emulators.salesforce import dml
-from emulators.salesforce.auth import Session
-from emulators.salesforce.emulator import SalesforceEmulator
-from emulators.salesforce.errors import SalesforceApiError, not_found
-from emulators.salesforce.query import BoundPath, run_query, shape
-from emulators.salesforce.schema import ObjectSchema, schema_for
+from presence_sync.emulators.salesforce import dml
+from presence_sync.emulators.salesforce.auth import Session
+from presence_sync.emulators.salesforce.emulator import SalesforceEmulator
+from presence_sync.emulators.salesforce.errors import SalesforceApiError, not_found
+from presence_sync.emulators.salesforce.query import BoundPath, run_query, shape
+from presence_sync.emulators.salesforce.schema import ObjectSchema, schema_for
 
 API_VERSION_PATTERN = re.compile(r"v\d{2}\.0")
 _AUTHORIZATION = re.compile(r"(?i)(?:Bearer|OAuth)\s+(\S+)")

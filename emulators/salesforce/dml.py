@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from emulators.salesforce.errors import RESOURCE_NOT_FOUND, SalesforceApiError, not_found
-from emulators.salesforce.ids import normalize_id
-from emulators.salesforce.org import SalesforceOrg
-from emulators.salesforce.schema import FieldDef, ObjectSchema, schema_for
-from emulators.salesforce.store import Record
+from presence_sync.emulators.salesforce.errors import RESOURCE_NOT_FOUND, SalesforceApiError, not_found
+from presence_sync.emulators.salesforce.ids import normalize_id
+from presence_sync.emulators.salesforce.org import SalesforceOrg
+from presence_sync.emulators.salesforce.schema import FieldDef, ObjectSchema, schema_for
+from presence_sync.emulators.salesforce.store import Record
 
 MAX_COLLECTION_RECORDS = 200
 _DEVELOPER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")

@@ -19,18 +19,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from emulators.faults import EmulatorClock, FaultInjector
-from emulators.salesforce.applier import Console, PresenceApplier
-from emulators.salesforce.auth import Session, SessionStore
-from emulators.salesforce.budget import ApiBudget
-from emulators.salesforce.cursors import QueryCursors
-from emulators.salesforce.errors import NoStatusAccessError, UnknownStatusError, UnknownUserError
-from emulators.salesforce.hosts import RequestHosts
-from emulators.salesforce.options import SalesforceEmulatorOptions
-from emulators.salesforce.org import Login, SalesforceOrg
-from emulators.salesforce.presence import PresenceBook
-from emulators.salesforce.seed import seed_org
-from emulators.salesforce.store import Record
+from presence_sync.emulators.faults import EmulatorClock, FaultInjector
+from presence_sync.emulators.salesforce.applier import Console, PresenceApplier
+from presence_sync.emulators.salesforce.auth import Session, SessionStore
+from presence_sync.emulators.salesforce.budget import ApiBudget
+from presence_sync.emulators.salesforce.cursors import QueryCursors
+from presence_sync.emulators.salesforce.errors import NoStatusAccessError, UnknownStatusError, UnknownUserError
+from presence_sync.emulators.salesforce.hosts import RequestHosts
+from presence_sync.emulators.salesforce.options import SalesforceEmulatorOptions
+from presence_sync.emulators.salesforce.org import Login, SalesforceOrg
+from presence_sync.emulators.salesforce.presence import PresenceBook
+from presence_sync.emulators.salesforce.seed import seed_org
+from presence_sync.emulators.salesforce.store import Record
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from emulators.salesforce.options import Environment, SalesforceEmulatorOptions
+from presence_sync.emulators.salesforce.options import Environment, SalesforceEmulatorOptions
 
 CANONICAL_LOGIN_HOSTS: dict[Environment, str] = {
     "production": "login.salesforce.com",

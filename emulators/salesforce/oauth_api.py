@@ -7,9 +7,9 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from emulators.salesforce.auth import issue_token
-from emulators.salesforce.emulator import SalesforceEmulator
-from emulators.salesforce.hosts import resolve_hosts
+from presence_sync.emulators.salesforce.auth import issue_token
+from presence_sync.emulators.salesforce.emulator import SalesforceEmulator
+from presence_sync.emulators.salesforce.hosts import resolve_hosts
 
 router = APIRouter()
 

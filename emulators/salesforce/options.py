@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from emulators.demo_center import DEFAULT_AGENT_COUNT
+from presence_sync.emulators.demo_center import DEFAULT_AGENT_COUNT
 
 Environment = Literal["production", "sandbox"]
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from emulators.faults import EmulatorClock
-from emulators.salesforce.errors import ControlError, DuplicateNameError, UnknownProfileError
-from emulators.salesforce.ids import IdFactory, normalize_id
-from emulators.salesforce.schema import (
+from presence_sync.emulators.faults import EmulatorClock
+from presence_sync.emulators.salesforce.errors import ControlError, DuplicateNameError, UnknownProfileError
+from presence_sync.emulators.salesforce.ids import IdFactory, normalize_id
+from presence_sync.emulators.salesforce.schema import (
     PERMISSION_SET,
     PROFILE,
     SERVICE_CHANNEL,
@@ -22,7 +22,7 @@ from emulators.salesforce.schema import (
     USER,
     ObjectSchema,
 )
-from emulators.salesforce.store import Record, Table
+from presence_sync.emulators.salesforce.store import Record, Table
 
 
 @dataclass

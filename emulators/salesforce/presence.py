@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from emulators.salesforce.org import SalesforceOrg
-from emulators.salesforce.schema import USER_SERVICE_PRESENCE
+from presence_sync.emulators.salesforce.org import SalesforceOrg
+from presence_sync.emulators.salesforce.schema import USER_SERVICE_PRESENCE
 
 
 @dataclass

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from emulators.salesforce.errors import SalesforceApiError
-from emulators.salesforce.ids import normalize_id
-from emulators.salesforce.org import SalesforceOrg
-from emulators.salesforce.schema import SOQL_TYPE_NAMES, FieldDef, ObjectSchema, schema_for
-from emulators.salesforce.soql import (
+from presence_sync.emulators.salesforce.errors import SalesforceApiError
+from presence_sync.emulators.salesforce.ids import normalize_id
+from presence_sync.emulators.salesforce.org import SalesforceOrg
+from presence_sync.emulators.salesforce.schema import SOQL_TYPE_NAMES, FieldDef, ObjectSchema, schema_for
+from presence_sync.emulators.salesforce.soql import (
     And,
     Comparison,
     Condition,
@@ -32,7 +32,7 @@ from emulators.salesforce.soql import (
     Value,
     parse,
 )
-from emulators.salesforce.store import Record, Table, index_key
+from presence_sync.emulators.salesforce.store import Record, Table, index_key
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from functools import lru_cache
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from emulators.demo_center import (
+from presence_sync.emulators.demo_center import (
     ADMIN_PROFILE,
     AGENT_PROFILE,
     CHANNELS,
@@ -22,10 +22,10 @@ from emulators.demo_center import (
     SUPERVISOR_PROFILE,
     demo_agents,
 )
-from emulators.faults import EmulatorClock
-from emulators.salesforce.ids import BASE62, IdFactory
-from emulators.salesforce.options import SalesforceEmulatorOptions
-from emulators.salesforce.org import ConnectedApp, Login, OrgSettings, SalesforceOrg
+from presence_sync.emulators.faults import EmulatorClock
+from presence_sync.emulators.salesforce.ids import BASE62, IdFactory
+from presence_sync.emulators.salesforce.options import SalesforceEmulatorOptions
+from presence_sync.emulators.salesforce.org import ConnectedApp, Login, OrgSettings, SalesforceOrg
 
 SUPERVISOR_COUNT = 2
 

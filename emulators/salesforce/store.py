@@ -14,7 +14,7 @@ import bisect
 from collections.abc import Iterable
 from typing import Any
 
-from emulators.salesforce.schema import FieldDef, ObjectSchema
+from presence_sync.emulators.salesforce.schema import FieldDef, ObjectSchema
 
 Record = dict[str, Any]
 

@@ -1,7 +1,7 @@
 """The config file of one contact center: pydantic models, validation, the loader and a renderer.
 
 Example:
-    from models.config import load_config
+    from presence_sync.models.config import load_config
     config = load_config("examples/demo-contact-center.yaml")   # raises ConfigError on any problem
     config.rule.publisher[1].acd                                 # AcdState.parse("Unavailable: Break")
 
@@ -10,14 +10,14 @@ system-managed and can't be a subscriber target -> ...`), with the YAML line whe
 Secrets are `SecretStr` (models/secrets.py: `${ENV_VAR}` and `prefect-secret:<block>` references).
 """
 
-from models.config.acd_state import AcdState, AcdStateKind, AcdStateSyntaxError
-from models.config.base import (
+from presence_sync.models.config.acd_state import AcdState, AcdStateKind, AcdStateSyntaxError
+from presence_sync.models.config.base import (
     DEVELOPER_NAME_MAX_LENGTH,
     derive_developer_name,
     developer_name_problem,
     suggest_developer_name,
 )
-from models.config.connections import (
+from presence_sync.models.config.connections import (
     CXONE_DISCOVERY_URL,
     SALESFORCE_LOGIN_URLS,
     ClientCredentialsAuth,
@@ -28,7 +28,7 @@ from models.config.connections import (
     SalesforceConfig,
     SalesforceEnvironment,
 )
-from models.config.contact_center import (
+from presence_sync.models.config.contact_center import (
     ALL_STATUSES,
     ConnectedAppConfig,
     LinkOverride,
@@ -39,11 +39,11 @@ from models.config.contact_center import (
     StatusOption,
     SubscriberRow,
 )
-from models.config.document import PresenceSyncConfig
-from models.config.loader import load_config, parse_config
-from models.config.render import render_emulator_config_yaml
-from models.config.sync import DEFAULT_STORE_URL, ConflictPolicy, SyncSettings
-from models.errors import ConfigError, ConfigProblem, SecretReferenceError
+from presence_sync.models.config.document import PresenceSyncConfig
+from presence_sync.models.config.loader import load_config, parse_config
+from presence_sync.models.config.render import render_emulator_config_yaml
+from presence_sync.models.config.sync import DEFAULT_STORE_URL, ConflictPolicy, SyncSettings
+from presence_sync.models.errors import ConfigError, ConfigProblem, SecretReferenceError
 
 __all__ = [
     "ALL_STATUSES",

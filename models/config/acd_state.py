@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import GetCoreSchemaHandler
 from pydantic_core import core_schema
 
-from models.errors import config_problem, did_you_mean
+from presence_sync.models.errors import config_problem, did_you_mean
 
 class AcdStateKind(StrEnum):
     """The CXone states a presence rule can name: the agent state names of apis.md C2, the two

@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StringConstraints, ValidationInfo
 
-from models.errors import config_problem
-from models.secrets import PREFECT_SECRET_PREFIX
+from presence_sync.models.errors import config_problem
+from presence_sync.models.secrets import PREFECT_SECRET_PREFIX
 
 CONFIG_DIR_CONTEXT_KEY = "config_dir"
 ENVIRON_CONTEXT_KEY = "environ"

@@ -9,9 +9,9 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from models.config.base import ApiVersion, BaseUrl, ConfigModel, Text, config_dir
-from models.errors import ConfigError, ConfigProblem, Loc, config_problem, config_problems
-from models.secrets import PrefectSecretStr, SecretValue
+from presence_sync.models.config.base import ApiVersion, BaseUrl, ConfigModel, Text, config_dir
+from presence_sync.models.errors import ConfigError, ConfigProblem, Loc, config_problem, config_problems
+from presence_sync.models.secrets import PrefectSecretStr, SecretValue
 
 SALESFORCE_LOGIN_URLS = {"production": "https://login.salesforce.com", "sandbox": "https://test.salesforce.com"}
 CXONE_DISCOVERY_URL = "https://cxone.niceincontact.com"

@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import Field, GetCoreSchemaHandler, StringConstraints, field_validator, model_validator
 from pydantic_core import core_schema
 
-from models.config.acd_state import AcdState, AcdStateKind
-from models.config.base import (
+from presence_sync.models.config.acd_state import AcdState, AcdStateKind
+from presence_sync.models.config.base import (
     AgentReference,
     BaseUrl,
     ConfigModel,
@@ -21,7 +21,7 @@ from models.config.base import (
     duplicates,
     suggest_developer_name,
 )
-from models.errors import Loc, config_problem, config_problems
+from presence_sync.models.errors import Loc, config_problem, config_problems
 
 
 class StatusOption(StrEnum):

@@ -8,9 +8,9 @@ from typing import Any, Self
 
 from pydantic import Field, ValidationInfo, model_validator
 
-from models.config.base import ENVIRON_CONTEXT_KEY, ConfigModel, duplicates
-from models.config.connections import CxoneConfig, SalesforceConfig
-from models.config.contact_center import (
+from presence_sync.models.config.base import ENVIRON_CONTEXT_KEY, ConfigModel, duplicates
+from presence_sync.models.config.connections import CxoneConfig, SalesforceConfig
+from presence_sync.models.config.contact_center import (
     ALL_STATUSES,
     ConnectedAppConfig,
     LinkOverride,
@@ -18,9 +18,9 @@ from models.config.contact_center import (
     PresenceStatusConfig,
     ProfileConfig,
 )
-from models.config.sync import SyncSettings
-from models.errors import Loc, config_problems, did_you_mean
-from models.secrets import expand_env_references, label_secret_references
+from presence_sync.models.config.sync import SyncSettings
+from presence_sync.models.errors import Loc, config_problems, did_you_mean
+from presence_sync.models.secrets import expand_env_references, label_secret_references
 
 
 class PresenceSyncConfig(ConfigModel):

@@ -14,10 +14,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from models.config.base import CONFIG_DIR_CONTEXT_KEY, ENVIRON_CONTEXT_KEY
-from models.config.document import PresenceSyncConfig
-from models.errors import ConfigError, ConfigProblem, Loc, format_path, problems_from_validation_error
-from models.secrets import SECRET_RESOLVER_CONTEXT_KEY, PrefectSecretResolver
+from presence_sync.models.config.base import CONFIG_DIR_CONTEXT_KEY, ENVIRON_CONTEXT_KEY
+from presence_sync.models.config.document import PresenceSyncConfig
+from presence_sync.models.errors import ConfigError, ConfigProblem, Loc, format_path, problems_from_validation_error
+from presence_sync.models.secrets import SECRET_RESOLVER_CONTEXT_KEY, PrefectSecretResolver
 
 
 def load_config(

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from models.config.connections import SalesforceEnvironment
+from presence_sync.models.config.connections import SalesforceEnvironment
 
 DEMO_EXAMPLE_PATH = Path(__file__).resolve().parents[2] / "examples" / "demo-contact-center.yaml"
 

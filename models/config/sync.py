@@ -7,10 +7,10 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
-from models.config.base import ConfigModel, config_dir
-from models.errors import config_problem
-from models.secrets import PrefectSecretStr, SecretValue
-from models.store import InvalidStoreUrlError, normalise_store_url
+from presence_sync.models.config.base import ConfigModel, config_dir
+from presence_sync.models.errors import config_problem
+from presence_sync.models.secrets import PrefectSecretStr, SecretValue
+from presence_sync.models.store import InvalidStoreUrlError, normalise_store_url
 
 DEFAULT_STORE_URL = "sqlite:///.presence-sync/state.db"
 

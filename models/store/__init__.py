@@ -2,13 +2,13 @@
 
 Usage::
 
-    from models.store import Store
+    from presence_sync.models.store import Store
     with Store.open("sqlite:///.presence-sync/state.db") as store:
         store.upsert_links(links, prune=True)
 """
 
-from models.store.connection import normalise_store_url
-from models.store.errors import (
+from presence_sync.models.store.connection import normalise_store_url
+from presence_sync.models.store.errors import (
     InvalidStoreUrlError,
     LeaseLostError,
     MigrationError,
@@ -17,10 +17,10 @@ from models.store.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from models.store.migrations import MIGRATIONS, Migration, migrate
-from models.store.rows import AgentStateRow, AuditRow, InflightWriteRow
-from models.store.store import Lease, LinkChanges, RuleChange, Store, utc_now
-from models.store.tables import (
+from presence_sync.models.store.migrations import MIGRATIONS, Migration, migrate
+from presence_sync.models.store.rows import AgentStateRow, AuditRow, InflightWriteRow
+from presence_sync.models.store.store import Lease, LinkChanges, RuleChange, Store, utc_now
+from presence_sync.models.store.tables import (
     AccountMapping,
     AgentLink,
     AgentState,

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, DBAPIError, IntegrityError
 
-from models.store.errors import (
+from presence_sync.models.store.errors import (
     InvalidStoreUrlError,
     StoreConflictError,
     StoreUnavailableError,

@@ -35,9 +35,9 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-from models.store.connection import describe_db_error, transaction
-from models.store.errors import MigrationError, SchemaTooNewError
-from models.store.sqltypes import BigIntId, Json
+from presence_sync.models.store.connection import describe_db_error, transaction
+from presence_sync.models.store.errors import MigrationError, SchemaTooNewError
+from presence_sync.models.store.sqltypes import BigIntId, Json
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ except the ones the store fills in: ``updated_at`` and the audit row's ``id``.
 from datetime import datetime
 from typing import Any, TypedDict
 
-from models.store.tables import WriteStatus
+from presence_sync.models.store.tables import WriteStatus
 
 
 class AgentStateRow(TypedDict):

@@ -31,16 +31,16 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, col
 
-from models.store.connection import (
+from presence_sync.models.store.connection import (
     create_store_engine,
     normalise_store_url,
     redact,
     transaction,
 )
-from models.store.errors import LeaseLostError, StoreConflictError
-from models.store.migrations import current_version, migrate
-from models.store.rows import AgentStateRow, AuditRow, InflightWriteRow
-from models.store.tables import (
+from presence_sync.models.store.errors import LeaseLostError, StoreConflictError
+from presence_sync.models.store.migrations import current_version, migrate
+from presence_sync.models.store.rows import AgentStateRow, AuditRow, InflightWriteRow
+from presence_sync.models.store.tables import (
     AccountMapping,
     AgentLink,
     AgentState,

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
-from models.store.sqltypes import BigIntId, EnumText, Json
+from presence_sync.models.store.sqltypes import BigIntId, EnumText, Json
 
 
 class StepOutcome(StrEnum):

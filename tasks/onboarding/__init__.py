@@ -10,10 +10,10 @@ the seed's order, skipping dependants of a failed step and recording outcomes in
         print(report.needs_a_human())
 """
 
-from tasks.onboarding.account_mapping import apply_account_mapping, plan_account_mapping
-from tasks.onboarding.connected_app import SPRING_26_GUIDANCE, apply_check, plan_connected_app
-from tasks.onboarding.cxone_users import Linking, Unlinked, apply_cxone_users, link_agents, plan_cxone_users
-from tasks.onboarding.model import (
+from presence_sync.tasks.onboarding.account_mapping import apply_account_mapping, plan_account_mapping
+from presence_sync.tasks.onboarding.connected_app import SPRING_26_GUIDANCE, apply_check, plan_connected_app
+from presence_sync.tasks.onboarding.cxone_users import Linking, Unlinked, apply_cxone_users, link_agents, plan_cxone_users
+from presence_sync.tasks.onboarding.model import (
     Action,
     OnboardingIncomplete,
     OnboardingReport,
@@ -23,12 +23,12 @@ from tasks.onboarding.model import (
     StepResult,
     Upcoming,
 )
-from tasks.onboarding.oauth_flow import PASSWORD_FLOW_RETIREMENT_WARNING, plan_oauth_flow
-from tasks.onboarding.people import CxoneAgent, SalesforceUser
-from tasks.onboarding.presence_rule import apply_presence_rule, plan_presence_rule
-from tasks.onboarding.presence_statuses import apply_presence_statuses, plan_presence_statuses
-from tasks.onboarding.profile_access import apply_profile_access, plan_profile_access
-from tasks.onboarding.runner import STEPS, execute_plainly, execute_step, failure_of, run_steps
+from presence_sync.tasks.onboarding.oauth_flow import PASSWORD_FLOW_RETIREMENT_WARNING, plan_oauth_flow
+from presence_sync.tasks.onboarding.people import CxoneAgent, SalesforceUser
+from presence_sync.tasks.onboarding.presence_rule import apply_presence_rule, plan_presence_rule
+from presence_sync.tasks.onboarding.presence_statuses import apply_presence_statuses, plan_presence_statuses
+from presence_sync.tasks.onboarding.profile_access import apply_profile_access, plan_profile_access
+from presence_sync.tasks.onboarding.runner import STEPS, execute_plainly, execute_step, failure_of, run_steps
 
 __all__ = [
     "PASSWORD_FLOW_RETIREMENT_WARNING",

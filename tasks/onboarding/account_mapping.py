@@ -14,10 +14,10 @@ import asyncio
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from models.store import AccountMapping, utc_now
-from tasks.context import Context
-from tasks.onboarding.model import NOTHING_UPCOMING, Action, PlanItem, StepName, StepPlan, StepResult, Upcoming
-from tasks.onboarding.salesforce_setup import verify_salesforce_login
+from presence_sync.models.store import AccountMapping, utc_now
+from presence_sync.tasks.context import Context
+from presence_sync.tasks.onboarding.model import NOTHING_UPCOMING, Action, PlanItem, StepName, StepPlan, StepResult, Upcoming
+from presence_sync.tasks.onboarding.salesforce_setup import verify_salesforce_login
 
 _NOUN = ("account mapping", "account mappings")
 _COMPARED = ("cxone_access_key_user", "sf_environment", "sf_login_host", "sf_auth_flow", "sf_org_id")

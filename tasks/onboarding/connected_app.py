@@ -10,10 +10,10 @@ to do when it is missing.
 
 from __future__ import annotations
 
-from connectors import AuthenticationError, InvalidClient, InvalidCredentials
-from tasks.context import Context
-from tasks.onboarding.model import NOTHING_UPCOMING, Action, PlanItem, StepName, StepPlan, StepResult, Upcoming
-from tasks.onboarding.salesforce_setup import salesforce_identity
+from presence_sync.connectors import AuthenticationError, InvalidClient, InvalidCredentials
+from presence_sync.tasks.context import Context
+from presence_sync.tasks.onboarding.model import NOTHING_UPCOMING, Action, PlanItem, StepName, StepPlan, StepResult, Upcoming
+from presence_sync.tasks.onboarding.salesforce_setup import salesforce_identity
 
 CHECK_NOUN = ("check", "checks")
 

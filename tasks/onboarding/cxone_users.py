@@ -17,11 +17,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from models.config import LinkOverride
-from models.store import AgentLink, LinkedBy
-from tasks.context import Context
-from tasks.onboarding.model import NOTHING_UPCOMING, Action, PlanItem, StepName, StepPlan, StepResult, Upcoming
-from tasks.onboarding.people import (
+from presence_sync.models.config import LinkOverride
+from presence_sync.models.store import AgentLink, LinkedBy
+from presence_sync.tasks.context import Context
+from presence_sync.tasks.onboarding.model import NOTHING_UPCOMING, Action, PlanItem, StepName, StepPlan, StepResult, Upcoming
+from presence_sync.tasks.onboarding.people import (
     AgentDirectory,
     CxoneAgent,
     SalesforceUser,

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from models.store import StepOutcome
+from presence_sync.models.store import StepOutcome
 
 
 class StepName(StrEnum):

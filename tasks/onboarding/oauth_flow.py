@@ -11,12 +11,12 @@ Salesforce retires the flow on 2027-02-20.
 
 from __future__ import annotations
 
-from connectors import AuthenticationError, InvalidCredentials
-from connectors.salesforce_auth import USERNAME_PASSWORD_RETIREMENT
-from tasks.context import Context
-from tasks.onboarding.connected_app import CHECK_NOUN
-from tasks.onboarding.model import NOTHING_UPCOMING, Action, PlanItem, StepName, StepPlan, Upcoming
-from tasks.onboarding.salesforce_setup import verify_salesforce_login
+from presence_sync.connectors import AuthenticationError, InvalidCredentials
+from presence_sync.connectors.salesforce_auth import USERNAME_PASSWORD_RETIREMENT
+from presence_sync.tasks.context import Context
+from presence_sync.tasks.onboarding.connected_app import CHECK_NOUN
+from presence_sync.tasks.onboarding.model import NOTHING_UPCOMING, Action, PlanItem, StepName, StepPlan, Upcoming
+from presence_sync.tasks.onboarding.salesforce_setup import verify_salesforce_login
 
 PASSWORD_FLOW_RETIREMENT_WARNING = (
     f"Salesforce retires the OAuth username-password flow on {USERNAME_PASSWORD_RETIREMENT}: move to the "

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from connectors import CxoneClient, SalesforceClient
+from presence_sync.connectors import CxoneClient, SalesforceClient
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,10 +19,10 @@ from prefect.states import Failed, State
 from prefect.tasks import exponential_backoff
 from prefect.utilities.annotations import quote
 
-from connectors import is_transient
-from tasks.context import Context
-from tasks.onboarding.model import StepName, StepResult, Upcoming
-from tasks.onboarding.runner import USER_ERRORS, execute_step, failure_of
+from presence_sync.connectors import is_transient
+from presence_sync.tasks.context import Context
+from presence_sync.tasks.onboarding.model import StepName, StepResult, Upcoming
+from presence_sync.tasks.onboarding.runner import USER_ERRORS, execute_step, failure_of
 
 STEP_RETRIES = 3
 STEP_RETRY_BACKOFF_SECONDS = 2.0

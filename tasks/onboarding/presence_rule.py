@@ -15,11 +15,11 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from models.config import PresenceRuleConfig
-from models.errors import did_you_mean
-from models.store import AssignmentKind, PresenceRule, RuleAssignment
-from tasks.context import Context
-from tasks.onboarding.model import (
+from presence_sync.models.config import PresenceRuleConfig
+from presence_sync.models.errors import did_you_mean
+from presence_sync.models.store import AssignmentKind, PresenceRule, RuleAssignment
+from presence_sync.tasks.context import Context
+from presence_sync.tasks.onboarding.model import (
     NOTHING_UPCOMING,
     Action,
     PlanItem,
@@ -29,8 +29,8 @@ from tasks.onboarding.model import (
     Upcoming,
     upcoming_keys,
 )
-from tasks.onboarding.people import AgentDirectory, read_agents, read_teams
-from tasks.onboarding.salesforce_setup import name_key, read_statuses
+from presence_sync.tasks.onboarding.people import AgentDirectory, read_agents, read_teams
+from presence_sync.tasks.onboarding.salesforce_setup import name_key, read_statuses
 
 _NOUN = ("rule part", "rule parts")
 _NOT_STORED = "the rule was not stored: it is stored only once all of it is valid"

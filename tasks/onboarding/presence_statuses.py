@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from models.config import PresenceStatusConfig, StatusOption
-from tasks.context import Context
-from tasks.onboarding.model import NOTHING_UPCOMING, Action, PlanItem, StepName, StepPlan, StepResult, Upcoming
-from tasks.onboarding.salesforce_setup import (
+from presence_sync.models.config import PresenceStatusConfig, StatusOption
+from presence_sync.tasks.context import Context
+from presence_sync.tasks.onboarding.model import NOTHING_UPCOMING, Action, PlanItem, StepName, StepPlan, StepResult, Upcoming
+from presence_sync.tasks.onboarding.salesforce_setup import (
     ChannelLink,
     PresenceStatus,
     create_records,

@@ -10,10 +10,10 @@ Grants the config does not ask for are left alone.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from connectors.soql import quote_in
-from models.errors import did_you_mean
-from tasks.context import Context
-from tasks.onboarding.model import (
+from presence_sync.connectors.soql import quote_in
+from presence_sync.models.errors import did_you_mean
+from presence_sync.tasks.context import Context
+from presence_sync.tasks.onboarding.model import (
     NOTHING_UPCOMING,
     Action,
     PlanItem,
@@ -23,7 +23,7 @@ from tasks.onboarding.model import (
     Upcoming,
     upcoming_keys,
 )
-from tasks.onboarding.salesforce_setup import create_records, name_key, read_statuses, save_error
+from presence_sync.tasks.onboarding.salesforce_setup import create_records, name_key, read_statuses, save_error
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,8 @@ One rendering for the Prefect artifacts and the command line:
 
 from __future__ import annotations
 
-from models.store import StepOutcome
-from tasks.onboarding.model import Action, OnboardingReport, StepResult
+from presence_sync.models.store import StepOutcome
+from presence_sync.tasks.onboarding.model import Action, OnboardingReport, StepResult
 
 DETAILS_SHOWN = 10
 NEEDS_SHOWN = 25

@@ -15,18 +15,18 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from connectors import ConnectorError
-from models.config import ConfigError
-from models.store import OnboardingStep, Store, StoreError
-from tasks.context import Context
-from tasks.onboarding.account_mapping import apply_account_mapping, plan_account_mapping
-from tasks.onboarding.connected_app import apply_check, plan_connected_app
-from tasks.onboarding.cxone_users import apply_cxone_users, plan_cxone_users
-from tasks.onboarding.model import Action, OnboardingReport, StepName, StepPlan, StepResult, Upcoming
-from tasks.onboarding.oauth_flow import plan_oauth_flow
-from tasks.onboarding.presence_rule import apply_presence_rule, plan_presence_rule
-from tasks.onboarding.presence_statuses import apply_presence_statuses, plan_presence_statuses
-from tasks.onboarding.profile_access import apply_profile_access, plan_profile_access
+from presence_sync.connectors import ConnectorError
+from presence_sync.models.config import ConfigError
+from presence_sync.models.store import OnboardingStep, Store, StoreError
+from presence_sync.tasks.context import Context
+from presence_sync.tasks.onboarding.account_mapping import apply_account_mapping, plan_account_mapping
+from presence_sync.tasks.onboarding.connected_app import apply_check, plan_connected_app
+from presence_sync.tasks.onboarding.cxone_users import apply_cxone_users, plan_cxone_users
+from presence_sync.tasks.onboarding.model import Action, OnboardingReport, StepName, StepPlan, StepResult, Upcoming
+from presence_sync.tasks.onboarding.oauth_flow import plan_oauth_flow
+from presence_sync.tasks.onboarding.presence_rule import apply_presence_rule, plan_presence_rule
+from presence_sync.tasks.onboarding.presence_statuses import apply_presence_statuses, plan_presence_statuses
+from presence_sync.tasks.onboarding.profile_access import apply_profile_access, plan_profile_access
 
 USER_ERRORS: tuple[type[Exception], ...] = (ConnectorError, StoreError, ConfigError)
 """Failures whose message tells an admin what to fix (as opposed to bugs)."""

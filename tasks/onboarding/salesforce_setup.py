@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from connectors import ConnectorError, SalesforceClient, SalesforceIdentity, SaveResult
-from connectors.soql import quote, quote_in
+from presence_sync.connectors import ConnectorError, SalesforceClient, SalesforceIdentity, SaveResult
+from presence_sync.connectors.soql import quote, quote_in
 
 
 @dataclass(frozen=True, slots=True)

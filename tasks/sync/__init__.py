@@ -7,10 +7,10 @@ Plain async code; Prefect only wraps whole windows and reconcile passes (`tasks.
         report = await run_reconcile(ctx, holder="reconcile/run-2")          # one reconcile pass
 """
 
-from tasks.sync.rulebook import StoredRuleError, load_rulebook
-from tasks.sync.runner import ReconcileReport, Repair, SyncRunner
-from tasks.sync.status import StatusReport, read_audit, read_status
-from tasks.sync.window import ReconcileTimeout, WindowResult, run_reconcile, run_window, watch_ticks
+from presence_sync.tasks.sync.rulebook import StoredRuleError, load_rulebook
+from presence_sync.tasks.sync.runner import ReconcileReport, Repair, SyncRunner
+from presence_sync.tasks.sync.status import StatusReport, read_audit, read_status
+from presence_sync.tasks.sync.window import ReconcileTimeout, WindowResult, run_reconcile, run_window, watch_ticks
 
 __all__ = [
     "ReconcileReport",

@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from connectors import (
+from presence_sync.connectors import (
     AuthenticationError,
     ConnectorError,
     CxoneClient,
@@ -26,8 +26,8 @@ from connectors import (
     SalesforceClient,
     TransientError,
 )
-from connectors.salesforce import COMPOSITE_LIMIT
-from engine import CxoneTarget, Side, Write, WriteOutcome, WriteResult
+from presence_sync.connectors.salesforce import COMPOSITE_LIMIT
+from presence_sync.engine import CxoneTarget, Side, Write, WriteOutcome, WriteResult
 
 COMMAND_REASON = "presence-sync"
 # A spent daily budget replenishes over hours; try again after a while rather than at once.

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from connectors import ApiUsage
+from presence_sync.connectors import ApiUsage
 
 DAY_SECONDS = 86_400.0
 MAX_INTERVAL_SECONDS = 300.0  # even a spent budget is polled now and then, to see it replenish

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from engine import UNKNOWN_SINCE, CxoneState, Observation, Side
+from presence_sync.engine import UNKNOWN_SINCE, CxoneState, Observation, Side
 
 SPELL_FIELDS = "Id, UserId, ServicePresenceStatus.DeveloperName, StatusStartDate, StatusEndDate, IsCurrentState"
 

@@ -18,11 +18,11 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 from prefect.tasks import exponential_backoff
 
-from connectors import is_transient
-from tasks.context import Context
-from tasks.sync.runner import ReconcileReport
-from tasks.sync.summary import Anomaly
-from tasks.sync.window import RECONCILE_WAIT_SECONDS, WindowResult, run_reconcile
+from presence_sync.connectors import is_transient
+from presence_sync.tasks.context import Context
+from presence_sync.tasks.sync.runner import ReconcileReport
+from presence_sync.tasks.sync.summary import Anomaly
+from presence_sync.tasks.sync.window import RECONCILE_WAIT_SECONDS, WindowResult, run_reconcile
 
 WINDOW_ARTIFACT_KEY = "sync-window"
 RECONCILE_ARTIFACT_KEY = "reconcile"

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from engine import AgentMemory, AuditRecord, Command, CommandStatus
-from engine.audit import describe
-from models.store import AgentStateRow, AuditRow, InflightWriteRow, WriteStatus
+from presence_sync.engine import AgentMemory, AuditRecord, Command, CommandStatus
+from presence_sync.engine.audit import describe
+from presence_sync.models.store import AgentStateRow, AuditRow, InflightWriteRow, WriteStatus
 
 _WRITE_STATUS = {
     CommandStatus.IN_FLIGHT: WriteStatus.PENDING,

@@ -10,9 +10,9 @@ so the rule syntax has a single reader.
 
 from __future__ import annotations
 
-from engine import PREVIOUS_STATE, CxoneTarget, Rule, RuleBook, RuleError, SubscriberTarget
-from models.config import AcdState, AcdStateKind, AcdStateSyntaxError
-from models.store import AssignmentKind, PresenceRule, Store
+from presence_sync.engine import PREVIOUS_STATE, CxoneTarget, Rule, RuleBook, RuleError, SubscriberTarget
+from presence_sync.models.config import AcdState, AcdStateKind, AcdStateSyntaxError
+from presence_sync.models.store import AssignmentKind, PresenceRule, Store
 
 _REPAIR = "run onboarding again (`presence-sync onboard CONFIG`) so that it stores the rule from the config"
 

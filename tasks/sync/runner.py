@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connectors import ConnectorError, MalformedResponse, RequestLimitExceeded, is_transient
-from engine import (
+from presence_sync.connectors import ConnectorError, MalformedResponse, RequestLimitExceeded, is_transient
+from presence_sync.engine import (
     AgentLink,
     AgentMemory,
     AuditRecord,
@@ -50,16 +50,16 @@ from engine import (
     reconcile,
     record_write_results,
 )
-from engine.audit import describe
-from models.config import SyncSettings
-from models.store import Lease, LeaseLostError, Store
-from tasks.context import Context
-from tasks.sync.apply import WriteTargets, apply_writes
-from tasks.sync.budget import PollBudget
-from tasks.sync.observations import RecordError, Spell, cxone_observation, no_spell_observation, spell_observations
-from tasks.sync.record import agent_row, audit_rows, inflight_changes
-from tasks.sync.rulebook import load_rulebook
-from tasks.sync.sources import (
+from presence_sync.engine.audit import describe
+from presence_sync.models.config import SyncSettings
+from presence_sync.models.store import Lease, LeaseLostError, Store
+from presence_sync.tasks.context import Context
+from presence_sync.tasks.sync.apply import WriteTargets, apply_writes
+from presence_sync.tasks.sync.budget import PollBudget
+from presence_sync.tasks.sync.observations import RecordError, Spell, cxone_observation, no_spell_observation, spell_observations
+from presence_sync.tasks.sync.record import agent_row, audit_rows, inflight_changes
+from presence_sync.tasks.sync.rulebook import load_rulebook
+from presence_sync.tasks.sync.sources import (
     CXONE_CURSOR,
     SALESFORCE_CURSOR,
     ChangeSource,
@@ -69,7 +69,7 @@ from tasks.sync.sources import (
     SalesforcePollSource,
     read_current_spells,
 )
-from tasks.sync.summary import Anomaly, WindowStats
+from presence_sync.tasks.sync.summary import Anomaly, WindowStats
 
 logger = logging.getLogger(__name__)
 

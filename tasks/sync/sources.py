@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from connectors import CxoneClient, SalesforceClient
-from connectors.soql import quote
-from connectors.timestamps import to_utc_iso
-from engine import Observation
-from tasks.sync.budget import PollBudget
-from tasks.sync.observations import (
+from presence_sync.connectors import CxoneClient, SalesforceClient
+from presence_sync.connectors.soql import quote
+from presence_sync.connectors.timestamps import to_utc_iso
+from presence_sync.engine import Observation
+from presence_sync.tasks.sync.budget import PollBudget
+from presence_sync.tasks.sync.observations import (
     SPELL_FIELDS,
     RecordError,
     Spell,

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from engine import Direction
-from models.store import AgentLink, Audit, InflightWrite, Store, WriteStatus
-from tasks.sync.runner import API_USAGE_CURSOR, LEASE_NAME
-from tasks.sync.sources import CXONE_CURSOR, SALESFORCE_CURSOR
-from tasks.sync.summary import DIRECTIONS, percentile
+from presence_sync.engine import Direction
+from presence_sync.models.store import AgentLink, Audit, InflightWrite, Store, WriteStatus
+from presence_sync.tasks.sync.runner import API_USAGE_CURSOR, LEASE_NAME
+from presence_sync.tasks.sync.sources import CXONE_CURSOR, SALESFORCE_CURSOR
+from presence_sync.tasks.sync.summary import DIRECTIONS, percentile
 
 LAG_WINDOW = timedelta(minutes=15)
 LAG_SAMPLES = 1000

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from engine import AuditRecord, Direction, Observation, Outcome, Side, Write, WriteOutcome, WriteResult
+from presence_sync.engine import AuditRecord, Direction, Observation, Outcome, Side, Write, WriteOutcome, WriteResult
 
 DIRECTIONS = (Direction.CXONE_TO_SALESFORCE, Direction.SALESFORCE_TO_CXONE)
 DIRECTION_LABELS = {

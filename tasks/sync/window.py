@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from models.store import LeaseLostError
-from tasks.context import Context
-from tasks.sync.runner import (
+from presence_sync.models.store import LeaseLostError
+from presence_sync.tasks.context import Context
+from presence_sync.tasks.sync.runner import (
     LEASE_NAME,
     RECONCILE_DONE_CURSOR,
     RECONCILE_REPORT_CURSOR,
@@ -30,7 +30,7 @@ from tasks.sync.runner import (
     SyncRunner,
     utc_now,
 )
-from tasks.sync.summary import WindowStats
+from presence_sync.tasks.sync.summary import WindowStats
 
 Sleep = Callable[[float], Awaitable[None]]
 TickListener = Callable[["WindowProgress"], None]

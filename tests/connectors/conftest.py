@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
-from connectors import CxoneCredentials, RetryPolicy, SalesforceCredentials
+from presence_sync.connectors import CxoneCredentials, RetryPolicy, SalesforceCredentials
 
 SF_MY_DOMAIN = "acme.my.salesforce.com"
 SF_INSTANCE = f"https://{SF_MY_DOMAIN}"

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from connectors import ConnectorError, CxoneClient, SalesforceClient
+from presence_sync.connectors import ConnectorError, CxoneClient, SalesforceClient
 
 SECRET_FRAGMENTS = ("sf-client-secret", "sf-password", "sfSecToken", "cx-client-secret", "cx-access-key-secret",
                     "access-token-", "5Aep-refresh", "cx-access-", "cx-refresh-")

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from connectors import (
+from presence_sync.connectors import (
     AgentLoggedOut,
     CxoneClient,
     CxoneCredentials,
@@ -22,7 +22,7 @@ from connectors import (
     NotPermitted,
     SessionRejected,
 )
-from connectors.retry import RetryPolicy
+from presence_sync.connectors.retry import RetryPolicy
 
 BASE = "/incontactapi/services/v33.0"
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from connectors.errors import (
+from presence_sync.connectors.errors import (
     ConnectorError,
     MalformedResponse,
     RateLimited,
@@ -16,8 +16,8 @@ from connectors.errors import (
     TransientError,
     is_transient,
 )
-from connectors.http import HttpSession, parse_json
-from connectors.retry import RetryPolicy
+from presence_sync.connectors.http import HttpSession, parse_json
+from presence_sync.connectors.retry import RetryPolicy
 
 URL = "https://api.example.test/things"
 Answer = int | type[httpx.TransportError]

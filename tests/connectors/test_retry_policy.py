@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from connectors.retry import RetryPolicy, parse_retry_after
+from presence_sync.connectors.retry import RetryPolicy, parse_retry_after
 
 
 def test_backoff_is_full_jitter_under_an_exponential_ceiling_with_a_cap() -> None:

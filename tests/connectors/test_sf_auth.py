@@ -10,7 +10,7 @@ import jwt
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from connectors import (
+from presence_sync.connectors import (
     AuthenticationError,
     InvalidClient,
     InvalidCredentials,
@@ -20,8 +20,8 @@ from connectors import (
     SessionRejected,
     UnsupportedGrant,
 )
-from connectors.retry import RetryPolicy
-from connectors.salesforce_auth import jwt_audience
+from presence_sync.connectors.retry import RetryPolicy
+from presence_sync.connectors.salesforce_auth import jwt_audience
 
 MY_DOMAIN = "https://acme.my.salesforce.com"
 

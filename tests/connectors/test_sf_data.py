@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from connectors import (
+from presence_sync.connectors import (
     ApiUsage,
     DuplicateValue,
     InvalidField,
@@ -18,8 +18,8 @@ from connectors import (
     SalesforceClient,
     TransientError,
 )
-from connectors.retry import RetryPolicy
-from connectors.salesforce import parse_limit_info
+from presence_sync.connectors.retry import RetryPolicy
+from presence_sync.connectors.salesforce import parse_limit_info
 
 DATA = "/services/data/v62.0"
 USER_ID = "005000000000001AAA"

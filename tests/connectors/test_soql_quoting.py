@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connectors.soql import quote, quote_datetime, quote_in, quote_string
+from presence_sync.connectors.soql import quote, quote_datetime, quote_in, quote_string
 
 _UNESCAPE = {"\\": "\\", "'": "'", '"': '"', "n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f"}
 

@@ -73,7 +73,7 @@ def _free_ports(count: int) -> list[int]:
 
 def _command(salesforce_port: int, cxone_port: int) -> list[str]:
     script = Path(sys.executable).parent / "presence-sync"
-    head = [str(script)] if script.exists() else [sys.executable, "-m", "cli.main"]
+    head = [str(script)] if script.exists() else [sys.executable, "-m", "presence_sync.cli.main"]
     return [*head, "emulate", "--host", "127.0.0.1", "--salesforce-port", str(salesforce_port),
             "--cxone-port", str(cxone_port), "--agents", str(AGENTS), "--seed", str(SEED)]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
-from models.config import load_config
-from tasks.context import open_store
+from presence_sync.cli.main import app
+from presence_sync.models.config import load_config
+from presence_sync.tasks.context import open_store
 
 
 @pytest.mark.prefect

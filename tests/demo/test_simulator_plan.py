@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from emulators.simulator import SimulatedAgent, plan_day
+from presence_sync.emulators.simulator import SimulatedAgent, plan_day
 
 DAY = 60.0
 DWELL = 2.0

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
-from emulators.simulator import (
+from presence_sync.emulators.simulator import (
     AgentSimulator,
     Expectation,
     HumanChange,
     PropagationWatcher,
     roster,
 )
-from emulators.stack import EmulatorStack
+from presence_sync.emulators.stack import EmulatorStack
 
 AGENTS = 8
 

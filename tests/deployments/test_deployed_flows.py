@@ -21,11 +21,11 @@ from prefect.runner import Runner
 from prefect.states import Scheduled
 from prefect.types._datetime import now as prefect_now
 
-from deployments.serve import PREFECT_YAML, PROJECT_ROOT, ServeError, read_deployments, runner_deployments
-from emulators.stack import EmulatorStack
-from models.config import load_config
-from flows.validate import sync_activity
-from tasks.context import open_store
+from presence_sync.deployments.serve import PREFECT_YAML, PROJECT_ROOT, ServeError, read_deployments, runner_deployments
+from presence_sync.emulators.stack import EmulatorStack
+from presence_sync.models.config import load_config
+from presence_sync.flows.validate import sync_activity
+from presence_sync.tasks.context import open_store
 
 AGENTS = 6
 TEST_AGENT = "agent1@example.com"

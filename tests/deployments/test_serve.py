@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deployments.serve import PROJECT_ROOT, ServeError, read_deployments, runner_deployments, to_schedule
+from presence_sync.deployments.serve import PROJECT_ROOT, ServeError, read_deployments, runner_deployments, to_schedule
 
 PREFECT_YAML = """
 name: presence-sync

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from emulators.faults import DroppedConnection, FaultInjector, FaultMiddleware, FaultSettings
+from presence_sync.emulators.faults import DroppedConnection, FaultInjector, FaultMiddleware, FaultSettings
 
 
 def _app(injector: FaultInjector) -> tuple[FastAPI, list[str]]:

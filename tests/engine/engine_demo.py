@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
-from engine import (
+from presence_sync.engine import (
     PREVIOUS_STATE,
     AgentLink,
     AgentMemory,

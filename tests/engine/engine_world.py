@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from engine import (
+from presence_sync.engine import (
     UNKNOWN_SINCE,
     AgentLink,
     AgentMemory,

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from engine import (
+from presence_sync.engine import (
     PREVIOUS_STATE,
     AgentLink,
     AgentMemory,

@@ -17,7 +17,7 @@ from datetime import timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import (
+from presence_sync.engine import (
     PREVIOUS_STATE,
     AgentLink,
     CommandStatus,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine import (
+from presence_sync.engine import (
     ConflictPolicy,
     CxoneState,
     Direction,
@@ -279,7 +279,7 @@ def test_unlinked_agents_and_agents_without_a_rule_are_audited():
 
 
 def test_a_user_assignment_overrides_the_team_rule():
-    from engine import Rule, RuleBook
+    from presence_sync.engine import Rule, RuleBook
 
     quiet = Rule("Quiet", publisher={}, subscriber={})
     demo = demo_rulebook()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from engine import (
+from presence_sync.engine import (
     UNKNOWN_SINCE,
     AgentMemory,
     Decision,

@@ -17,8 +17,8 @@ import psycopg
 import pytest
 from sqlalchemy import URL, Engine, event, make_url
 
-from models.store import Store
-from models.store.connection import redact
+from presence_sync.models.store import Store
+from presence_sync.models.store.connection import redact
 
 PG_URL = os.environ.get(
     "PRESENCE_SYNC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

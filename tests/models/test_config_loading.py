@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from models.config import (
+from presence_sync.models.config import (
     AcdState,
     ClientCredentialsAuth,
     JwtAuth,
@@ -18,8 +18,8 @@ from models.config import (
     parse_config,
     render_emulator_config_yaml,
 )
-from models.errors import ConfigError, SecretReferenceError
-from models.secrets import PrefectSecretResolver, PrefectSecretStr, preload_prefect_secrets
+from presence_sync.models.errors import ConfigError, SecretReferenceError
+from presence_sync.models.secrets import PrefectSecretResolver, PrefectSecretStr, preload_prefect_secrets
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DEMO = EXAMPLES / "demo-contact-center.yaml"

@@ -12,7 +12,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from models.config import (
+from presence_sync.models.config import (
     AcdState,
     AcdStateKind,
     AcdStateSyntaxError,
@@ -20,7 +20,7 @@ from models.config import (
     parse_config,
     suggest_developer_name,
 )
-from models.errors import ConfigError
+from presence_sync.models.errors import ConfigError
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo-contact-center.yaml"
 DEMO_TEXT = DEMO.read_text(encoding="utf-8")

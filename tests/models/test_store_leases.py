@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from models.store import AgentStateRow, Lease, LeaseLostError, Store
+from presence_sync.models.store import AgentStateRow, Lease, LeaseLostError, Store
 
 if TYPE_CHECKING:
     from tests.models.conftest import FakeClock

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from sqlalchemy import Connection, Engine, inspect, select, text
 from sqlmodel import SQLModel
 
-from models.store import (
+from presence_sync.models.store import (
     MIGRATIONS,
     InvalidStoreUrlError,
     Migration,
@@ -23,9 +23,9 @@ from models.store import (
     migrate,
     normalise_store_url,
 )
-from models.store.connection import create_store_engine
-from models.store.migrations import schema_version_table
-from models.store.tables import STORE_TABLES
+from presence_sync.models.store.connection import create_store_engine
+from presence_sync.models.store.migrations import schema_version_table
+from presence_sync.models.store.tables import STORE_TABLES
 
 if TYPE_CHECKING:
     from tests.models.conftest import FakeClock, FreshUrl

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 from pydantic import SecretStr
 
-from models.store import (
+from presence_sync.models.store import (
     AccountMapping,
     AgentLink,
     AssignmentKind,
@@ -19,8 +19,8 @@ from models.store import (
     Store,
     StoreConflictError,
 )
-from models.store.migrations import schema_version_table
-from models.store.tables import STORE_TABLES
+from presence_sync.models.store.migrations import schema_version_table
+from presence_sync.models.store.tables import STORE_TABLES
 
 if TYPE_CHECKING:
     from tests.models.conftest import FakeClock

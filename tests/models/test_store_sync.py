@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from sqlalchemy import event
 
-from models.store import (
+from presence_sync.models.store import (
     AgentLink,
     AgentState,
     AgentStateRow,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from emulators.stack import EmulatorStack
+from presence_sync.emulators.stack import EmulatorStack
 from tests.onboarding.onboarding_support import AGENTS
 
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import yaml
 
-from emulators.faults import is_write
-from emulators.stack import EmulatorStack
-from models.config import PresenceSyncConfig, load_config
-from tasks.context import open_context
-from tasks.onboarding import OnboardingReport, StepResult, run_steps
+from presence_sync.emulators.faults import is_write
+from presence_sync.emulators.stack import EmulatorStack
+from presence_sync.models.config import PresenceSyncConfig, load_config
+from presence_sync.tasks.context import open_context
+from presence_sync.tasks.onboarding import OnboardingReport, StepResult, run_steps
 
 AGENTS = 60  # agent50 has no Salesforce user: one agent stays unlinked
 

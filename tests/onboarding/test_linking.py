@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from models.config import LinkOverride
-from models.store import LinkedBy
-from tasks.onboarding import Action, CxoneAgent, Linking, SalesforceUser, link_agents
+from presence_sync.models.config import LinkOverride
+from presence_sync.models.store import LinkedBy
+from presence_sync.tasks.onboarding import Action, CxoneAgent, Linking, SalesforceUser, link_agents
 
 
 def agent(agent_id: int, email: str | None, user_name: str | None = None, crm: str | None = None) -> CxoneAgent:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app, main
-from emulators.salesforce.emulator import OrgUpdate
-from emulators.stack import EmulatorStack
+from presence_sync.cli.main import app, main
+from presence_sync.emulators.salesforce.emulator import OrgUpdate
+from presence_sync.emulators.stack import EmulatorStack
 from tests.onboarding.onboarding_support import data_writes, variant
 
 WIDE = {"COLUMNS": "250"}
@@ -95,8 +95,8 @@ def test_brackets_in_a_config_problem_are_printed_as_written(
 
 
 def test_report_texts_are_not_read_as_markup() -> None:
-    from cli.onboard import console, print_report
-    from tasks.onboarding import OnboardingReport, StepName, StepResult
+    from presence_sync.cli.onboard import console, print_report
+    from presence_sync.tasks.onboarding import OnboardingReport, StepName, StepResult
 
     reason = "Salesforce has no channel [sfdc_sms] -> fix statuses[9].channels [bold]now[/bold]"
     report = OnboardingReport("run", False, (StepResult.failure(StepName.PRESENCE_STATUSES, reason),))

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from emulators.salesforce.emulator import OrgUpdate
-from emulators.stack import EmulatorStack
-from models.config import load_config
-from models.store import StepOutcome, Store
-from tasks.context import open_context
-from tasks.onboarding import (
+from presence_sync.emulators.salesforce.emulator import OrgUpdate
+from presence_sync.emulators.stack import EmulatorStack
+from presence_sync.models.config import load_config
+from presence_sync.models.store import StepOutcome, Store
+from presence_sync.tasks.context import open_context
+from presence_sync.tasks.onboarding import (
     PASSWORD_FLOW_RETIREMENT_WARNING,
     Action,
     OnboardingReport,

@@ -12,16 +12,16 @@ from prefect import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterId
 from prefect.states import Failed
 
-from connectors import InvalidCredentials, RateLimited
-from emulators.faults import FaultSettings
-from emulators.salesforce.emulator import OrgUpdate
-from emulators.stack import EmulatorStack
-from flows.onboard import onboard
-from flows.refresh_users import refresh_users
-from models.config import ConfigError
-from tasks.onboarding import OnboardingIncomplete, OnboardingReport, StepName, StepResult
-from tasks.onboarding import prefect_tasks
-from tasks.onboarding.prefect_tasks import STEP_RETRIES, TransientStepFailure, retry_only_transient
+from presence_sync.connectors import InvalidCredentials, RateLimited
+from presence_sync.emulators.faults import FaultSettings
+from presence_sync.emulators.salesforce.emulator import OrgUpdate
+from presence_sync.emulators.stack import EmulatorStack
+from presence_sync.flows.onboard import onboard
+from presence_sync.flows.refresh_users import refresh_users
+from presence_sync.models.config import ConfigError
+from presence_sync.tasks.onboarding import OnboardingIncomplete, OnboardingReport, StepName, StepResult
+from presence_sync.tasks.onboarding import prefect_tasks
+from presence_sync.tasks.onboarding.prefect_tasks import STEP_RETRIES, TransientStepFailure, retry_only_transient
 from tests.onboarding.onboarding_support import data_writes, outcomes, result_of
 
 pytestmark = pytest.mark.prefect

@@ -12,9 +12,9 @@ import psycopg
 import pytest
 from sqlalchemy import make_url
 
-from emulators.stack import EmulatorStack
-from models.config import load_config
-from models.store import StepOutcome, Store
+from presence_sync.emulators.stack import EmulatorStack
+from presence_sync.models.config import load_config
+from presence_sync.models.store import StepOutcome, Store
 from tests.onboarding.onboarding_support import AGENTS, onboard, outcomes, variant
 
 pytestmark = pytest.mark.postgres

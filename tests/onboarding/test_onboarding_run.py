@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from emulators.demo_center import STATUSES
-from emulators.stack import EmulatorStack
-from emulators.faults import LOGIN_ROUTES
-from models.config import load_config
-from models.store import AssignmentKind, LinkedBy, StepOutcome, Store
-from tasks.context import open_context
-from tasks.onboarding import Action, StepName, run_steps
-from tasks.onboarding.report import markdown_summary, title
+from presence_sync.emulators.demo_center import STATUSES
+from presence_sync.emulators.stack import EmulatorStack
+from presence_sync.emulators.faults import LOGIN_ROUTES
+from presence_sync.models.config import load_config
+from presence_sync.models.store import AssignmentKind, LinkedBy, StepOutcome, Store
+from presence_sync.tasks.context import open_context
+from presence_sync.tasks.onboarding import Action, StepName, run_steps
+from presence_sync.tasks.onboarding.report import markdown_summary, title
 from tests.onboarding.onboarding_support import (
     AGENTS,
     data_writes,

@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy import MetaData, select
 
-from emulators.stack import EmulatorStack
-from models.config import load_config
-from models.store import Store
-from tasks.onboarding.report import markdown_summary
+from presence_sync.emulators.stack import EmulatorStack
+from presence_sync.models.config import load_config
+from presence_sync.models.store import Store
+from presence_sync.tasks.onboarding.report import markdown_summary
 from tests.onboarding.onboarding_support import onboard, outcomes, variant
 
 SECRET_KEYS = ("client_secret", "password", "security_token", "access_key_secret", "jwt_private_key_pem")

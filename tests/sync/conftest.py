@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.context import Context
+from presence_sync.tasks.context import Context
 from tests.sync.support import World, onboarded_world
 
 

@@ -20,14 +20,14 @@ from typing import Any
 
 import yaml
 
-from connectors import RetryPolicy
-from emulators.faults import FaultSettings
-from emulators.stack import EmulatorStack
-from engine import CxoneState
-from models.config import load_config
-from tasks.context import Context, cxone_credentials, open_store, salesforce_credentials
-from tasks.onboarding import run_steps
-from tasks.sync.runner import SyncRunner
+from presence_sync.connectors import RetryPolicy
+from presence_sync.emulators.faults import FaultSettings
+from presence_sync.emulators.stack import EmulatorStack
+from presence_sync.engine import CxoneState
+from presence_sync.models.config import load_config
+from presence_sync.tasks.context import Context, cxone_credentials, open_store, salesforce_credentials
+from presence_sync.tasks.onboarding import run_steps
+from presence_sync.tasks.sync.runner import SyncRunner
 
 AGENTS = 8
 FIRST_AGENT_ID = 1_000_001

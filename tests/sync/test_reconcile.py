@@ -7,10 +7,10 @@ from collections import Counter
 
 import pytest
 
-from engine import CxoneState, CxoneStateName
-from tasks.context import Context
-from tasks.sync.runner import RECONCILE_REQUEST_CURSOR, Repair
-from tasks.sync.window import ReconcileTimeout, run_reconcile
+from presence_sync.engine import CxoneState, CxoneStateName
+from presence_sync.tasks.context import Context
+from presence_sync.tasks.sync.runner import RECONCILE_REQUEST_CURSOR, Repair
+from presence_sync.tasks.sync.window import ReconcileTimeout, run_reconcile
 from tests.sync.support import World, agent_id
 
 

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
-from engine import Direction
-from tasks.context import Context
-from tasks.sync.status import StatusError, parse_since, read_audit, read_status
+from presence_sync.cli.main import app
+from presence_sync.engine import Direction
+from presence_sync.tasks.context import Context
+from presence_sync.tasks.sync.status import StatusError, parse_since, read_audit, read_status
 from tests.sync.support import AGENTS, World, agent_id
 
 cli = CliRunner()
@@ -19,9 +19,9 @@ cli = CliRunner()
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tables as wide as they like: the assertions read cells, not wrapped fragments."""
-    import cli.sync
+    from presence_sync.cli import sync as cli_sync
 
-    monkeypatch.setattr(cli.sync.console, "width", 220)
+    monkeypatch.setattr(cli_sync.console, "width", 220)
 
 
 async def test_status_says_who_syncs_the_lag_each_way_the_writes_and_the_budget(world: World, ctx: Context) -> None:

@@ -10,9 +10,9 @@ from collections import Counter
 
 from sqlalchemy import event
 
-from engine import CxoneState, CxoneStateName
-from models.store import PresenceRule
-from tasks.context import Context
+from presence_sync.engine import CxoneState, CxoneStateName
+from presence_sync.models.store import PresenceRule
+from presence_sync.tasks.context import Context
 from tests.sync.support import AGENTS, World, agent_id
 
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-import tasks.sync.runner as runner_module
-from emulators.faults import FaultSettings
-from emulators.salesforce.emulator import OrgUpdate
-from engine import CxoneState, CxoneStateName
-from tasks.context import Context
+import presence_sync.tasks.sync.runner as runner_module
+from presence_sync.emulators.faults import FaultSettings
+from presence_sync.emulators.salesforce.emulator import OrgUpdate
+from presence_sync.engine import CxoneState, CxoneStateName
+from presence_sync.tasks.context import Context
 from tests.sync.support import World, agent_id
 
 CHANGES_IN_CXONE = {1: ("Unavailable", "Break"), 3: ("Unavailable", "Lunch")}  # agent: state, code

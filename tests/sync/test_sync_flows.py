@@ -11,15 +11,15 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from typer.testing import CliRunner
 
-from cli.main import app
-from emulators.stack import EmulatorStack
-from flows.reconcile import reconcile
-from flows.sync import sync
-from models.config import load_config
-from tasks.context import open_context
-from tasks.onboarding import run_steps
-from tasks.sync.runner import ReconcileReport
-from tasks.sync.window import WindowResult, run_window
+from presence_sync.cli.main import app
+from presence_sync.emulators.stack import EmulatorStack
+from presence_sync.flows.reconcile import reconcile
+from presence_sync.flows.sync import sync
+from presence_sync.models.config import load_config
+from presence_sync.tasks.context import open_context
+from presence_sync.tasks.onboarding import run_steps
+from presence_sync.tasks.sync.runner import ReconcileReport
+from presence_sync.tasks.sync.window import WindowResult, run_window
 from tests.sync.support import AGENTS, World, onboarded_world
 
 
@@ -66,9 +66,9 @@ async def test_the_sync_flow_fails_plainly_on_a_config_mistake(prefect_harness: 
 def test_the_sync_command_runs_the_flow_in_the_foreground(
     prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import cli.sync
+    from presence_sync.cli import sync as cli_sync
 
-    monkeypatch.setattr(cli.sync.console, "width", 200)
+    monkeypatch.setattr(cli_sync.console, "width", 200)
     world: World = asyncio.run(onboarded_world(tmp_path))
     with world.stack.routed():
         result = CliRunner().invoke(app, ["sync", str(world.config_path), "--seconds", "1.5"])

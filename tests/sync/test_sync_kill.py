@@ -21,19 +21,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deployments.serve import PROJECT_ROOT
-from emulators.faults import FaultSettings
-from emulators.stack import EmulatorStack
-from tasks.context import open_context
-from tasks.onboarding import run_steps
+from presence_sync.deployments.serve import PROJECT_ROOT
+from presence_sync.emulators.faults import FaultSettings
+from presence_sync.emulators.stack import EmulatorStack
+from presence_sync.tasks.context import open_context
+from presence_sync.tasks.onboarding import run_steps
 
 AGENTS = 12
 CHANGED = range(1, 11)  # agents 1-10 pick On_Break in Salesforce at once
 SET_STATE = "POST /incontactapi/services/{version}/agent-sessions/{sessionId}/state"
 CHILD = """
 import asyncio, sys
-from tasks.context import open_context
-from tasks.sync.window import run_window
+from presence_sync.tasks.context import open_context
+from presence_sync.tasks.sync.window import run_window
 
 async def main(config: str, holder: str) -> None:
     async with open_context(config) as ctx:

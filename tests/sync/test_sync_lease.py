@@ -6,10 +6,10 @@ import asyncio
 from collections import Counter
 import pytest
 
-from models.store import LeaseLostError
-from tasks.context import Context
-from tasks.sync.runner import SyncRunner
-from tasks.sync.window import run_window
+from presence_sync.models.store import LeaseLostError
+from presence_sync.tasks.context import Context
+from presence_sync.tasks.sync.runner import SyncRunner
+from presence_sync.tasks.sync.window import run_window
 from tests.sync.support import AGENTS, World, agent_id
 
 

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from connectors import ApiUsage
-from engine import PREVIOUS_STATE, AgentLink, CxoneTarget, Side
-from models.config import AcdState
-from models.store import AgentLink as StoredLink
-from models.store import LinkedBy, PresenceRule, Store
-from tasks.sync.budget import MAX_INTERVAL_SECONDS, PollBudget
-from tasks.sync.observations import Spell, cxone_observation, spell_observations
-from tasks.sync.rulebook import StoredRuleError, load_rulebook, publisher_key, subscriber_target
+from presence_sync.connectors import ApiUsage
+from presence_sync.engine import PREVIOUS_STATE, AgentLink, CxoneTarget, Side
+from presence_sync.models.config import AcdState
+from presence_sync.models.store import AgentLink as StoredLink
+from presence_sync.models.store import LinkedBy, PresenceRule, Store
+from presence_sync.tasks.sync.budget import MAX_INTERVAL_SECONDS, PollBudget
+from presence_sync.tasks.sync.observations import Spell, cxone_observation, spell_observations
+from presence_sync.tasks.sync.rulebook import StoredRuleError, load_rulebook, publisher_key, subscriber_target
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -189,7 +189,7 @@ def _after_floor(record: dict, soql: str) -> bool:
 
 
 async def test_a_quiet_orgs_polls_stop_rereading_the_last_changes() -> None:
-    from tasks.sync.sources import SPELL_OVERLAP, SalesforcePollSource
+    from presence_sync.tasks.sync.sources import SPELL_OVERLAP, SalesforcePollSource
 
     burst = [
         {"Id": f"0Hn{i}", "UserId": f"005{i}", "ServicePresenceStatus": {"DeveloperName": "Lunch"},

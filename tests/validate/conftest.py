@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from emulators.stack import EmulatorStack
-from tasks.context import Context, open_context
-from tasks.onboarding import run_steps
+from presence_sync.emulators.stack import EmulatorStack
+from presence_sync.tasks.context import Context, open_context
+from presence_sync.tasks.onboarding import run_steps
 
 AGENTS = 12
 TEST_AGENT = "agent1@example.com"

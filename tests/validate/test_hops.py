@@ -9,10 +9,10 @@ from contextlib import suppress
 
 import pytest
 
-from connectors.soql import quote_string
-from flows.validate import Cause, Hop, ValidationReport, sync_activity, validate_agent
-from tasks.context import open_context
-from tasks.sync.window import run_window
+from presence_sync.connectors.soql import quote_string
+from presence_sync.flows.validate import Cause, Hop, ValidationReport, sync_activity, validate_agent
+from presence_sync.tasks.context import open_context
+from presence_sync.tasks.sync.window import run_window
 from tests.validate.conftest import TEST_AGENT, Center
 
 HOP_TIMEOUT = 2.0  # a broken hop waits this long before it is diagnosed; a healthy one takes a few sync ticks

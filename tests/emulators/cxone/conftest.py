@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from emulators.cxone import CxoneEmulator, CxoneEmulatorOptions, create_app
-from emulators.server import RunningServer, serve_in_thread
+from presence_sync.emulators.cxone import CxoneEmulator, CxoneEmulatorOptions, create_app
+from presence_sync.emulators.server import RunningServer, serve_in_thread
 
 BASE_URL = "http://cxone.test"
 API = "/incontactapi/services/v33.0"

@@ -7,8 +7,8 @@ from datetime import datetime
 import httpx
 import pytest
 
-from emulators.cxone import CxoneEmulatorOptions
-from emulators.cxone.tenant import FIRST_AGENT_ID
+from presence_sync.emulators.cxone import CxoneEmulatorOptions
+from presence_sync.emulators.cxone.tenant import FIRST_AGENT_ID
 
 AGENT_FIELDS = {
     "agentId", "userName", "firstName", "lastName", "emailAddress", "isActive", "teamId", "teamName",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from emulators.cxone import CxoneEmulator
+from presence_sync.emulators.cxone import CxoneEmulator
 
 
 async def _join(api: httpx.AsyncClient, agent_id: int) -> httpx.Response:

@@ -8,10 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
-from emulators.cxone import CxoneEmulator
-from emulators.cxone.errors import Conflict, NotFound
-from emulators.cxone.tenant import ChangeLog
-from emulators.faults import iso_z
+from presence_sync.emulators.cxone import CxoneEmulator
+from presence_sync.emulators.cxone.errors import Conflict, NotFound
+from presence_sync.emulators.cxone.tenant import ChangeLog
+from presence_sync.emulators.faults import iso_z
 
 STATE_FIELDS = {
     "agentId", "agentStateId", "agentStateName", "outStateId", "outStateDescription", "isACW", "startDate",

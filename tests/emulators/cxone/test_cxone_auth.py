@@ -9,7 +9,7 @@ import httpx
 import jwt
 import pytest
 
-from emulators.cxone import CxoneEmulator, CxoneEmulatorOptions, create_app
+from presence_sync.emulators.cxone import CxoneEmulator, CxoneEmulatorOptions, create_app
 
 API = "/incontactapi/services/v33.0"
 

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from emulators.cxone import CxoneEmulatorOptions, create_app
+from presence_sync.emulators.cxone import CxoneEmulatorOptions, create_app
 
 API = "/incontactapi/services/v33.0"
 

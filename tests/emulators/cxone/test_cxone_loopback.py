@@ -6,7 +6,7 @@ import base64
 
 import httpx
 
-from emulators.server import RunningServer
+from presence_sync.emulators.server import RunningServer
 
 
 def test_a_client_discovers_logs_in_reads_and_sets_a_state_over_http(loopback_server: RunningServer) -> None:

@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from emulators.demo_center import AGENT_PROFILE, STATUSES, SUPERVISOR_PROFILE
-from emulators.salesforce import SalesforceEmulator, SalesforceEmulatorOptions, create_app
-from emulators.server import RunningServer, serve_in_thread
+from presence_sync.emulators.demo_center import AGENT_PROFILE, STATUSES, SUPERVISOR_PROFILE
+from presence_sync.emulators.salesforce import SalesforceEmulator, SalesforceEmulatorOptions, create_app
+from presence_sync.emulators.server import RunningServer, serve_in_thread
 from sf_emulator_support import AGENTS, DATA, LOGIN_URL, MY_DOMAIN_URL, FrozenClock, password_form, query, single_id
 
 

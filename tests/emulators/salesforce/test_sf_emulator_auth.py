@@ -11,8 +11,8 @@ import httpx
 import jwt
 import pytest
 
-from emulators.faults import FaultSettings
-from emulators.salesforce import SalesforceEmulator, SalesforceEmulatorOptions, create_app
+from presence_sync.emulators.faults import FaultSettings
+from presence_sync.emulators.salesforce import SalesforceEmulator, SalesforceEmulatorOptions, create_app
 
 from sf_emulator_support import DATA, LOGIN_URL, MY_DOMAIN_URL, FrozenClock, password_form
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from emulators.salesforce import SalesforceEmulator, SalesforceEmulatorOptions, create_app
+from presence_sync.emulators.salesforce import SalesforceEmulator, SalesforceEmulatorOptions, create_app
 from sf_emulator_support import DATA, LOGIN_URL, MY_DOMAIN_URL, password_form, query
 
 

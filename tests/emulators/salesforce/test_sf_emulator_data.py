@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from emulators.salesforce import SalesforceEmulator, SalesforceEmulatorOptions
+from presence_sync.emulators.salesforce import SalesforceEmulator, SalesforceEmulatorOptions
 from sf_emulator_support import DATA, LOGIN_URL, password_form, query, single_id
 
 STATUS = {"DeveloperName": "On_Break", "MasterLabel": "On Break"}

@@ -7,7 +7,7 @@ import time
 import httpx
 import jwt
 
-from emulators.server import RunningServer
+from presence_sync.emulators.server import RunningServer
 
 
 def test_a_client_logs_in_onboards_a_status_and_sees_the_applier_act_over_http(loopback_server: RunningServer) -> None:

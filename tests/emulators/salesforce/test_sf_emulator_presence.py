@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from emulators.faults import iso_z
-from emulators.salesforce import SalesforceEmulator
-from emulators.salesforce.errors import NoStatusAccessError, UnknownStatusError, UnknownUserError
+from presence_sync.emulators.faults import iso_z
+from presence_sync.emulators.salesforce import SalesforceEmulator
+from presence_sync.emulators.salesforce.errors import NoStatusAccessError, UnknownStatusError, UnknownUserError
 from sf_emulator_support import FrozenClock, query
 
 SPELLS = ("SELECT Id, UserId, ServicePresenceStatus.DeveloperName, StatusStartDate, StatusEndDate, IsCurrentState, "
@@ -63,7 +63,7 @@ async def test_the_seeded_org_is_the_demo_center_before_onboarding(
 
 
 def test_every_fiftieth_agent_has_no_salesforce_user() -> None:
-    from emulators.salesforce import SalesforceEmulatorOptions, create_app
+    from presence_sync.emulators.salesforce import SalesforceEmulatorOptions, create_app
 
     emulator: SalesforceEmulator = create_app(SalesforceEmulatorOptions(agents=100)).state.emulator
     assert emulator.user_by_username("agent49@example.com") is not None

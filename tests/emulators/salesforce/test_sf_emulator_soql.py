@@ -10,15 +10,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emulators.faults import EmulatorClock
-from emulators.salesforce import SalesforceEmulatorOptions
-from emulators.salesforce.dml import create
-from emulators.salesforce.errors import SalesforceApiError
-from emulators.salesforce.org import SalesforceOrg
-from emulators.salesforce.query import run_query
-from emulators.salesforce.schema import SERVICE_PRESENCE_STATUS, SETUP_ENTITY_ACCESS
-from emulators.salesforce.seed import seed_org
-from emulators.salesforce.soql import And, Comparison, InList, Not, Or, SoqlSyntaxError, parse
+from presence_sync.emulators.faults import EmulatorClock
+from presence_sync.emulators.salesforce import SalesforceEmulatorOptions
+from presence_sync.emulators.salesforce.dml import create
+from presence_sync.emulators.salesforce.errors import SalesforceApiError
+from presence_sync.emulators.salesforce.org import SalesforceOrg
+from presence_sync.emulators.salesforce.query import run_query
+from presence_sync.emulators.salesforce.schema import SERVICE_PRESENCE_STATUS, SETUP_ENTITY_ACCESS
+from presence_sync.emulators.salesforce.seed import seed_org
+from presence_sync.emulators.salesforce.soql import And, Comparison, InList, Not, Or, SoqlSyntaxError, parse
 
 VERSION = "v62.0"
 
