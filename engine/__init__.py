@@ -2,7 +2,7 @@
 
 No I/O, no clock reads (time is passed in), no Prefect. A sync tick:
 
-    memory = {a: AgentMemory.from_json(j) for a, j in store.load_agent_memory(None).items()}
+    memory = {a: AgentMemory.from_json(j) for a, j in store.sync.load_agent_memory().items()}
     wake = WakeQueue(memory)
     ...
     observations = [Observation(a, Side.CXONE, CxoneState.from_api(s), start, source_id), ...]
@@ -11,7 +11,7 @@ No I/O, no clock reads (time is passed in), no Prefect. A sync tick:
     memory.update(decision.memory)
     changed, audit = record_write_results(memory, results, now, policy)
     memory.update(changed); wake.update(decision.memory | changed)
-    store.commit_tick({a: memory[a].to_json() for a in decision.memory | changed}, decision.audit + audit, ...)
+    store.sync.commit_tick(agents=[agent_row(a, memory[a]) for a in decision.memory | changed], audit=..., ...)
 
 `reconcile` takes a full read of both systems as observations and heals drift the same way.
 """

@@ -1,8 +1,8 @@
 """What the engine remembers per agent between decides, and its JSON form for the state store.
 
 The engine serialises its own memory (`AgentMemory.to_json` / `AgentMemory.from_json`); the
-store keeps the JSON opaque, plus a few plain columns (`cxone_key`, `salesforce`, `truth_side`). The in-flight writes the store
-lists are `cxone_command` / `salesforce_command` (and `next_due_at` for when they need attention).
+store keeps the JSON opaque, as the one record of an agent's memory. The writes the store reports
+are `cxone_command` / `salesforce_command` (and `next_due_at` says when they need attention).
 
 De-duplication of replayed observations lives here, bounded: the last `SyncPolicy.remembered_sources`
 source ids per agent, plus each side's latest source timestamp (anything older is stale).
@@ -115,14 +115,6 @@ class AgentMemory:
         """When a live command needs attention (echo timeout or retry), if ever."""
         due = [c.due_at for c in (self.cxone_command, self.salesforce_command) if c and c.is_live and c.due_at]
         return min(due, default=None)
-
-    @property
-    def truth_side(self) -> Side | None:
-        return None if self.intent is None else self.intent.side
-
-    @property
-    def cxone_key(self) -> str | None:
-        return None if self.cxone is None else self.cxone.key
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -243,7 +243,7 @@ class SyncActivity:
 
 def sync_activity(store: Store, now: datetime | None = None) -> SyncActivity:
     """Whether a sync window holds the lease right now (every running window renews it each tick)."""
-    lease = store.get_lease(LEASE_NAME)
+    lease = store.leases.get(LEASE_NAME)
     if lease is None:
         return SyncActivity(None)
     if lease.expires_at > (now or datetime.now(UTC)):
@@ -438,7 +438,7 @@ async def validate_agent(
 
 async def _resolve(ctx: Context, agent: str, report: ValidationReport) -> _Agent | None:
     """The agent's link, rule and team codes, and the status ids, exactly as the sync reads them."""
-    link = find_agent(ctx.store.load_links(), agent)
+    link = find_agent(ctx.store.setup.load_links(), agent)
     if link is None:
         _fail_preflight(report, Diagnosis(
             Cause.NOT_LINKED,
@@ -668,7 +668,7 @@ class _Waiter:
         """
 
         def echoed() -> bool:
-            rows = self.ctx.store.audit_for(self.link.cxone_agent_id, since=since, limit=20)
+            rows = self.ctx.store.reports.audit_for(self.link.cxone_agent_id, since=since, limit=20)
             return any(r.direction == direction.value and r.outcome == Outcome.ECHO.value for r in rows)
 
         async def seen() -> bool:
@@ -749,12 +749,12 @@ class _Waiter:
 
     def _command_sent_since(self, since: datetime) -> str:
         """The sync's presence command for this agent since `since`, as the audit shows it ('' if none)."""
-        rows = self.ctx.store.audit_for(self.link.cxone_agent_id, since=since, limit=20)
+        rows = self.ctx.store.reports.audit_for(self.link.cxone_agent_id, since=since, limit=20)
         writes = [r for r in rows if r.direction == "cxone->salesforce" and r.outcome == "write"]
         return f"the sync's presence command ({writes[0].to_value})" if writes else ""
 
     def _last_decision(self) -> str:
-        rows: list[Audit] = self.ctx.store.audit_for(self.link.cxone_agent_id, limit=1)
+        rows: list[Audit] = self.ctx.store.reports.audit_for(self.link.cxone_agent_id, limit=1)
         return f"{rows[0].outcome} {rows[0].direction} ({rows[0].reason})" if rows else ""
 
 

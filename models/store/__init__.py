@@ -1,10 +1,12 @@
-"""The presence-sync state store: SQLModel tables on SQLite or PostgreSQL, and the ``Store``.
+"""The presence-sync state store: SQLModel tables on SQLite or PostgreSQL, and the ``Store``
+that opens them and hands out one part per job (``store.setup``, ``store.sync``,
+``store.leases``, ``store.reports``).
 
 Usage::
 
     from presence_sync.models.store import Store
     with Store.open("sqlite:///.presence-sync/state.db") as store:
-        store.upsert_links(links, prune=True)
+        store.setup.upsert_links(links, prune=True)
 """
 
 from presence_sync.models.store.connection import normalise_store_url
@@ -17,18 +19,23 @@ from presence_sync.models.store.errors import (
     StoreError,
     StoreUnavailableError,
 )
+from presence_sync.models.store.leases import Lease, Leases
 from presence_sync.models.store.migrations import MIGRATIONS, Migration, migrate
-from presence_sync.models.store.rows import AgentStateRow, AuditRow, InflightWriteRow
-from presence_sync.models.store.store import Lease, LinkChanges, RuleChange, Store, utc_now
+from presence_sync.models.store.part import utc_now
+from presence_sync.models.store.reports import Reports
+from presence_sync.models.store.rows import AgentStateRow, AuditRow, WriteRow
+from presence_sync.models.store.setup_records import LinkChanges, RuleChange, SetupRecords
+from presence_sync.models.store.store import Store
+from presence_sync.models.store.sync_state import SyncState
 from presence_sync.models.store.tables import (
     AccountMapping,
     AgentLink,
     AgentState,
+    AgentWrite,
     AssignmentKind,
     Audit,
     Cursor,
     CxoneSession,
-    InflightWrite,
     LinkedBy,
     OnboardingStep,
     PresenceRule,
@@ -45,15 +52,15 @@ __all__ = [
     "AgentLink",
     "AgentState",
     "AgentStateRow",
+    "AgentWrite",
     "AssignmentKind",
     "Audit",
     "AuditRow",
     "Cursor",
     "CxoneSession",
-    "InflightWrite",
-    "InflightWriteRow",
     "InvalidStoreUrlError",
     "Lease",
+    "Leases",
     "LeaseLostError",
     "LinkChanges",
     "LinkedBy",
@@ -61,16 +68,20 @@ __all__ = [
     "MigrationError",
     "OnboardingStep",
     "PresenceRule",
+    "Reports",
     "RuleAssignment",
     "RuleChange",
     "SchemaTooNewError",
     "SeenSpell",
+    "SetupRecords",
     "StepOutcome",
     "Store",
     "StoreConflictError",
     "StoreError",
     "StoreUnavailableError",
     "SyncLease",
+    "SyncState",
+    "WriteRow",
     "WriteStatus",
     "migrate",
     "normalise_store_url",

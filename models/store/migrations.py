@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from zlib import crc32
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Connection,
@@ -200,9 +201,62 @@ def _create_cxone_sessions(conn: Connection) -> None:
     ).create(conn)
 
 
+def _keep_writes_with_their_memory(conn: Connection) -> None:
+    # The agent's memory (JSON) becomes its one record: the three query columns nobody read go,
+    # and the in-flight writes the runner mirrored by hand become rows saved with the memory,
+    # valid while their save_id is the agent's. Existing rows get save_id 0 on both sides.
+    Table(
+        "agent_write",
+        MetaData(),
+        Column("agent_id", Integer, primary_key=True, autoincrement=False),
+        Column("side", String, primary_key=True),
+        Column("save_id", BigInteger, nullable=False),
+        Column("command_id", String, nullable=False),
+        Column("target", String, nullable=False),
+        Column("issued_at", UTCDateTime(), nullable=False),
+        Column("attempts", Integer, nullable=False),
+        Column("next_attempt_at", UTCDateTime()),
+        Column("status", String, nullable=False, index=True),
+        Column("last_error", String),
+    ).create(conn)
+    # At most one write per agent and side: the memory holds one command per side.
+    conn.execute(text(
+        "INSERT INTO agent_write (agent_id, side, save_id, command_id, target, issued_at, attempts, "
+        "next_attempt_at, status, last_error) "
+        "SELECT agent_id, side, 0, command_id, target, issued_at, attempts, next_attempt_at, status, "
+        "last_error FROM inflight_write AS w WHERE NOT EXISTS (SELECT 1 FROM inflight_write AS newer "
+        "WHERE newer.agent_id = w.agent_id AND newer.side = w.side AND (newer.issued_at > w.issued_at "
+        "OR (newer.issued_at = w.issued_at AND newer.command_id > w.command_id)))"
+    ))
+    conn.execute(text("DROP TABLE inflight_write"))
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(
+            "ALTER TABLE agent_state DROP COLUMN cxone_state, DROP COLUMN sf_status, "
+            "DROP COLUMN truth_side, ADD COLUMN save_id BIGINT NOT NULL DEFAULT 0"
+        ))
+        conn.execute(text("ALTER TABLE agent_state ALTER COLUMN save_id DROP DEFAULT"))
+        return
+    # SQLite before 3.35 cannot drop a column: copy the table instead.
+    Table(
+        "agent_state_v3",
+        MetaData(),
+        Column("agent_id", Integer, primary_key=True, autoincrement=False),
+        Column("memory", Json, nullable=False),
+        Column("updated_at", UTCDateTime(), nullable=False),
+        Column("save_id", BigInteger, nullable=False),
+    ).create(conn)
+    conn.execute(text(
+        "INSERT INTO agent_state_v3 (agent_id, memory, updated_at, save_id) "
+        "SELECT agent_id, memory, updated_at, 0 FROM agent_state"
+    ))
+    conn.execute(text("DROP TABLE agent_state"))
+    conn.execute(text("ALTER TABLE agent_state_v3 RENAME TO agent_state"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the onboarding and sync tables", _create_version_1),
     Migration(2, "keep CXone agent sessions from one sync window to the next", _create_cxone_sessions),
+    Migration(3, "one record of an agent's memory, with the writes it holds", _keep_writes_with_their_memory),
 )
 
 

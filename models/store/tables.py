@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Index
+from sqlalchemy import BigInteger, Index
 from sqlmodel import Field, SQLModel
 
 from presence_sync.models.store.sqltypes import BigIntId, EnumText, Json
@@ -43,7 +43,7 @@ class LinkedBy(StrEnum):
 
 
 class WriteStatus(StrEnum):
-    """An in-flight write: waiting for its echo, failed for good, or retried until we gave up."""
+    """A write: waiting for its echo, failed for good, or retried until we gave up."""
 
     PENDING = "pending"
     FAILED = "failed"
@@ -135,26 +135,36 @@ class OnboardingStep(SQLModel, table=True):
 
 
 class AgentState(SQLModel, table=True):
-    """The engine's memory of one agent (serialised by the engine) plus columns for queries."""
+    """The engine's memory of one agent, as the engine serialised it: the one record of it.
+
+    ``save_id`` is stamped by the store on every save of the memory (one id per commit); the
+    rows of ``AgentWrite`` saved from this memory carry the same id.
+    """
 
     __tablename__ = "agent_state"
 
     agent_id: int = _agent_id_key()
     memory: dict[str, Any] = Field(default_factory=dict, sa_type=Json)
-    cxone_state: str | None = None
-    sf_status: str | None = None
-    truth_side: str | None = None
     updated_at: datetime | None = _stamped_by_store()
+    save_id: int | None = Field(default=None, nullable=False, sa_type=BigInteger)
 
 
-class InflightWrite(SQLModel, table=True):
-    """A write we issued and have not seen settle (pending), or that failed (failed, gave_up)."""
+class AgentWrite(SQLModel, table=True):
+    """A write an agent's memory holds on one side: waiting for its echo (pending), or failed
+    (failed, gave_up). Reports read these rows instead of every agent's memory.
 
-    __tablename__ = "inflight_write"
+    The store writes them with the memory they come from, in the same transaction, and a
+    row counts only while its ``save_id`` is its agent's ``AgentState.save_id``: a write the
+    memory no longer holds drops out when the memory is next saved, with no statement of its
+    own. At most one row per agent and side, so stale rows never pile up.
+    """
 
-    command_id: str = Field(primary_key=True)
-    agent_id: int = Field(index=True)
-    side: str  # the system written to: "cxone" | "salesforce"
+    __tablename__ = "agent_write"
+
+    agent_id: int = _agent_id_key()
+    side: str = Field(primary_key=True)  # the system written to: "cxone" | "salesforce"
+    save_id: int = Field(sa_type=BigInteger)
+    command_id: str
     target: str
     issued_at: datetime
     attempts: int = 1
@@ -240,7 +250,7 @@ STORE_TABLES = tuple(
         AgentLink,
         OnboardingStep,
         AgentState,
-        InflightWrite,
+        AgentWrite,
         Cursor,
         SeenSpell,
         Audit,

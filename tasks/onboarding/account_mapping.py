@@ -56,7 +56,7 @@ async def plan_account_mapping(ctx: Context, upcoming: Upcoming = NOTHING_UPCOMI
         sf_org_id=login.org_id,
         verified_at=utc_now(),
     )
-    stored = await asyncio.to_thread(ctx.store.get_account_mapping, tenant)
+    stored = await asyncio.to_thread(ctx.store.setup.get_account_mapping, tenant)
     described = (
         f"CXone tenant {tenant} (access key of {mapping.cxone_access_key_user}) <-> Salesforce org "
         f"{login.org_id} ({mapping.sf_environment}, {mapping.sf_login_host}, {mapping.sf_auth_flow} flow)"
@@ -74,7 +74,7 @@ async def plan_account_mapping(ctx: Context, upcoming: Upcoming = NOTHING_UPCOMI
 async def apply_account_mapping(ctx: Context, plan: AccountMappingPlan) -> StepResult:
     """Store the verified mapping; an unchanged one only gets its `verified_at` refreshed."""
     if plan.mapping is not None:
-        await asyncio.to_thread(ctx.store.upsert_account_mapping, plan.mapping)
+        await asyncio.to_thread(ctx.store.setup.upsert_account_mapping, plan.mapping)
     return plan.result()
 
 

@@ -104,7 +104,7 @@ async def plan_cxone_users(ctx: Context, upcoming: Upcoming = NOTHING_UPCOMING) 
     agents = await read_agents(ctx.cxone, teams)
     users = await read_users(ctx.salesforce)
     linking = link_agents(agents, users, ctx.config.links)
-    stored = {link.cxone_agent_id: link for link in await asyncio.to_thread(ctx.store.load_links)}
+    stored = {link.cxone_agent_id: link for link in await asyncio.to_thread(ctx.store.setup.load_links)}
     items = [*linking.failures, *_link_items(linking.links, stored)]
     kept = {link.cxone_agent_id for link in linking.links}
     items += [
@@ -124,7 +124,7 @@ async def plan_cxone_users(ctx: Context, upcoming: Upcoming = NOTHING_UPCOMING) 
 
 async def apply_cxone_users(ctx: Context, plan: CxoneUsersPlan) -> StepResult:
     """Make the stored links exactly the planned ones (one transaction)."""
-    await asyncio.to_thread(ctx.store.upsert_links, plan.links, prune=True)
+    await asyncio.to_thread(ctx.store.setup.upsert_links, plan.links, prune=True)
     return plan.result()
 
 

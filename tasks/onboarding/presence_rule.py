@@ -86,7 +86,7 @@ async def plan_presence_rule(ctx: Context, upcoming: Upcoming = NOTHING_UPCOMING
 async def apply_presence_rule(ctx: Context, plan: PresenceRulePlan) -> StepResult:
     """Store the rule and make its assignments exactly the planned ones (one transaction)."""
     if plan.rule is not None and plan.has_changes:
-        await asyncio.to_thread(ctx.store.replace_rule, plan.rule, teams=plan.teams, users=plan.users)
+        await asyncio.to_thread(ctx.store.setup.replace_rule, plan.rule, teams=plan.teams, users=plan.users)
     return plan.result()
 
 
@@ -189,8 +189,8 @@ def _stored_row(rule: PresenceRuleConfig) -> PresenceRule:
 
 def _compare(ctx: Context, wanted: PresenceRule, teams: Mapping[int, str], users: Mapping[int, str]) -> list[PlanItem]:
     """Items for the rule and each assignment, against the store (which may hold other rules)."""
-    stored = ctx.store.get_rule(wanted.name)
-    assigned = {(a.kind, a.target_id): a for a in ctx.store.list_rule_assignments()}
+    stored = ctx.store.setup.get_rule(wanted.name)
+    assigned = {(a.kind, a.target_id): a for a in ctx.store.setup.list_rule_assignments()}
     subject = f"rule {wanted.name}"
     shape = (
         f"{len(wanted.publisher_rows)} publisher and {len(wanted.subscriber_rows)} subscriber rows, "

@@ -142,4 +142,4 @@ def record_step(store: Store, run_id: str, result: StepResult) -> OnboardingStep
     step = OnboardingStep(
         run_id=run_id, step=result.step.value, outcome=result.outcome, summary=result.summary, details=details
     )
-    return store.record_step(step)
+    return store.setup.record_step(step)

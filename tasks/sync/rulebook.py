@@ -74,12 +74,12 @@ def load_rulebook(store: Store) -> RuleBook:
     One query for the assignments and one per rule, however many agents. An empty store gives an
     empty rule book (no agent has a rule).
     """
-    assignments = store.list_rule_assignments()
+    assignments = store.setup.list_rule_assignments()
     teams = {a.target_id: a.rule_name for a in assignments if a.kind is AssignmentKind.TEAM}
     users = {a.target_id: a.rule_name for a in assignments if a.kind is AssignmentKind.USER}
     rules = []
     for name in sorted({a.rule_name for a in assignments}):
-        stored = store.get_rule(name)
+        stored = store.setup.get_rule(name)
         if stored is None:  # the foreign key makes this impossible; say so plainly if it happens anyway
             raise StoredRuleError(f"rule {name!r} is assigned but not stored; {_REPAIR}")
         rules.append(rule_from_stored(stored))

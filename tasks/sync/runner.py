@@ -57,7 +57,7 @@ from presence_sync.tasks.context import Context
 from presence_sync.tasks.sync.apply import WriteTargets, apply_writes
 from presence_sync.tasks.sync.budget import PollBudget
 from presence_sync.tasks.sync.observations import RecordError, Spell, cxone_observation, no_spell_observation, spell_observations
-from presence_sync.tasks.sync.record import agent_row, audit_rows, inflight_changes
+from presence_sync.tasks.sync.record import agent_row, audit_rows
 from presence_sync.tasks.sync.rulebook import load_rulebook
 from presence_sync.tasks.sync.sources import (
     CXONE_CURSOR,
@@ -117,7 +117,7 @@ class SyncSetup:
 
 async def load_setup(ctx: Context) -> SyncSetup:
     """Links and rules from the store, team codes from CXone, status ids from Salesforce (one read each)."""
-    stored_links = await asyncio.to_thread(ctx.store.load_links)
+    stored_links = await asyncio.to_thread(ctx.store.setup.load_links)
     rulebook = await asyncio.to_thread(load_rulebook, ctx.store)
     team_ids = sorted({link.team_id for link in stored_links if link.team_id is not None})
     team_codes, statuses = await asyncio.gather(
@@ -242,7 +242,6 @@ class SyncRunner:
         self.lease: Lease | None = None
         self.setup: SyncSetup | None = None
         self.memory: dict[int, AgentMemory] = {}
-        self._saved: dict[int, AgentMemory] = {}
         self._wake = WakeQueue()
         self._pending = _Pending()
         self._cxone_source: CxonePollSource | None = None
@@ -261,7 +260,7 @@ class SyncRunner:
     async def acquire(self) -> bool:
         """Take the lease if it is free (or expired) and load the state to sync from; False while held elsewhere."""
         lease = await asyncio.to_thread(
-            self.store.acquire_lease, self.lease_name, self.holder, self.lease_ttl, self.clock()
+            self.store.leases.acquire, self.lease_name, self.holder, self.lease_ttl, self.clock()
         )
         if lease is None:
             return False
@@ -276,7 +275,7 @@ class SyncRunner:
     async def release(self) -> None:
         if self.lease is not None:
             lease, self.lease = self.lease, None
-            await asyncio.to_thread(self.store.release_lease, lease)
+            await asyncio.to_thread(self.store.leases.release, lease)
 
     async def close(self) -> None:
         """Save what the last writes came to, then hand the lease over at once."""
@@ -402,7 +401,7 @@ class SyncRunner:
 
     async def reconcile_if_requested(self) -> ReconcileReport | None:
         """Run the pass a reconcile run asked for while this run held the lease (one cheap read per call)."""
-        request = await asyncio.to_thread(self.store.get_cursor, RECONCILE_REQUEST_CURSOR)
+        request = await asyncio.to_thread(self.store.sync.get_cursor, RECONCILE_REQUEST_CURSOR)
         if request is None or request == self._reconciled_request:
             return None
         return await self.reconcile(request)
@@ -431,14 +430,13 @@ class SyncRunner:
     async def _load(self) -> None:
         """Everything a holder starts from, read once, after the lease is ours."""
         self.setup = await load_setup(self.ctx)
-        store = self.store
+        store = self.store.sync
         raw_memory = await asyncio.to_thread(store.load_agent_memory)
         for agent_id, data in raw_memory.items():
             try:
                 self.memory[agent_id] = AgentMemory.from_json(data)
             except MemoryFormatError as error:
                 await self._anomaly("memory-unreadable", f"agent {agent_id}: {error}; starting it afresh")
-        self._saved = dict(self.memory)
         self._wake = WakeQueue(self.memory)
         await asyncio.to_thread(store.prune_seen_spells, self.clock() - SEEN_SPELLS_KEPT)
         cx_cursor, sf_cursor, seen, done, sessions = await asyncio.gather(
@@ -483,20 +481,11 @@ class SyncRunner:
             agent_id: session_id for agent_id, session_id in sessions.items()
             if self._saved_sessions.get(agent_id) != session_id
         } | {agent_id: None for agent_id in self._saved_sessions.keys() - sessions.keys()}
-        rows, upserts, deletes = [], [], []
-        for agent_id in sorted(pending.agents):
-            memory = self.memory[agent_id]
-            rows.append(agent_row(agent_id, memory))
-            added, settled = inflight_changes(agent_id, self._saved.get(agent_id), memory)
-            upserts += added
-            deletes += settled
         try:
             await asyncio.to_thread(
-                self.store.commit_tick,
-                agents=rows,
+                self.store.sync.commit_tick,
+                agents=[agent_row(agent_id, self.memory[agent_id]) for agent_id in sorted(pending.agents)],
                 audit=audit_rows(pending.audit, self.run_id),
-                inflight_upserts=upserts,
-                inflight_deletes=deletes,
                 cursors=pending.cursors,
                 seen_spells=pending.seen_keys,
                 cxone_sessions=session_changes,
@@ -505,13 +494,12 @@ class SyncRunner:
         except LeaseLostError:
             self.lease = None
             raise
-        self._saved.update({agent_id: self.memory[agent_id] for agent_id in pending.agents})
         self._saved_sessions = sessions
 
     async def _renew(self, now: datetime) -> None:
         if self.lease is None:
             raise LeaseLostError(f"this run ({self.holder}) does not hold the sync lease {self.lease_name!r}")
-        renewed = await asyncio.to_thread(self.store.renew_lease, self.lease, self.lease_ttl, now)
+        renewed = await asyncio.to_thread(self.store.leases.renew, self.lease, self.lease_ttl, now)
         if not renewed:
             self.lease = None
             raise LeaseLostError(

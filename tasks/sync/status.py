@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from presence_sync.engine import Direction
-from presence_sync.models.store import AgentLink, Audit, InflightWrite, Store, WriteStatus
+from presence_sync.models.store import AgentLink, AgentWrite, Audit, Store, WriteStatus
 from presence_sync.tasks.sync.runner import API_USAGE_CURSOR, LEASE_NAME
 from presence_sync.tasks.sync.sources import CXONE_CURSOR, SALESFORCE_CURSOR
 from presence_sync.tasks.sync.summary import DIRECTIONS, percentile
@@ -56,7 +56,7 @@ class StatusReport:
     cursors: dict[str, str | None]
     lags: list[Lag]
     write_counts: dict[WriteStatus, int]
-    failures: list[InflightWrite] = field(default_factory=list)
+    failures: list[AgentWrite] = field(default_factory=list)
     budget: ApiBudget | None = None
 
     @property
@@ -67,31 +67,31 @@ class StatusReport:
 def read_status(store: Store, now: datetime | None = None) -> StatusReport:
     """The sync's state as the store knows it (a few queries, however many agents)."""
     now = now or datetime.now(UTC)
-    lease = store.get_lease(LEASE_NAME)
+    lease = store.leases.get(LEASE_NAME)
     held = lease is not None and lease.expires_at > now
     lags = []
     for direction in DIRECTIONS:
         since = now - LAG_WINDOW
-        samples = sorted(ms / 1000 for ms in store.echo_latencies(direction.value, since, LAG_SAMPLES))
-        last = store.last_audit(direction.value)
-        lags.append(Lag(direction, store.count_echoes(direction.value, since), percentile(samples, 50),
+        samples = sorted(ms / 1000 for ms in store.reports.echo_latencies(direction.value, since, LAG_SAMPLES))
+        last = store.reports.last_audit(direction.value)
+        lags.append(Lag(direction, store.reports.count_echoes(direction.value, since), percentile(samples, 50),
                         percentile(samples, 95), None if last is None else last.at))
     failures = [
-        *store.list_inflight(WriteStatus.FAILED, limit=SHOWN_FAILURES),
-        *store.list_inflight(WriteStatus.GAVE_UP, limit=SHOWN_FAILURES),
+        *store.reports.list_writes(WriteStatus.FAILED, limit=SHOWN_FAILURES),
+        *store.reports.list_writes(WriteStatus.GAVE_UP, limit=SHOWN_FAILURES),
     ]
-    usage = store.get_cursor(API_USAGE_CURSOR)
+    usage = store.sync.get_cursor(API_USAGE_CURSOR)
     budget = None
     if usage is not None:
         data = json.loads(usage)
         budget = ApiBudget(int(data["used"]), int(data["limit"]), float(data["poll_interval_seconds"]), str(data["at"]))
     return StatusReport(
-        agents_linked=store.count_links(),
+        agents_linked=store.setup.count_links(),
         lease_holder=lease.holder if held and lease is not None else None,
         lease_expires_at=lease.expires_at if held and lease is not None else None,
-        cursors={name: store.get_cursor(name) for name in (CXONE_CURSOR, SALESFORCE_CURSOR)},
+        cursors={name: store.sync.get_cursor(name) for name in (CXONE_CURSOR, SALESFORCE_CURSOR)},
         lags=lags,
-        write_counts=store.write_counts(),
+        write_counts=store.reports.write_counts(),
         failures=failures[:SHOWN_FAILURES],
         budget=budget,
     )
@@ -139,12 +139,12 @@ def read_audit(store: Store, agent: str | None = None, since: datetime | None = 
         if agent.strip().isdigit():
             agent_id = int(agent)
         else:
-            link = find_agent(store.load_links(), agent)
+            link = find_agent(store.setup.load_links(), agent)
             if link is None:
                 raise StatusError(
                     f"no linked agent is called {agent!r}: give the CXone agent id, or the email/user name as "
                     "linked (run `presence-sync refresh-users CONFIG` if the agent is new)"
                 )
             agent_id = link.cxone_agent_id
-    return list(reversed(store.audit_for(agent_id, since=since, limit=limit)))
+    return list(reversed(store.reports.audit_for(agent_id, since=since, limit=limit)))
 

@@ -120,7 +120,7 @@ async def run_window(
                 if reconciled is not None:
                     result.reconciles.append(reconciled)
             else:
-                lease = await asyncio.to_thread(ctx.store.get_lease, lease_name)
+                lease = await asyncio.to_thread(ctx.store.leases.get, lease_name)
                 result.other_holder = None if lease is None else lease.holder
             for listener in list(_tick_listeners):
                 listener(WindowProgress(elapsed, seconds, runner.held, runner.stats))
@@ -163,14 +163,14 @@ async def run_reconcile(
             finally:
                 await runner.close()
         if not asked:
-            await asyncio.to_thread(store.commit_tick, cursors={RECONCILE_REQUEST_CURSOR: request})
+            await asyncio.to_thread(store.sync.commit_tick, cursors={RECONCILE_REQUEST_CURSOR: request})
             asked = True
-        if await asyncio.to_thread(store.get_cursor, RECONCILE_DONE_CURSOR) == request:
-            text = await asyncio.to_thread(store.get_cursor, RECONCILE_REPORT_CURSOR)
+        if await asyncio.to_thread(store.sync.get_cursor, RECONCILE_DONE_CURSOR) == request:
+            text = await asyncio.to_thread(store.sync.get_cursor, RECONCILE_REPORT_CURSOR)
             if text is not None:  # saved in the same transaction as the done marker
                 return ReconcileReport.from_json(text)
         if monotonic() - started >= wait_seconds:
-            lease = await asyncio.to_thread(store.get_lease, lease_name)
+            lease = await asyncio.to_thread(store.leases.get, lease_name)
             who = lease.holder if lease is not None else "another run"
             raise ReconcileTimeout(
                 f"{who} holds the sync lease and did not run the requested reconcile within {wait_seconds:g} s; "

@@ -29,7 +29,7 @@ def test_a_short_demo_day_onboards_syncs_validates_converges_and_says_so(prefect
     # The store it leaves behind explains every decision.
     store = open_store(load_config(workdir / "presence-sync.yaml"))
     try:
-        assert store.audit_for(limit=1)
+        assert store.reports.audit_for(limit=1)
     finally:
         store.close()
 

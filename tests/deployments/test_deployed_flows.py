@@ -86,7 +86,7 @@ async def test_every_deployment_runs_from_its_entrypoint_in_a_worker_subprocess(
             assert "passed" in (finished["validate"].state.message or "")
             assert "reconciled" in (finished["reconcile"].state.message or "")
             assert "ticks" in (finished["sync"].state.message or "")
-            assert len(store.load_links()) == AGENTS - AGENTS // 50
+            assert len(store.setup.load_links()) == AGENTS - AGENTS // 50
         finally:
             store.close()
 

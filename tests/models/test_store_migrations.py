@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import socket
 import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import Connection, Engine, inspect, select, text
+from sqlalchemy import Connection, Engine, MetaData, Table, inspect, select, text
 from sqlmodel import SQLModel
 
 from presence_sync.models.store import (
@@ -20,6 +21,7 @@ from presence_sync.models.store import (
     SchemaTooNewError,
     Store,
     StoreUnavailableError,
+    WriteStatus,
     migrate,
     normalise_store_url,
 )
@@ -92,16 +94,16 @@ def test_migrations_build_exactly_the_schema_of_tables_py(fresh_url: FreshUrl) -
 
 def test_reopening_keeps_data_and_applies_nothing_again(store_url: str, clock: FakeClock) -> None:
     with Store.open(store_url, clock=clock) as first:
-        first.commit_tick(cursors={"cxone": "2026-11-25T10:00:00Z"})
+        first.sync.commit_tick(cursors={"cxone": "2026-11-25T10:00:00Z"})
 
     with Store.open(store_url, clock=clock) as again:
-        assert again.get_cursor("cxone") == "2026-11-25T10:00:00Z"
+        assert again.sync.get_cursor("cxone") == "2026-11-25T10:00:00Z"
         assert _applied_versions(again.engine) == [step.version for step in MIGRATIONS]
 
 
 def test_an_older_database_gets_only_the_missing_steps(store_url: str, clock: FakeClock) -> None:
     with Store.open(store_url, clock=clock) as old:
-        old.commit_tick(cursors={"cxone": "kept"})
+        old.sync.commit_tick(cursors={"cxone": "kept"})
         engine = old.engine
 
         assert migrate(engine, [*MIGRATIONS, ADD_NOTE]) == ADD_NOTE.version
@@ -109,7 +111,60 @@ def test_an_older_database_gets_only_the_missing_steps(store_url: str, clock: Fa
         columns = {c["name"] for c in inspect(engine).get_columns("cursor")}
         assert "note" in columns
         assert _applied_versions(engine) == [*(s.version for s in MIGRATIONS), ADD_NOTE.version]
-        assert old.get_cursor("cxone") == "kept"
+        assert old.sync.get_cursor("cxone") == "kept"
+
+
+def _insert_as_version_2(conn: Connection, table: str, rows: list[dict[str, Any]]) -> None:
+    """Rows into a table as schema version 2 has it (timestamps given in UTC, as it stored them)."""
+    conn.execute(Table(table, MetaData(), autoload_with=conn).insert(), rows)
+
+
+def test_a_version_2_store_keeps_every_agents_memory_and_the_writes_it_holds(
+    fresh_url: FreshUrl, clock: FakeClock
+) -> None:
+    url = fresh_url()
+    t0 = clock.now
+    memories = {agent: {"v": 1, "agent": agent, "cxone": {"state": "Available"}} for agent in (1, 2, 3)}
+    writes = [  # as the sync mirrored its memory's commands: at most one per agent and side
+        {"command_id": "1-sf-1", "agent_id": 1, "side": "salesforce", "target": "On_Break", "issued_at": t0,
+         "attempts": 1, "next_attempt_at": None, "status": "pending", "last_error": None},
+        {"command_id": "1-cx-2", "agent_id": 1, "side": "cxone", "target": "Unavailable: Break",
+         "issued_at": t0 + timedelta(seconds=1), "attempts": 1, "next_attempt_at": None, "status": "failed",
+         "last_error": "the agent is logged out"},
+        {"command_id": "2-sf-1", "agent_id": 2, "side": "salesforce", "target": "Lunch",
+         "issued_at": t0 + timedelta(seconds=2), "attempts": 3, "next_attempt_at": t0 + timedelta(seconds=9),
+         "status": "gave_up", "last_error": "the console may be closed"},
+    ]
+    engine = create_store_engine(normalise_store_url(url))
+    try:
+        assert migrate(engine, MIGRATIONS[:2]) == 2
+        with engine.begin() as conn:
+            _insert_as_version_2(conn, "agent_state", [
+                {"agent_id": agent, "memory": memory, "cxone_state": "Available", "sf_status": None,
+                 "truth_side": "cxone", "updated_at": t0}
+                for agent, memory in memories.items()
+            ])
+            _insert_as_version_2(conn, "inflight_write", writes)
+    finally:
+        engine.dispose()
+
+    with Store.open(url, clock=clock) as upgraded:
+        assert upgraded.schema_version() == LATEST
+        assert upgraded.sync.load_agent_memory() == memories
+        assert upgraded.reports.write_counts() == {
+            WriteStatus.PENDING: 1, WriteStatus.FAILED: 1, WriteStatus.GAVE_UP: 1
+        }
+        listed = [w.model_dump(exclude={"save_id"}) for w in upgraded.reports.list_writes()]
+        assert listed == writes
+        tables = set(inspect(upgraded.engine).get_table_names())
+        assert "inflight_write" not in tables
+        upgraded_schema = _schema(upgraded.engine)
+
+        upgraded.sync.commit_tick(agents=[{"agent_id": 1, "memory": {"v": 1, "settled": True}, "writes": []}])
+        assert [w.command_id for w in upgraded.reports.list_writes()] == ["2-sf-1"]
+
+    with Store.open(fresh_url()) as fresh:
+        assert upgraded_schema == _schema(fresh.engine)
 
 
 def test_a_database_from_a_newer_presence_sync_is_refused(store_url: str) -> None:

@@ -182,7 +182,7 @@ async def test_a_team_lacking_a_rule_code_is_refused_without_skip_validation(sta
     assert "lacks the rule's unavailable code(s) CRM Work" in refused.reason
     assert "skip_unavailable_code_validation" in refused.reason
     with Store.open(load_config(config_path).sync.store_url) as store:
-        assert store.get_rule("Default Presence") is None
+        assert store.setup.get_rule("Default Presence") is None
 
 
 async def test_rule_rows_and_assignments_must_name_what_exists(stack: EmulatorStack, config_path: Path) -> None:
@@ -253,7 +253,7 @@ async def test_a_user_whose_team_lacks_a_rule_code_is_refused_without_skip_valid
     assert "rule.users[0]" in item.reason and "skip_unavailable_code_validation" in item.reason
     assert outcomes(accepted)["presence-rule"] == "created"
     with Store.open(load_config(config_path).sync.store_url) as store:
-        assert {a.target_id for a in store.list_rule_assignments("Default Presence")} == {1001, team_a}
+        assert {a.target_id for a in store.setup.list_rule_assignments("Default Presence")} == {1001, team_a}
 
 
 async def test_with_skip_validation_a_users_missing_codes_are_a_note(stack: EmulatorStack, config_path: Path) -> None:

@@ -59,8 +59,8 @@ async def test_onboarding_keeps_its_state_in_postgresql(
     assert outcomes(first)["presence-rule"] == "created" and set(outcomes(second).values()) == {"unchanged"}
     with Store.open(pg_store_url) as store:
         assert store.engine.dialect.name == "postgresql"
-        assert len(store.load_links()) == AGENTS - 1
-        assert store.get_rule("Default Presence") is not None
-        assert len(store.list_rule_assignments("Default Presence")) == 2
-        assert {step.outcome for step in store.list_steps(second.run_id)} == {StepOutcome.UNCHANGED}
+        assert len(store.setup.load_links()) == AGENTS - 1
+        assert store.setup.get_rule("Default Presence") is not None
+        assert len(store.setup.list_rule_assignments("Default Presence")) == 2
+        assert {step.outcome for step in store.setup.list_steps(second.run_id)} == {StepOutcome.UNCHANGED}
     assert not (config_path.parent / ".presence-sync").exists()  # nothing went to the default SQLite file

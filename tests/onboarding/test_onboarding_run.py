@@ -69,19 +69,19 @@ async def test_onboarding_creates_exactly_what_the_config_describes(stack: Emula
     assert await data_writes(stack) == {"POST /services/data/{version}/composite/sobjects": 3}
 
     with _store(config_path) as store:
-        links = store.load_links()
+        links = store.setup.load_links()
         assert len(links) == AGENTS - 1
         assert {link.linked_by for link in links} == {LinkedBy.EMAIL}
         assert all(link.cxone_email == link.sf_username for link in links)
-        rule = store.get_rule("Default Presence")
+        rule = store.setup.get_rule("Default Presence")
         assert rule is not None and rule.skip_validation
         assert rule.publisher_rows[1] == {"acd": "Unavailable: Break", "salesforce": "On_Break"}
         assert rule.subscriber_rows[-1] == {"salesforce": "Resume_Previous", "acd": "Previous State"}
-        assignments = store.list_rule_assignments("Default Presence")
+        assignments = store.setup.list_rule_assignments("Default Presence")
         assert {(a.kind, a.target_name) for a in assignments} == {
             (AssignmentKind.TEAM, "Voice Team A"), (AssignmentKind.TEAM, "Voice Team B"),
         }
-        assert [step.step for step in store.list_steps(report.run_id)] == ALL_STEPS
+        assert [step.step for step in store.setup.list_steps(report.run_id)] == ALL_STEPS
 
     unlinked = result_of(report, "cxone-users").notes
     assert any("agent50@example.com" in note and "no active Salesforce user" in note for note in unlinked)
@@ -97,7 +97,7 @@ async def test_a_second_run_changes_nothing_and_says_so(stack: EmulatorStack, co
     assert set(outcomes(again).values()) == {"unchanged"}
     assert await data_writes(stack) == writes_after_first
     with _store(config_path) as store:
-        recorded = store.list_steps(again.run_id)
+        recorded = store.setup.list_steps(again.run_id)
     assert {step.outcome for step in recorded} == {StepOutcome.UNCHANGED}
 
 
@@ -115,8 +115,8 @@ async def test_plan_mode_says_what_would_change_and_writes_nothing(stack: Emulat
     grants = result_of(plan, "profile-access").items
     assert all("once presence-statuses has created them" in item.reason for item in grants)
     with _store(config_path) as store:
-        assert store.load_links() == [] and store.get_rule("Default Presence") is None
-        assert store.list_steps(plan.run_id) == []
+        assert store.setup.load_links() == [] and store.setup.get_rule("Default Presence") is None
+        assert store.setup.list_steps(plan.run_id) == []
 
     applied = await onboard(config_path)
     assert [r.summary for r in applied.results][:2] == ["9 statuses: 9 created", "2 profiles: 2 created"]
@@ -181,7 +181,7 @@ async def test_refreshing_users_links_new_agents_and_drops_departed_ones(stack: 
     assert [r.step for r in report.results] == [StepName.CXONE_USERS]
     assert result.counts() == {"create": 1, "remove": 1, "unchanged": AGENTS - 2}
     with _store(config_path) as store:
-        linked = {link.cxone_agent_id for link in store.load_links()}
+        linked = {link.cxone_agent_id for link in store.setup.load_links()}
     assert newcomer in linked and tenant.find_agent("agent3@example.com")["agentId"] not in linked
 
 
@@ -195,7 +195,7 @@ async def test_links_overrides_win_over_email_matching(stack: EmulatorStack, con
 
     assert report.succeeded
     with _store(config_path) as store:
-        link = next(link for link in store.load_links() if link.cxone_email == "agent1@example.com")
+        link = next(link for link in store.setup.load_links() if link.cxone_email == "agent1@example.com")
     assert (link.sf_username, link.linked_by) == (supervisor, LinkedBy.OVERRIDE)
     assert not any("agent1@" in note for note in result_of(report, "cxone-users").notes)
 

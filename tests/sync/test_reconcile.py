@@ -16,9 +16,9 @@ from tests.sync.support import World, agent_id
 
 async def lose_cxone_changes(ctx: Context) -> None:
     """Move the CXone cursor past what changed since: as if those polls' answers were lost."""
-    page = await ctx.cxone.agent_states(updated_since=ctx.store.get_cursor("cxone"))
+    page = await ctx.cxone.agent_states(updated_since=ctx.store.sync.get_cursor("cxone"))
     assert page.states, "the test should have changed something to lose"
-    ctx.store.commit_tick(cursors={"cxone": page.last_poll_time})
+    ctx.store.sync.commit_tick(cursors={"cxone": page.last_poll_time})
 
 
 async def test_reconcile_repairs_drift_the_polls_missed_and_says_what_it_did(world: World, ctx: Context) -> None:
@@ -45,7 +45,7 @@ async def test_reconcile_repairs_drift_the_polls_missed_and_says_what_it_did(wor
     window = await world.runner(ctx, holder="window-2")
     await world.settle(window)
     assert world.writes() - before == Counter(salesforce=2)
-    assert ctx.store.write_counts()["pending"] == 0
+    assert ctx.store.reports.write_counts()["pending"] == 0
 
 
 async def test_reconcile_with_nothing_to_repair_writes_nothing(world: World, ctx: Context) -> None:
@@ -67,7 +67,7 @@ async def test_while_a_window_syncs_reconcile_asks_it_and_reads_its_report(world
     world.pick_cx(3, "Unavailable", "Break")  # not polled yet: the reconcile pass sees it first
 
     asking = asyncio.create_task(run_reconcile(ctx, holder="reconcile-1", clock=world.clock, poll_seconds=0.01))
-    while ctx.store.get_cursor(RECONCILE_REQUEST_CURSOR) is None:
+    while ctx.store.sync.get_cursor(RECONCILE_REQUEST_CURSOR) is None:
         await asyncio.sleep(0.01)
     done = await window.reconcile_if_requested()  # the window's loop asks this after every tick
     report = await asyncio.wait_for(asking, timeout=30)

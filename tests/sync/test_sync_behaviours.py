@@ -18,7 +18,7 @@ from tests.sync.support import AGENTS, World, agent_id
 
 def audit_of(ctx: Context, i: int) -> list[tuple[str, str, str | None, str | None]]:
     """(direction, outcome, from, to) of agent i's decisions, oldest first."""
-    return [(a.direction, a.outcome, a.from_value, a.to_value) for a in reversed(ctx.store.audit_for(agent_id(i), limit=500))]
+    return [(a.direction, a.outcome, a.from_value, a.to_value) for a in reversed(ctx.store.reports.audit_for(agent_id(i), limit=500))]
 
 
 def unavailable(code: str | None = None) -> CxoneState:
@@ -35,7 +35,7 @@ async def test_the_first_window_brings_salesforce_to_the_rule_then_stays_quiet(w
     # Seeded: every agent Available in CXone ("Open"), logged out of Omni; the rule publishes Available_for_Chats.
     assert all(world.sf(i) == "Available_for_Chats" for i in range(1, AGENTS + 1))
     assert world.writes() == Counter(salesforce=AGENTS, cxone=0)
-    echoes = [a for a in ctx.store.audit_for(limit=500) if a.outcome == "echo"]
+    echoes = [a for a in ctx.store.reports.audit_for(limit=500) if a.outcome == "echo"]
     assert len(echoes) == AGENTS and all(a.latency_ms is not None and a.latency_ms >= 0 for a in echoes)
 
     await world.ticks(runner, 5)
@@ -176,11 +176,11 @@ async def test_unmapped_statuses_use_the_default_unavailable_with_skip_validatio
 
 
 async def test_without_skip_validation_unmapped_changes_write_nothing_and_say_why(world: World, ctx: Context) -> None:
-    stored = ctx.store.get_rule("Default Presence")
+    stored = ctx.store.setup.get_rule("Default Presence")
     assert stored is not None
     strict = PresenceRule(name=stored.name, skip_validation=False, publisher_rows=stored.publisher_rows,
                           subscriber_rows=stored.subscriber_rows)
-    ctx.store.replace_rule(strict, teams={a.target_id: a.target_name for a in ctx.store.list_rule_assignments()})
+    ctx.store.setup.replace_rule(strict, teams={a.target_id: a.target_name for a in ctx.store.setup.list_rule_assignments()})
     runner = await world.runner(ctx)
     await world.settle(runner)
     before = world.writes()
@@ -192,7 +192,7 @@ async def test_without_skip_validation_unmapped_changes_write_nothing_and_say_wh
 
     assert world.writes() - before == Counter()
     assert world.cx(2) == AVAILABLE and world.cx(3) == AVAILABLE
-    reasons = {a.agent_id: a.reason for a in ctx.store.audit_for(limit=500) if a.outcome == "unmapped"}
+    reasons = {a.agent_id: a.reason for a in ctx.store.reports.audit_for(limit=500) if a.outcome == "unmapped"}
     assert "no unavailable code 'CRM Work'" in reasons[agent_id(2)]
     assert "no subscriber row for On_a_Call" in reasons[agent_id(3)]
     assert "no publisher row for CXone Unavailable" in reasons[agent_id(5)]
@@ -209,12 +209,12 @@ async def test_an_agent_whose_salesforce_console_is_closed_is_given_up_with_that
         await world.ticks(runner, 1, seconds=policy.echo_timeout_seconds)
 
     assert world.sf(1) is None  # never applied: the console is closed
-    gave_up = [a for a in ctx.store.audit_for(agent_id(1), limit=500) if a.outcome == "gave_up"]
+    gave_up = [a for a in ctx.store.reports.audit_for(agent_id(1), limit=500) if a.outcome == "gave_up"]
     assert len(gave_up) == 1
     assert "console (presence applier) may be closed" in gave_up[0].reason
     lost = world.stack.salesforce.applier.stats()["lost"]["console_closed"]
     assert lost == policy.max_attempts  # tried exactly max_attempts times, then stopped
-    failed = ctx.store.list_inflight()
+    failed = ctx.store.reports.list_writes()
     assert [(w.agent_id, w.status.value) for w in failed] == [(agent_id(1), "gave_up")]
     assert all(world.sf(i) == "Available_for_Chats" for i in range(2, AGENTS + 1))
 
@@ -255,7 +255,7 @@ async def test_an_agent_logged_out_before_the_write_is_recorded_as_failed_not_re
     ctx.cxone.set_state = original  # type: ignore[method-assign]
     await world.settle(runner)
 
-    failed = [a for a in ctx.store.audit_for(agent_id(1), limit=100) if a.outcome == "failed"]
+    failed = [a for a in ctx.store.reports.audit_for(agent_id(1), limit=100) if a.outcome == "failed"]
     assert len(failed) == 1 and "logged out" in failed[0].reason
     assert world.api_requests("cxone", "agent-sessions/join") - joins == 1  # one attempt (409), never repeated
     assert world.sf(1) == "On_Break" and world.cx(1).is_logged_out

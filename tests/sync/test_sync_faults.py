@@ -77,7 +77,7 @@ async def test_every_change_converges_through_injected_faults(world: World, ctx:
 async def test_a_read_that_fails_is_read_again_next_tick_and_nothing_is_lost(world: World, ctx: Context) -> None:
     runner = await world.runner(ctx)
     await world.settle(runner)
-    cursor = ctx.store.get_cursor("cxone")
+    cursor = ctx.store.sync.get_cursor("cxone")
     world.stack.cxone.faults.configure(FaultSettings(error_rate=1.0, error_status=503))  # CXone down
     world.pick_cx(1, "Unavailable", "Lunch")
     world.pick_sf(2, "On_Break")
@@ -85,7 +85,7 @@ async def test_a_read_that_fails_is_read_again_next_tick_and_nothing_is_lost(wor
 
     assert runner.stats.reads_failed == 3
     assert [a.kind for a in runner.stats.anomalies] == ["poll-failed"]
-    assert ctx.store.get_cursor("cxone") == cursor  # nothing read, so the cursor stays
+    assert ctx.store.sync.get_cursor("cxone") == cursor  # nothing read, so the cursor stays
     assert world.sf(1) == "Available_for_Chats"  # not seen yet
     world.stack.cxone.faults.configure(FaultSettings())  # back
     await world.settle(runner)
@@ -106,7 +106,7 @@ async def test_a_process_killed_after_its_writes_restarts_without_writing_anythi
         raise Crash
 
     with monkeypatch.context() as patch:  # the next save never happens: the process dies first
-        patch.setattr(ctx.store, "commit_tick", killed)
+        patch.setattr(ctx.store.sync, "commit_tick", killed)
         with pytest.raises(Crash):
             await world.ticks(first, 1)
 
@@ -116,7 +116,7 @@ async def test_a_process_killed_after_its_writes_restarts_without_writing_anythi
         await world.settle(second)
         assert converged(world) == {}
         assert world.writes() - before == Counter(salesforce=2, cxone=3)  # nothing written twice
-        echoes = [a for a in restarted.store.audit_for(limit=1000) if a.outcome == "echo" and a.run_id == "second"]
+        echoes = [a for a in restarted.store.reports.audit_for(limit=1000) if a.outcome == "echo" and a.run_id == "second"]
         assert {a.agent_id for a in echoes} == {agent_id(i) for i in EXPECTED}  # recognised after the restart
 
 
@@ -160,5 +160,5 @@ async def test_the_salesforce_poll_slows_down_when_the_daily_budget_would_run_ou
     world.stack.salesforce.configure_org(OrgUpdate(api_daily_limit=2_000))
     assert await spell_polls_in(10) == 1  # ~1,500 calls left above the 20 % reserve: every ~minute at most
 
-    status = ctx.store.get_cursor(runner_module.API_USAGE_CURSOR)
+    status = ctx.store.sync.get_cursor(runner_module.API_USAGE_CURSOR)
     assert status is not None and '"limit": 2000' in status

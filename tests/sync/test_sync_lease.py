@@ -37,11 +37,11 @@ async def test_a_run_whose_lease_was_taken_over_stops_without_saving(world: Worl
     world.clock.advance(first.lease_ttl + 1)  # the first run stalled past its lease
     second = await world.runner(ctx, holder="second")
     world.pick_cx(1, "Unavailable", "Lunch")
-    audit_rows = len(ctx.store.audit_for(limit=10_000))
+    audit_rows = len(ctx.store.reports.audit_for(limit=10_000))
 
     with pytest.raises(LeaseLostError, match="taken over"):
         await first.tick()
-    assert len(ctx.store.audit_for(limit=10_000)) == audit_rows  # the stale run saved nothing
+    assert len(ctx.store.reports.audit_for(limit=10_000)) == audit_rows  # the stale run saved nothing
     assert world.sf(1) == "Available_for_Chats"  # ... and wrote nothing
     await world.settle(second)
     assert world.sf(1) == "Lunch"
@@ -83,13 +83,13 @@ async def test_a_long_apply_keeps_the_lease_and_stops_when_another_run_took_it(
     await world.settle(runner)
     runner.lease_ttl = 0.3  # renewed every 0.1 s while writes are applied
     renewals: list[bool] = []
-    renew = ctx.store.renew_lease
+    renew = ctx.store.leases.renew
 
     def counted(*args: object) -> bool:
         renewals.append(renew(*args))  # type: ignore[arg-type]
         return renewals[-1]
 
-    monkeypatch.setattr(ctx.store, "renew_lease", counted)
+    monkeypatch.setattr(ctx.store.leases, "renew", counted)
     world.pick_sf(1, "On_Break")
     world.faults(latency_ms=400)  # each CXone request takes 0.4 s: the write outlasts the lease
     await runner.tick()
@@ -97,7 +97,7 @@ async def test_a_long_apply_keeps_the_lease_and_stops_when_another_run_took_it(
     assert world.cx(1).key == "Unavailable:Break"
 
     answers = iter([True])  # renewed as the tick starts; taken over by another run during the write
-    monkeypatch.setattr(ctx.store, "renew_lease", lambda *args: next(answers, False))
+    monkeypatch.setattr(ctx.store.leases, "renew", lambda *args: next(answers, False))
     world.pick_sf(2, "Lunch")
     with pytest.raises(LeaseLostError, match="taken over"):
         await runner.tick()
@@ -112,7 +112,7 @@ async def test_the_next_window_reuses_the_agent_sessions_the_last_one_joined(wor
         await world.settle(first)
         await first.close()
     assert world.api_requests("cxone", "/agent-sessions/join") == 1
-    assert list(ctx.store.cxone_sessions()) == [agent_id(1)]
+    assert list(ctx.store.sync.cxone_sessions()) == [agent_id(1)]
 
     async with world.context() as ctx:  # a new flow run: new connectors, nothing cached in them
         second = await world.runner(ctx, holder="window-2")
@@ -139,5 +139,5 @@ async def test_a_session_that_ended_between_windows_is_joined_again(world: World
         world.pick_sf(1, "Lunch")
         await world.settle(second)
         await second.close()
-        assert ctx.store.cxone_sessions()[agent_id(1)] == world.stack.cxone.tenant.session_of(agent_id(1))
+        assert ctx.store.sync.cxone_sessions()[agent_id(1)] == world.stack.cxone.tenant.session_of(agent_id(1))
     assert world.cx(1).key == "Unavailable:Lunch"

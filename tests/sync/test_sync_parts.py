@@ -61,14 +61,14 @@ def _rule(name: str, publisher: dict[str, str], subscriber: dict[str, str], skip
 
 
 def test_the_rule_book_is_what_onboarding_stored_with_user_assignments_over_team_ones(store: Store) -> None:
-    store.replace_rule(
+    store.setup.replace_rule(
         _rule("Default Presence", {"Available": "Available_for_Chats", "Unavailable: Break": "On_Break"},
               {"On_Break": "Unavailable: Break", "Resume_Previous": "Previous State"}),
         teams={11: "Voice Team A"},
     )
-    store.replace_rule(_rule("Quiet", {"ACW": "After_Call_Work"}, {}, skip=False), users={7: "agent7@example.com"})
-    store.upsert_links([StoredLink(cxone_agent_id=7, cxone_username="a7", team_id=11, sf_user_id="005A",
-                                   sf_username="a7", linked_by=LinkedBy.EMAIL)])
+    store.setup.replace_rule(_rule("Quiet", {"ACW": "After_Call_Work"}, {}, skip=False), users={7: "agent7@example.com"})
+    store.setup.upsert_links([StoredLink(cxone_agent_id=7, cxone_username="a7", team_id=11, sf_user_id="005A",
+                                         sf_username="a7", linked_by=LinkedBy.EMAIL)])
 
     book = load_rulebook(store)
 
@@ -86,7 +86,7 @@ def test_an_empty_store_gives_an_empty_rule_book(store: Store) -> None:
 
 
 def test_a_damaged_stored_rule_names_the_row_and_the_fix(store: Store) -> None:
-    store.replace_rule(_rule("Broken", {"Open": "Available_for_Chats"}, {}), teams={11: "Voice Team A"})
+    store.setup.replace_rule(_rule("Broken", {"Open": "Available_for_Chats"}, {}), teams={11: "Voice Team A"})
     with pytest.raises(StoredRuleError) as caught:
         load_rulebook(store)
     message = str(caught.value)

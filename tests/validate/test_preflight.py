@@ -10,7 +10,7 @@ from tests.validate.conftest import TEST_AGENT, Center
 
 def hold_sync_lease(center: Center) -> None:
     """What a running sync window does first (the validation only checks that someone holds it)."""
-    assert center.ctx.store.acquire_lease("sync", "a-running-sync-window", ttl_seconds=600) is not None
+    assert center.ctx.store.leases.acquire("sync", "a-running-sync-window", ttl_seconds=600) is not None
 
 
 async def test_an_agent_nobody_linked_is_named(center: Center) -> None:
@@ -34,8 +34,8 @@ async def test_without_a_running_sync_nothing_is_changed(center: Center) -> None
 
 
 async def test_an_expired_lease_is_a_stopped_sync(center: Center) -> None:
-    lease = center.ctx.store.acquire_lease("sync", "an-old-window", ttl_seconds=600)
-    center.ctx.store.release_lease(lease)
+    lease = center.ctx.store.leases.acquire("sync", "an-old-window", ttl_seconds=600)
+    center.ctx.store.leases.release(lease)
     report = await validate_agent(center.ctx, str(center.cxone_agent_id()), timeout_seconds=1)
     assert report.failure is not None and report.failure.diagnosis.cause is Cause.SYNC_NOT_RUNNING
 
@@ -69,8 +69,8 @@ async def test_a_system_managed_state_can_not_be_set(center: Center) -> None:
 
 async def test_a_window_taking_over_from_the_last_is_waited_for(center: Center) -> None:
     """Between two sync windows the lease is free for a moment; validation waits for the next holder."""
-    ended = center.ctx.store.acquire_lease("sync", "the-last-window", ttl_seconds=600)
-    center.ctx.store.release_lease(ended)
+    ended = center.ctx.store.leases.acquire("sync", "the-last-window", ttl_seconds=600)
+    center.ctx.store.leases.release(ended)
 
     async def next_window_takes_the_lease() -> None:
         await asyncio.sleep(0.3)

@@ -1,4 +1,4 @@
-"""What onboarding stores: account mapping, rule + assignments, agent links, step outcomes."""
+"""`SetupRecords`: account mapping, rule + assignments, agent links, step outcomes."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from presence_sync.models.store.migrations import schema_version_table
 from presence_sync.models.store.tables import STORE_TABLES
 
 if TYPE_CHECKING:
-    from tests.models.conftest import FakeClock
+    from tests.models.conftest import FakeClock, StatementLog
 
 SECRET_WORDS = re.compile(
     r"secret|password|passwd|private_key|security_token|access_token|refresh_token|credential"
@@ -72,31 +72,31 @@ TEAMS = {10: "Voice Team A", 11: "Voice Team B"}
 def test_account_mapping_is_created_then_unchanged_then_updated(
     store: Store, clock: FakeClock
 ) -> None:
-    assert store.upsert_account_mapping(_mapping()) is StepOutcome.CREATED
+    assert store.setup.upsert_account_mapping(_mapping()) is StepOutcome.CREATED
     created_at = clock.now
     clock.advance(60)
-    assert store.upsert_account_mapping(_mapping()) is StepOutcome.UNCHANGED
+    assert store.setup.upsert_account_mapping(_mapping()) is StepOutcome.UNCHANGED
     with_org_id = _mapping(sf_org_id="00D000000000001")
-    assert store.upsert_account_mapping(with_org_id) is StepOutcome.UPDATED
+    assert store.setup.upsert_account_mapping(with_org_id) is StepOutcome.UPDATED
 
-    stored = store.get_account_mapping("11EB0C34-DEMO")
+    stored = store.setup.get_account_mapping("11EB0C34-DEMO")
     assert stored is not None
     assert stored.sf_org_id == "00D000000000001"
     assert stored.updated_at == clock.now != created_at
-    assert store.get_account_mapping("some-other-tenant") is None
+    assert store.setup.get_account_mapping("some-other-tenant") is None
 
 
 def test_reverifying_an_account_mapping_is_stored_but_reported_unchanged(
     store: Store, clock: FakeClock
 ) -> None:
-    store.upsert_account_mapping(_mapping(verified_at=clock.now))
+    store.setup.upsert_account_mapping(_mapping(verified_at=clock.now))
     stamped_at = clock.now
     verified_again = clock.advance(3600)
 
     reverified = _mapping(verified_at=verified_again)
-    assert store.upsert_account_mapping(reverified) is StepOutcome.UNCHANGED
+    assert store.setup.upsert_account_mapping(reverified) is StepOutcome.UNCHANGED
 
-    stored = store.get_account_mapping("11EB0C34-DEMO")
+    stored = store.setup.get_account_mapping("11EB0C34-DEMO")
     assert stored is not None
     assert stored.verified_at == verified_again
     assert stored.updated_at == stamped_at
@@ -106,19 +106,19 @@ def test_reverifying_an_account_mapping_is_stored_but_reported_unchanged(
 
 
 def test_a_rule_and_its_assignments_are_stored_idempotently(store: Store) -> None:
-    first = store.replace_rule(DEFAULT_PRESENCE, teams=TEAMS, users={4242: "agent4242"})
-    again = store.replace_rule(DEFAULT_PRESENCE, teams=TEAMS, users={4242: "agent4242"})
+    first = store.setup.replace_rule(DEFAULT_PRESENCE, teams=TEAMS, users={4242: "agent4242"})
+    again = store.setup.replace_rule(DEFAULT_PRESENCE, teams=TEAMS, users={4242: "agent4242"})
 
     assert first.outcome is StepOutcome.CREATED
     assert again.outcome is StepOutcome.UNCHANGED
-    stored = store.get_rule("Default Presence")
+    stored = store.setup.get_rule("Default Presence")
     assert stored is not None
     assert (stored.skip_validation, stored.publisher_rows, stored.subscriber_rows) == (
         True,
         DEFAULT_PRESENCE.publisher_rows,
         DEFAULT_PRESENCE.subscriber_rows,
     )
-    assigned = {(a.kind, a.target_id, a.target_name) for a in store.list_rule_assignments()}
+    assigned = {(a.kind, a.target_id, a.target_name) for a in store.setup.list_rule_assignments()}
     assert assigned == {
         (AssignmentKind.TEAM, 10, "Voice Team A"),
         (AssignmentKind.TEAM, 11, "Voice Team B"),
@@ -127,38 +127,38 @@ def test_a_rule_and_its_assignments_are_stored_idempotently(store: Store) -> Non
 
 
 def test_replacing_a_rule_replaces_its_whole_assignment_list(store: Store) -> None:
-    store.replace_rule(DEFAULT_PRESENCE, teams=TEAMS, users={4242: "agent4242"})
+    store.setup.replace_rule(DEFAULT_PRESENCE, teams=TEAMS, users={4242: "agent4242"})
 
-    change = store.replace_rule(DEFAULT_PRESENCE, teams={10: "Voice Team A"})
+    change = store.setup.replace_rule(DEFAULT_PRESENCE, teams={10: "Voice Team A"})
 
     assert change.outcome is StepOutcome.UPDATED
-    assert [(a.kind, a.target_id) for a in store.list_rule_assignments("Default Presence")] == [
+    assert [(a.kind, a.target_id) for a in store.setup.list_rule_assignments("Default Presence")] == [
         (AssignmentKind.TEAM, 10)
     ]
 
 
 def test_changed_rule_rows_are_an_update(store: Store) -> None:
-    store.replace_rule(DEFAULT_PRESENCE, teams=TEAMS)
+    store.setup.replace_rule(DEFAULT_PRESENCE, teams=TEAMS)
     acw_row = {"acd": "ACW", "salesforce": "After_Call_Work"}
     edited = DEFAULT_PRESENCE.model_copy(
         update={"publisher_rows": [*DEFAULT_PRESENCE.publisher_rows, acw_row]}
     )
 
-    assert store.replace_rule(edited, teams=TEAMS).outcome is StepOutcome.UPDATED
-    stored = store.get_rule("Default Presence")
+    assert store.setup.replace_rule(edited, teams=TEAMS).outcome is StepOutcome.UPDATED
+    stored = store.setup.get_rule("Default Presence")
     assert stored is not None
     assert stored.publisher_rows[-1] == acw_row
 
 
 def test_a_team_moves_to_the_rule_the_config_now_gives_it(store: Store) -> None:
-    store.replace_rule(DEFAULT_PRESENCE, teams=TEAMS)
+    store.setup.replace_rule(DEFAULT_PRESENCE, teams=TEAMS)
     night_shift = PresenceRule(name="Night Shift", skip_validation=False)
 
-    change = store.replace_rule(night_shift, teams={11: "Voice Team B"})
+    change = store.setup.replace_rule(night_shift, teams={11: "Voice Team B"})
 
     assert change.outcome is StepOutcome.CREATED
     assert [(a.rule_name, a.target_id) for a in change.taken_over] == [("Default Presence", 11)]
-    by_team = {a.target_id: a.rule_name for a in store.list_rule_assignments()}
+    by_team = {a.target_id: a.rule_name for a in store.setup.list_rule_assignments()}
     assert by_team == {10: "Default Presence", 11: "Night Shift"}
 
 
@@ -166,62 +166,77 @@ def test_a_team_moves_to_the_rule_the_config_now_gives_it(store: Store) -> None:
 
 
 def test_links_report_created_updated_unchanged_and_removed(store: Store, clock: FakeClock) -> None:
-    assert store.upsert_links([_link(i) for i in range(1, 6)]).outcome is StepOutcome.CREATED
+    assert store.setup.upsert_links([_link(i) for i in range(1, 6)]).outcome is StepOutcome.CREATED
     linked_at = clock.now
     clock.advance(60)
 
-    changes = store.upsert_links(
+    changes = store.setup.upsert_links(
         [_link(1), _link(2), _link(3, team_name="Voice Team C"), _link(6)], prune=True
     )
 
     assert (changes.created, changes.updated, changes.unchanged, changes.removed) == (1, 1, 2, 2)
     assert changes.outcome is StepOutcome.UPDATED
-    links = {link.cxone_agent_id: link for link in store.load_links()}
+    links = {link.cxone_agent_id: link for link in store.setup.load_links()}
     assert sorted(links) == [1, 2, 3, 6]
     assert links[3].team_name == "Voice Team C"
     assert links[3].updated_at == clock.now
     assert links[1].updated_at == linked_at  # untouched rows keep their stamp
     assert links[1].linked_by is LinkedBy.EMAIL
-    assert store.count_links() == 4
+    assert store.setup.count_links() == 4
 
 
 def test_links_without_prune_leave_other_agents_alone(store: Store) -> None:
-    store.upsert_links([_link(1), _link(2)])
+    store.setup.upsert_links([_link(1), _link(2)])
 
-    changes = store.upsert_links([_link(3)])
+    changes = store.setup.upsert_links([_link(3)])
 
     assert (changes.created, changes.removed) == (1, 0)
-    assert [link.cxone_agent_id for link in store.load_links()] == [1, 2, 3]
+    assert [link.cxone_agent_id for link in store.setup.load_links()] == [1, 2, 3]
 
 
 def test_two_agents_may_swap_salesforce_users_in_one_update(store: Store) -> None:
-    store.upsert_links([_link(1, "005A"), _link(2, "005B")])
+    store.setup.upsert_links([_link(1, "005A"), _link(2, "005B")])
 
-    changes = store.upsert_links([_link(1, "005B"), _link(2, "005A")])
+    changes = store.setup.upsert_links([_link(1, "005B"), _link(2, "005A")])
 
     assert changes.updated == 2
-    users = {link.cxone_agent_id: link.sf_user_id for link in store.load_links()}
+    users = {link.cxone_agent_id: link.sf_user_id for link in store.setup.load_links()}
     assert users == {1: "005B", 2: "005A"}
 
 
 def test_a_salesforce_user_linked_to_two_agents_is_refused_and_nothing_changes(
     store: Store,
 ) -> None:
-    store.upsert_links([_link(1, "005A")])
+    store.setup.upsert_links([_link(1, "005A")])
 
     with pytest.raises(StoreConflictError) as refused:
-        store.upsert_links([_link(2, "005B"), _link(3, "005A", linked_by=LinkedBy.OVERRIDE)])
+        store.setup.upsert_links([_link(2, "005B"), _link(3, "005A", linked_by=LinkedBy.OVERRIDE)])
 
     assert "Salesforce user 005A <- CXone agents 1, 3" in str(refused.value)
     assert "explicit links" in str(refused.value)
-    assert [link.cxone_agent_id for link in store.load_links()] == [1]
+    assert [link.cxone_agent_id for link in store.setup.load_links()] == [1]
 
 
 def test_an_agent_given_twice_in_one_update_is_refused(store: Store) -> None:
     with pytest.raises(StoreConflictError, match="CXone agent 7 is linked twice"):
-        store.upsert_links([_link(7, "005A"), _link(7, "005B")])
+        store.setup.upsert_links([_link(7, "005A"), _link(7, "005B")])
 
-    assert store.load_links() == []
+    assert store.setup.load_links() == []
+
+
+def test_linking_10000_agents_costs_the_same_few_statements(
+    store: Store, statement_log: StatementLog
+) -> None:
+    def links(team: str) -> list[AgentLink]:
+        return [_link(i, team_name=team, team_id=1) for i in range(1, 10_001)]
+
+    with statement_log(store.engine) as statements:
+        created = store.setup.upsert_links(links("Voice Team A"))
+        updated = store.setup.upsert_links(links("Voice Team B")[:5_000], prune=True)
+
+    assert (created.created, updated.updated, updated.removed) == (10_000, 5_000, 5_000)
+    assert len(statements) <= 10  # per call: BEGIN, read links, delete changed, insert
+    assert store.setup.count_links() == 5_000
 
 
 # --- step outcomes -------------------------------------------------------------------------
@@ -229,7 +244,7 @@ def test_an_agent_given_twice_in_one_update_is_refused(store: Store) -> None:
 
 def test_step_outcomes_are_listed_per_run_in_order(store: Store, clock: FakeClock) -> None:
     started_at = clock.now
-    first = store.record_step(
+    first = store.setup.record_step(
         OnboardingStep(
             run_id="run-1",
             step="presence-statuses",
@@ -243,11 +258,11 @@ def test_step_outcomes_are_listed_per_run_in_order(store: Store, clock: FakeCloc
         ("run-2", "presence-statuses", StepOutcome.UNCHANGED, "nothing to do"),
         ("run-1", "connected-app", StepOutcome.FAILED, "raise a Salesforce Support case"),
     ]:
-        store.record_step(
+        store.setup.record_step(
             OnboardingStep(run_id=run_id, step=step, outcome=outcome, summary=summary)
         )
 
-    steps = store.list_steps("run-1")
+    steps = store.setup.list_steps("run-1")
 
     assert first.id is not None
     assert first.at == started_at
@@ -257,7 +272,7 @@ def test_step_outcomes_are_listed_per_run_in_order(store: Store, clock: FakeCloc
     ]
     assert steps[0].details == {"created": 9}
     assert steps[1].at == clock.now
-    assert store.list_steps("run-that-never-ran") == []
+    assert store.setup.list_steps("run-that-never-ran") == []
 
 
 # --- secrets -------------------------------------------------------------------------------
