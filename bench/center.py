@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from presence_sync.connectors import cxone_state_from_api
 from presence_sync.emulators.stack import EmulatorStack
 from presence_sync.engine import AgentLink, CxoneState, CxoneTarget, Rule
 from presence_sync.tasks.context import Context, open_context
@@ -119,7 +120,7 @@ class Center:
         return self.stack.salesforce.current_presence(self.sf_user(agent_id))
 
     def cxone_shows(self, agent_id: int) -> CxoneState:
-        return CxoneState.from_api(self.stack.cxone.tenant.state(agent_id))
+        return cxone_state_from_api(self.stack.cxone.tenant.state(agent_id))
 
     def agrees(self, agent_id: int) -> bool:
         """Both sides show what the rule maps CXone's state to (the steady state after the morning publish)."""

@@ -373,14 +373,14 @@ async def _bare_command(bare: BareClients, message: dict[str, Any]) -> dict[str,
     if cmd == "cxone_to_salesforce":
         # The delta that finds the burst (every page), then one presence command per linked agent
         # whose state maps (the burst's one state: the rule's one look-up per record).
-        from presence_sync.engine import CxoneState
+        from presence_sync.connectors.presence import cxone_state_from_api
 
         users = bare.users
         records, reads = await bare.cxone_states_since(message["since"], page_size=int(message["page_size"]))
         commands = [
             (users[int(r["agentId"])], message["status_id"])
             for r in records
-            if int(r["agentId"]) in users and CxoneState.from_api(r).key == message["state_key"]
+            if int(r["agentId"]) in users and cxone_state_from_api(r).key == message["state_key"]
         ]
         calls = await bare.publish_commands(commands)
         return {"reads": reads, "writes": len(commands), "write_requests": calls, "seconds": time.monotonic() - started}

@@ -44,7 +44,6 @@ from presence_sync.engine import (
     record_write_results,
 )
 from presence_sync.models.config.contact_center import PresenceRuleConfig
-from presence_sync.tasks.sync.rulebook import publisher_key, subscriber_target
 
 NAME = "engine"
 DEFAULT_AGENTS = 10_000
@@ -67,8 +66,8 @@ def demo_rule() -> Rule:
     """The example config's rule, parsed as onboarding and the sync's rule book parse it."""
     data = yaml.safe_load(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
     config = PresenceRuleConfig.model_validate(data["rule"])
-    publisher = {publisher_key(row.acd): row.salesforce for row in config.publisher}
-    subscriber = {row.salesforce: subscriber_target(row.acd) for row in config.subscriber}
+    publisher = {row.acd: row.salesforce for row in config.publisher}
+    subscriber = {row.salesforce: row.acd.subscriber_target() for row in config.subscriber}
     return Rule(config.name, publisher, subscriber, config.skip_unavailable_code_validation)
 
 

@@ -51,11 +51,10 @@ from typing import Any
 
 from bench.center import BareProcess, BenchError, Center, SyncProcess, WindowSummary, onboarded_center, status_ids, wait_all
 from bench.report import Report
-from presence_sync.connectors.soql import quote
+from presence_sync.connectors.presence import spell_query
 from presence_sync.emulators.faults import iso_z
-from presence_sync.emulators.simulator import Expectation, HumanChange, PropagationWatcher, SimulatedAgent, roster
-from presence_sync.engine import CxoneState
-from presence_sync.tasks.sync.observations import SPELL_FIELDS
+from presence_sync.emulators.simulator import Expect, HumanChange, PropagationWatcher, SimulatedAgent, roster
+from presence_sync.tasks.demo import AgentRule, rule_expectation
 from presence_sync.tasks.sync.sources import SPELL_OVERLAP
 from presence_sync.tasks.sync.summary import percentile
 
@@ -75,18 +74,13 @@ CX_CHANGE = {"state": "Unavailable", "reason": "Break"}
 SF_CHANGE = "Lunch"
 
 
-def _expectation(center: Center) -> Any:
-    def expect(change: HumanChange) -> Expectation | None:
-        agent_id = change.agent.cxone_agent_id
-        if change.side == "cxone":
-            status = center.published(agent_id, CxoneState.from_api(change.cxone_state or {}))
-            return None if status is None else Expectation("salesforce", status, lambda shown: shown == status)
-        target = center.subscribed(agent_id, change.salesforce_status or "")
-        if target is None:
-            return None
-        return Expectation("cxone", target.key, lambda shown: target.matches(CxoneState.from_api(shown)))
-
-    return expect
+def _expectation(center: Center) -> Expect:
+    """What the other side shows once the sync carried a change: the demo's own rule expectation."""
+    links = center.links
+    return rule_expectation({
+        agent_id: AgentRule(rule, links[agent_id].team_codes, links[agent_id].sf_user_id)
+        for agent_id, rule in center.rules.items()
+    })
 
 
 async def _trial(
@@ -113,12 +107,8 @@ async def measure_floor_parts(center: Center, agent: SimulatedAgent, samples: in
     """The round trips of the floor, on the same emulators, with a bare client in its own process (as the
     sync is), sequential (the sync stopped)."""
     cx_since = iso_z(center.stack.cxone.clock.now())
-    sf_floor = quote(center.stack.salesforce.clock.now() - SPELL_OVERLAP)
-    spell_query = (
-        f"SELECT {SPELL_FIELDS} FROM UserServicePresence WHERE StatusStartDate > {sf_floor} "
-        f"OR StatusEndDate > {sf_floor} ORDER BY StatusStartDate"
-    )
-    shown_cx = CxoneState.from_api(center.stack.cxone.tenant.state(agent.cxone_agent_id)).as_target()
+    spells_since = spell_query(center.stack.salesforce.clock.now() - SPELL_OVERLAP)
+    shown_cx = center.cxone_shows(agent.cxone_agent_id).as_target()
     shown_sf = center.salesforce_shows(agent.cxone_agent_id)
     if shown_cx is None or shown_sf is None:
         raise BenchError("the floor's agent is in no settable state")
@@ -133,7 +123,7 @@ async def measure_floor_parts(center: Center, agent: SimulatedAgent, samples: in
     async with BareProcess.open(center) as bare:
         answer = await bare.request({
             "cmd": "floor", "samples": samples, "agent_id": agent.cxone_agent_id, "cx_since": cx_since,
-            "spell_query": spell_query, "command": command, "cx_target": shown_cx.to_api(),
+            "spell_query": spells_since, "command": command, "cx_target": shown_cx.to_api(),
         })
     parts = {k: float(answer[k]) for k in ("read_cxone", "read_salesforce", "write_salesforce", "write_cxone")}
     parts["apply_salesforce"] = float(user["console"]["apply_delay_ms"]) / 1000

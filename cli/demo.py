@@ -15,7 +15,7 @@ from rich.table import Table
 from presence_sync.cli.output import print_error
 
 if TYPE_CHECKING:
-    from presence_sync.flows.demo import DemoSummary
+    from presence_sync.tasks.demo import DemoSummary
 
 console = Console(highlight=False)
 

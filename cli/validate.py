@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from presence_sync.flows.validate import ValidationReport
+    from presence_sync.tasks.validate import ValidationReport
 
 console = Console()
 

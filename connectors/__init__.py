@@ -1,4 +1,6 @@
-"""httpx clients for Salesforce and NICE CXone: auth, retries, pagination, typed errors. No Prefect here.
+"""httpx clients for Salesforce and NICE CXone: auth, retries, pagination, typed errors, and the typed
+records of what an agent shows now in each system (`presence`). May import the engine (for its state
+vocabulary) and nothing else of presence_sync; never Prefect.
 
     from presence_sync.connectors import SalesforceCredentials, CxoneCredentials
     async with sf_creds.get_client() as sf, cx_creds.get_client() as cx:
@@ -30,6 +32,16 @@ from presence_sync.connectors.errors import (
     ValidationRuleFailed,
     is_transient,
 )
+from presence_sync.connectors.presence import (
+    CxoneAgentState,
+    PresenceSpell,
+    RecordError,
+    Records,
+    current_spell,
+    current_spells,
+    cxone_state_from_api,
+    spell_pages,
+)
 from presence_sync.connectors.retry import RetryPolicy
 from presence_sync.connectors.salesforce import ApiUsage, PresenceCommand, SalesforceClient, SaveError, SaveResult
 from presence_sync.connectors.salesforce_auth import SalesforceCredentials, SalesforceIdentity
@@ -41,6 +53,7 @@ __all__ = [
     "ApiUsage",
     "AuthenticationError",
     "ConnectorError",
+    "CxoneAgentState",
     "CxoneClient",
     "CxoneCredentials",
     "CxoneEndpoints",
@@ -54,7 +67,10 @@ __all__ = [
     "NotFound",
     "NotPermitted",
     "PresenceCommand",
+    "PresenceSpell",
     "RateLimited",
+    "RecordError",
+    "Records",
     "RequestLimitExceeded",
     "RequiredFieldMissing",
     "RetryPolicy",
@@ -67,5 +83,9 @@ __all__ = [
     "TransientError",
     "UnsupportedGrant",
     "ValidationRuleFailed",
+    "current_spell",
+    "current_spells",
+    "cxone_state_from_api",
     "is_transient",
+    "spell_pages",
 ]

@@ -6,9 +6,10 @@ through the Agent API. Discovery and tokens are connectors.cxone_auth's.
         access_key_id="...", access_key_secret=SecretStr("..."),
     )
     async with creds.get_client() as cx:
-        page = await cx.agent_states(updated_since=None)
+        page = await cx.agent_states(updated_since=None)     # page.states: typed CxoneAgentState records
         await cx.set_state(agent_id=1234, state="Unavailable", reason="Break")
         page = await cx.agent_states(updated_since=page.last_poll_time)   # only the changes
+        cx.session_changes()                                 # {1234: "<session id>"}: joined, to be saved
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
@@ -37,6 +38,7 @@ from presence_sync.connectors.errors import (
     redact,
 )
 from presence_sync.connectors.http import DEFAULT_TIMEOUT, HttpSession, describe_error_body, endpoint_of, parse_json
+from presence_sync.connectors.presence import CxoneAgentState, Records
 from presence_sync.connectors.retry import RetryPolicy
 from presence_sync.connectors.timestamps import to_utc_iso
 
@@ -48,14 +50,16 @@ SettableState = Literal["Available", "Unavailable"]
 
 @dataclass(frozen=True, slots=True)
 class AgentStatesPage:
-    """Agent states changed since the cursor, and the cursor to send next time (`updated_since`).
+    """Agent states changed since the cursor, typed, and the cursor to send next time (`updated_since`).
 
+    `problems` says which records could not be read (they are left out of `states`).
     `last_poll_time` is the first page's: states changing while later pages are read are seen
     again next time rather than missed. It is the cursor given in when CXone reported none.
     """
 
-    states: list[dict[str, Any]]
+    states: list[CxoneAgentState]
     last_poll_time: str | None
+    problems: list[str] = field(default_factory=list)
 
 
 @with_config(ConfigDict(extra="allow"))
@@ -174,6 +178,7 @@ class CxoneClient:
         )
         self._tokens: TokenGate[CxoneToken] = TokenGate(self._auth.fetch, is_stale=self._auth.is_stale)
         self._sessions: dict[int, str] = {}
+        self._session_changes: dict[int, str | None] = {}
 
     async def __aenter__(self) -> CxoneClient:
         return self
@@ -248,18 +253,13 @@ class CxoneClient:
         pages: list[_AgentStatesPage] = await self._all_pages(
             "/agents/states", params, _AgentStatesPage, "agent states"
         )
-        states = [state for page in pages for state in page.items]
+        states = Records.read((state for page in pages for state in page.items), CxoneAgentState.from_api)
         cursor = pages[0].lastPollTime if pages and pages[0].lastPollTime else None
         if cursor is None and updated_since is not None:
             cursor = _timestamp(updated_since)
-        return AgentStatesPage(states, cursor)
+        return AgentStatesPage(states.records, cursor, states.problems)
 
     # ----------------------------------------------------------------- Agent API
-
-    @property
-    def sessions(self) -> dict[int, str]:
-        """The agent sessions this client knows (joined, or adopted), by agent id: a copy."""
-        return dict(self._sessions)
 
     def adopt_sessions(self, sessions: Mapping[int, str]) -> None:
         """Reuse sessions joined earlier (e.g. by the previous sync window): no join request for them.
@@ -267,6 +267,22 @@ class CxoneClient:
         An adopted session that has ended since answers 404 and is joined again, as any cached one.
         """
         self._sessions.update(sessions)
+
+    def session_changes(self) -> dict[int, str | None]:
+        """The sessions this client joined (their id) or found ended (None) since the last call, by agent.
+
+        For whoever keeps sessions beyond this client (the sync saves them for its next window, which
+        adopts them); each change is handed out once.
+        """
+        changes, self._session_changes = self._session_changes, {}
+        return changes
+
+    def _session(self, agent_id: int, session_id: str | None) -> None:
+        if session_id is None:
+            self._sessions.pop(agent_id, None)
+        else:
+            self._sessions[agent_id] = session_id
+        self._session_changes[agent_id] = session_id
 
     async def join_session(self, agent_id: int) -> str:
         """Join the agent's running session; its id (also cached for set_state)."""
@@ -287,7 +303,7 @@ class CxoneClient:
             )
         answer: _JoinAnswer = self._parse(self._checked(response), _JoinAnswer, "a session id")
         session_id = str(answer.sessionId)
-        self._sessions[agent_id] = session_id
+        self._session(agent_id, session_id)
         return session_id
 
     async def set_state(self, agent_id: int, state: SettableState, reason: str | None = None) -> None:
@@ -307,7 +323,7 @@ class CxoneClient:
             response = await self._call("POST", path, json=body, idempotent=True)
             if response.status_code != 404:
                 break
-            self._sessions.pop(agent_id, None)
+            self._session(agent_id, None)
             if attempt == 2:
                 raise NotFound(
                     f"CXone ended agent {agent_id}'s session again right after it was joined "
@@ -328,7 +344,7 @@ class CxoneClient:
         """Force the agent out of their session."""
         response = await self._call("POST", f"/agents/{agent_id}/logout", idempotent=True)
         self._checked(response)
-        self._sessions.pop(agent_id, None)
+        self._session(agent_id, None)
 
     # ----------------------------------------------------------------- plumbing
 

@@ -1,11 +1,12 @@
-"""The pure sync engine: rules, states and the decision that keeps CXone and Salesforce agreeing.
-
-No I/O, no clock reads (time is passed in), no Prefect. A sync tick:
+"""The pure sync engine: the CXone state vocabulary and rule syntax, rules, and the decision that keeps
+CXone and Salesforce agreeing. Standard library only: imports nothing else, not even the rest of
+presence_sync; everything else may import it. No I/O, no clock reads (time is passed in), and it takes
+typed values (the connectors turn API records into them), never raw JSON. A sync tick:
 
     memory = {a: AgentMemory.from_json(j) for a, j in store.sync.load_agent_memory().items()}
     wake = WakeQueue(memory)
     ...
-    observations = [Observation(a, Side.CXONE, CxoneState.from_api(s), start, source_id), ...]
+    observations = [Observation(a, Side.CXONE, record.state, record.since, record.source_id), ...]
     decision = decide(rulebook, links, memory, observations, now, policy, due_agents=wake.pop_due(now))
     results = apply(decision.writes)                      # connectors; WriteResult per write
     memory.update(decision.memory)
@@ -26,20 +27,27 @@ from presence_sync.engine.policy import ConflictPolicy, SyncPolicy
 from presence_sync.engine.rule import AgentLink, Resolution, Rule, RuleBook
 from presence_sync.engine.schedule import WakeQueue
 from presence_sync.engine.states import (
+    ACD_SYNTAX,
     PREVIOUS_STATE,
+    AcdState,
+    AcdStateSyntaxError,
     CxoneState,
     CxoneStateName,
     CxoneTarget,
     PreviousState,
     Side,
     SubscriberTarget,
-    parse_publisher_key,
+    display,
+    parse_publisher_row,
     parse_subscriber_target,
 )
 
 __all__ = [
+    "ACD_SYNTAX",
     "PREVIOUS_STATE",
     "UNKNOWN_SINCE",
+    "AcdState",
+    "AcdStateSyntaxError",
     "AgentLink",
     "AgentMemory",
     "AuditRecord",
@@ -73,7 +81,8 @@ __all__ = [
     "WriteResult",
     "command_id_for",
     "decide",
-    "parse_publisher_key",
+    "display",
+    "parse_publisher_row",
     "parse_subscriber_target",
     "reconcile",
     "record_write_results",

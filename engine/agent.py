@@ -41,7 +41,9 @@ _LIKELY_CAUSE = {
 
 def command_id_for(agent_id: int, side: Side, target: CxoneTarget | str, cause_id: str, sequence: int) -> str:
     """Deterministic command id: the same agent, target, causing change and issue count give the same id."""
-    key = f"{agent_id}|{side.value}|{describe(target)}|{cause_id}|{sequence}"
+    # The engine key, not how the target reads to people: ids must not change when the display does.
+    shown = target.key if isinstance(target, CxoneTarget) else target
+    key = f"{agent_id}|{side.value}|{shown}|{cause_id}|{sequence}"
     return f"ps-{agent_id}-{hashlib.blake2b(key.encode(), digest_size=10).hexdigest()}"
 
 
@@ -299,9 +301,9 @@ class AgentSync:
         assert isinstance(state, CxoneState)
         own = state.as_target()
         keep = (
-            Resolution(own, None, f"keeps CXone at the agent's own choice, {state.key}")
+            Resolution(own, None, f"keeps CXone at the agent's own choice, {describe(state)}")
             if own is not None
-            else Resolution(None, None, f"CXone manages {state.key} itself", Outcome.NOOP)
+            else Resolution(None, None, f"CXone manages {describe(state)} itself", Outcome.NOOP)
         )
         return Intent(Side.CXONE, state, observation.at, observation.source_id, keep, self.rule.publish(state))
 
@@ -366,7 +368,7 @@ class AgentSync:
                 )
             if self.cxone.is_contact:
                 return _Verdict(
-                    side, Outcome.NOOP, f"the agent is in {self.cxone.key} in CXone; a contact always wins", row, target
+                    side, Outcome.NOOP, f"the agent is in {describe(self.cxone)} in CXone; a contact always wins", row, target
                 )
         active = self.commands[side]
         if active is not None and active.target == target:
@@ -480,7 +482,7 @@ class AgentSync:
             if change.lost_because is not None:
                 self._record(observation, Outcome.CONFLICT, change.lost_because)
             elif change.deferred:
-                contact = change.cxone_before.key if change.cxone_before else "a contact"
+                contact = describe(change.cxone_before) if change.cxone_before else "a contact"
                 self._record(
                     observation,
                     Outcome.DEFERRED,

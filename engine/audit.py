@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from presence_sync.engine.states import CxoneState, CxoneTarget, Side
+from presence_sync.engine.states import CxoneState, CxoneTarget, Side, display
 
 OFFLINE = "Offline"  # how Omni-Channel names "not logged in" (statusId "0", apis.md S4)
 
@@ -87,5 +87,5 @@ def describe(value: CxoneState | CxoneTarget | str | None) -> str:
     if value is None:
         return OFFLINE
     if isinstance(value, CxoneState | CxoneTarget):
-        return value.key
+        return display(value)
     return value

@@ -50,7 +50,7 @@ class Observation:
             raise ObservationError(f"observation side {self.side!r} is neither 'cxone' nor 'salesforce'") from None
         if side is Side.CXONE and not isinstance(self.value, CxoneState):
             raise ObservationError(
-                f"a CXone observation of agent {self.agent_id} needs a CxoneState (CxoneState.from_api), "
+                f"a CXone observation of agent {self.agent_id} needs a CxoneState (as the connectors read it), "
                 f"got {self.value!r}"
             )
         if side is Side.SALESFORCE and not (self.value is None or isinstance(self.value, str)):

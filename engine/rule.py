@@ -1,7 +1,7 @@
 """Presence rules (publisher and subscriber rows), their assignment, and the agents they apply to.
 
 Example:
-    >>> from engine.states import PREVIOUS_STATE, CxoneTarget
+    >>> from presence_sync.engine.states import PREVIOUS_STATE, CxoneTarget
     >>> rule = Rule(
     ...     name="Default Presence",
     ...     publisher={"Available": "Available_for_Chats", "Unavailable: Break": "On_Break"},
@@ -24,11 +24,14 @@ from typing import Generic, TypeVar
 from presence_sync.engine.audit import Outcome
 from presence_sync.engine.errors import RuleError, StateError
 from presence_sync.engine.states import (
+    AcdState,
     CxoneState,
+    CxoneStateName,
     CxoneTarget,
     PreviousState,
     SubscriberTarget,
-    parse_publisher_key,
+    display,
+    parse_publisher_row,
 )
 
 T = TypeVar("T")
@@ -67,24 +70,31 @@ def _require_status_name(value: object, where: str) -> str:
 class Rule:
     """One presence rule: publisher rows (CXone key -> SF status) and subscriber rows (SF status -> target).
 
-    Publisher keys may be given as rule text ("Unavailable: Break"); they are stored canonically.
+    Publisher rows are keyed by `AcdState`s or by their rule text ("Unavailable: Break"); they are
+    kept by their engine keys ("Unavailable:Break").
     """
 
     name: str
-    publisher: Mapping[str, str]
+    publisher: Mapping[str, str] | Mapping[AcdState, str]
     subscriber: Mapping[str, SubscriberTarget]
     skip_unavailable_code_validation: bool = False
+    unavailable_codes: frozenset[str] = field(init=False, default=frozenset(), compare=False)
+    """Every unavailable code the rule names, on either side."""
 
     def __post_init__(self) -> None:
         if not str(self.name).strip():
             raise RuleError("a presence rule needs a name")
         publisher: dict[str, str] = {}
+        codes: set[str] = set()
         for raw_key, status in self.publisher.items():
-            where = f"rule {self.name!r} publisher row {raw_key!r}"
+            where = f"rule {self.name!r} publisher row {str(raw_key)!r}"
             try:
-                key = parse_publisher_key(raw_key)
+                state = raw_key if isinstance(raw_key, AcdState) else parse_publisher_row(raw_key)
+                key = state.publisher_key()
             except StateError as error:
                 raise RuleError(f"{where}: {error}") from None
+            if state.kind is CxoneStateName.UNAVAILABLE and state.code:
+                codes.add(state.code)
             if key in publisher:
                 raise RuleError(f"{where}: CXone state {key!r} is mapped twice; keep one publisher row for it")
             publisher[key] = _require_status_name(status, where)
@@ -100,15 +110,11 @@ class Rule:
             if status in subscriber:
                 raise RuleError(f"rule {self.name!r}: Salesforce status {status!r} has two subscriber rows; keep one")
             subscriber[status] = target
+            if isinstance(target, CxoneTarget) and target.code:
+                codes.add(target.code)
         object.__setattr__(self, "publisher", MappingProxyType(publisher))
         object.__setattr__(self, "subscriber", MappingProxyType(subscriber))
-
-    @property
-    def unavailable_codes(self) -> frozenset[str]:
-        """Every unavailable code the rule names, on either side."""
-        codes = {key.partition(":")[2] for key in self.publisher if key.startswith("Unavailable:")}
-        codes |= {t.code for t in self.subscriber.values() if isinstance(t, CxoneTarget) and t.code}
-        return frozenset(codes)
+        object.__setattr__(self, "unavailable_codes", frozenset(codes))
 
     def missing_codes(self, team_codes: Iterable[str]) -> frozenset[str]:
         """Codes the rule names that a team lacks (assignment is refused without skip validation)."""
@@ -116,11 +122,11 @@ class Rule:
 
     def publish(self, state: CxoneState) -> Resolution[str]:
         """The Salesforce status CXone `state` maps to."""
-        key = state.key
-        status = self.publisher.get(key)
+        status = self.publisher.get(state.key)
+        shown = display(state)
         if status is not None:
-            reason = f"rule {self.name!r} maps CXone {key} to {status}"
-            return Resolution(status, f"publisher: {key} -> {status}", reason)
+            reason = f"rule {self.name!r} maps CXone {shown} to {status}"
+            return Resolution(status, f"publisher: {shown} -> {status}", reason)
         if state.is_logged_out:
             return Resolution(
                 None, None, "the agent logged out of CXone; Salesforce is left as is", Outcome.LOGGED_OUT
@@ -128,7 +134,7 @@ class Rule:
         return Resolution(
             None,
             None,
-            f"rule {self.name!r} has no publisher row for CXone {key}; Salesforce is left as is "
+            f"rule {self.name!r} has no publisher row for CXone {shown}; Salesforce is left as is "
             "(add a publisher row to change that)",
             Outcome.UNMAPPED,
         )
@@ -151,21 +157,21 @@ class Rule:
                 f"rule {self.name!r} has no subscriber row for {status}",
                 "add a subscriber row, or turn on skip validation to use the default Unavailable",
             )
-        row = f"subscriber: {status} -> {target.key}"
+        row = f"subscriber: {status} -> {display(target)}"
         if isinstance(target, PreviousState):
             if previous is None:
                 return Resolution(
                     None, row, "no earlier CXone state is known for Previous State; CXone is left as is", Outcome.NOOP
                 )
-            reason = f"rule {self.name!r} returns CXone to {previous.key}"
-            return Resolution(previous, f"{row} ({previous.key})", reason)
+            reason = f"rule {self.name!r} returns CXone to {display(previous)}"
+            return Resolution(previous, f"{row} ({display(previous)})", reason)
         if target.code is not None and target.code not in team_codes:
             return self._default_unavailable(
                 status,
                 f"the agent's team has no unavailable code {target.code!r}",
                 f"add {target.code!r} to the team, or turn on skip validation to use the default Unavailable",
             )
-        return Resolution(target, row, f"rule {self.name!r} maps {status} to CXone {target.key}")
+        return Resolution(target, row, f"rule {self.name!r} maps {status} to CXone {display(target)}")
 
     def _default_unavailable(self, status: str, problem: str, fix: str) -> Resolution[CxoneTarget]:
         if self.skip_unavailable_code_validation:

@@ -28,7 +28,7 @@ from presence_sync.models.secrets import preload_prefect_secrets
 from presence_sync.models.store import StoreError
 from presence_sync.tasks.context import open_context
 from presence_sync.tasks.onboarding import OnboardingIncomplete, OnboardingReport, StepName, StepResult, run_steps
-from presence_sync.tasks.onboarding.prefect_tasks import execute_as_task
+from presence_sync.flows.onboard_tasks import execute_as_task
 from presence_sync.tasks.onboarding.report import markdown_summary, step_rows, title
 
 

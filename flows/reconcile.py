@@ -22,7 +22,7 @@ from presence_sync.flows.sync import SYNC_USER_ERRORS, run_name
 from presence_sync.models.config import load_config
 from presence_sync.models.secrets import preload_prefect_secrets
 from presence_sync.tasks.context import open_context
-from presence_sync.tasks.sync.prefect_tasks import publish_reconcile, reconcile_pass
+from presence_sync.flows.sync_tasks import publish_reconcile, reconcile_pass
 from presence_sync.tasks.sync.window import RECONCILE_WAIT_SECONDS, ReconcileTimeout
 
 

@@ -24,7 +24,7 @@ from presence_sync.models.config import ConfigError, load_config
 from presence_sync.models.secrets import preload_prefect_secrets
 from presence_sync.models.store import StoreError
 from presence_sync.tasks.context import open_context
-from presence_sync.tasks.sync.prefect_tasks import publish_anomaly, publish_window
+from presence_sync.flows.sync_tasks import publish_anomaly, publish_window
 from presence_sync.tasks.sync.window import run_window
 
 # What an admin must fix (config, credentials, store, a stored rule): a message, not a traceback.

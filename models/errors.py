@@ -7,7 +7,6 @@ No problem text ever carries a config value that could be a secret.
 
 from __future__ import annotations
 
-import difflib
 import types
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -16,6 +15,8 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
+
+from presence_sync.engine.errors import did_you_mean
 
 Loc = tuple[str | int, ...]
 
@@ -71,19 +72,6 @@ def format_path(loc: Iterable[str | int]) -> str:
     for item in loc:
         path += f"[{item}]" if isinstance(item, int) else (f".{item}" if path else str(item))
     return path
-
-
-def closest(word: str, options: Iterable[str]) -> str | None:
-    """The option that `word` most likely misspells, compared case-insensitively, or None."""
-    by_folded = {option.casefold(): option for option in options}
-    match = difflib.get_close_matches(word.casefold(), list(by_folded), n=1, cutoff=0.6)
-    return by_folded[match[0]] if match else None
-
-
-def did_you_mean(word: str, options: Iterable[str]) -> str:
-    """`"did you mean 'x'? "` when a close option exists, else an empty string (prefix for a fix)."""
-    match = closest(word, options)
-    return f"did you mean '{match}'? " if match else ""
 
 
 def config_problem(problem: str, fix: str, *, at: Loc | str = ()) -> PydanticCustomError:

@@ -5,12 +5,13 @@ Example:
     config = load_config("examples/demo-contact-center.yaml")   # raises ConfigError on any problem
     config.rule.publisher[1].acd                                 # AcdState.parse("Unavailable: Break")
 
+The rule rows' ACD states are the engine's `AcdState` (presence_sync.engine.states owns that syntax).
+
 Every problem is reported as `path: problem -> fix` (e.g. `rule.subscriber[3].acd: 'ACW' is
 system-managed and can't be a subscriber target -> ...`), with the YAML line when loaded from a file.
 Secrets are `SecretStr` (models/secrets.py: `${ENV_VAR}` and `prefect-secret:<block>` references).
 """
 
-from presence_sync.models.config.acd_state import AcdState, AcdStateKind, AcdStateSyntaxError
 from presence_sync.models.config.base import (
     DEVELOPER_NAME_MAX_LENGTH,
     derive_developer_name,
@@ -51,9 +52,6 @@ __all__ = [
     "DEFAULT_STORE_URL",
     "DEVELOPER_NAME_MAX_LENGTH",
     "SALESFORCE_LOGIN_URLS",
-    "AcdState",
-    "AcdStateKind",
-    "AcdStateSyntaxError",
     "ClientCredentialsAuth",
     "ConfigError",
     "ConfigProblem",

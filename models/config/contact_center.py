@@ -5,10 +5,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, GetCoreSchemaHandler, StringConstraints, field_validator, model_validator
+from pydantic import Field, GetCoreSchemaHandler, StringConstraints, model_validator
 from pydantic_core import core_schema
 
-from presence_sync.models.config.acd_state import AcdState, AcdStateKind
+from presence_sync.models.config.acd_state import PublisherAcdState, SubscriberAcdState
 from presence_sync.models.config.base import (
     AgentReference,
     BaseUrl,
@@ -128,40 +128,15 @@ class ConnectedAppConfig(ConfigModel):
 class PublisherRow(ConfigModel):
     """CXone -> Salesforce: when CXone shows `acd`, Salesforce shows `salesforce`."""
 
-    acd: AcdState = Field(description="a CXone state, e.g. 'Unavailable: Break'")
+    acd: PublisherAcdState = Field(description="a CXone state, e.g. 'Unavailable: Break'")
     salesforce: DeveloperName = Field(description="a status developer name from statuses")
-
-    @field_validator("acd")
-    @classmethod
-    def _is_a_source(cls, acd: AcdState) -> AcdState:
-        if acd.kind is AcdStateKind.PREVIOUS_STATE:
-            raise config_problem(
-                "'Previous State' is only a subscriber target",
-                "name a CXone state here, e.g. Available",
-            )
-        return acd
 
 
 class SubscriberRow(ConfigModel):
     """Salesforce -> CXone: when Salesforce shows `salesforce`, CXone is set to `acd`."""
 
     salesforce: DeveloperName = Field(description="a status developer name from statuses")
-    acd: AcdState = Field(description="Available, Unavailable: <code> or Previous State")
-
-    @field_validator("acd")
-    @classmethod
-    def _is_a_target(cls, acd: AcdState) -> AcdState:
-        if acd.is_system_managed:
-            raise config_problem(
-                f"'{acd}' is system-managed and can't be a subscriber target",
-                "map it on the publisher side only and remove this row",
-            )
-        if not acd.is_subscriber_target:
-            raise config_problem(
-                f"'{acd}' is a state CXone sets itself; it can't be a subscriber target",
-                "use Available, Unavailable: <code> or Previous State",
-            )
-        return acd
+    acd: SubscriberAcdState = Field(description="Available, Unavailable: <code> or Previous State")
 
 
 class PresenceRuleConfig(ConfigModel):

@@ -8,6 +8,7 @@ from typing import Any, Self
 
 from pydantic import Field, ValidationInfo, model_validator
 
+from presence_sync.engine.errors import did_you_mean
 from presence_sync.models.config.base import ENVIRON_CONTEXT_KEY, ConfigModel, duplicates
 from presence_sync.models.config.connections import CxoneConfig, SalesforceConfig
 from presence_sync.models.config.contact_center import (
@@ -19,7 +20,7 @@ from presence_sync.models.config.contact_center import (
     ProfileConfig,
 )
 from presence_sync.models.config.sync import SyncSettings
-from presence_sync.models.errors import Loc, config_problems, did_you_mean
+from presence_sync.models.errors import Loc, config_problems
 from presence_sync.models.secrets import expand_env_references, label_secret_references
 
 

@@ -15,8 +15,8 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from presence_sync.engine.errors import did_you_mean
 from presence_sync.models.config import PresenceRuleConfig
-from presence_sync.models.errors import did_you_mean
 from presence_sync.models.store import AssignmentKind, PresenceRule, RuleAssignment
 from presence_sync.tasks.context import Context
 from presence_sync.tasks.onboarding.model import (

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from presence_sync.connectors.soql import quote_in
-from presence_sync.models.errors import did_you_mean
+from presence_sync.engine.errors import did_you_mean
 from presence_sync.tasks.context import Context
 from presence_sync.tasks.onboarding.model import (
     NOTHING_UPCOMING,

@@ -1,6 +1,6 @@
 """The sync: the tick (poll, decide, record, apply) and the windows and reconcile passes built on it.
 
-Plain async code; Prefect only wraps whole windows and reconcile passes (`tasks.sync.prefect_tasks`).
+Plain async code; Prefect only wraps whole windows and reconcile passes (`flows.sync_tasks`).
 
     async with open_context("presence-sync.yaml") as ctx:
         result = await run_window(ctx, seconds=600, holder="sync/run-1")     # one sync window

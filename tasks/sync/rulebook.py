@@ -1,8 +1,7 @@
 """What onboarding stored (rules, assignments) -> the engine's `RuleBook`, in one place.
 
-The rule rows are stored as the config writes them ("Unavailable: Break"); they are parsed once, by
-the config's own parser (`AcdState.parse`), and turned into engine values from the parsed structure,
-so the rule syntax has a single reader.
+The rule rows are stored as the config writes them ("Unavailable: Break"); each is read once, by the
+rule syntax's one reader (`AcdState.parse`, presence_sync.engine.states), and handed to the engine typed.
 
     rulebook = load_rulebook(store)
     rulebook.rule_for(AgentLink(agent_id, sf_user_id, team_id, team_codes))
@@ -10,8 +9,7 @@ so the rule syntax has a single reader.
 
 from __future__ import annotations
 
-from presence_sync.engine import PREVIOUS_STATE, CxoneTarget, Rule, RuleBook, RuleError, SubscriberTarget
-from presence_sync.models.config import AcdState, AcdStateKind, AcdStateSyntaxError
+from presence_sync.engine import AcdState, Rule, RuleBook, RuleError, SubscriberTarget
 from presence_sync.models.store import AssignmentKind, PresenceRule, Store
 
 _REPAIR = "run onboarding again (`presence-sync onboard CONFIG`) so that it stores the rule from the config"
@@ -21,35 +19,9 @@ class StoredRuleError(RuleError):
     """A rule in the state store that the sync can't use (damaged, or written by another version)."""
 
 
-def publisher_key(acd: AcdState) -> str:
-    """The engine's publisher key of a rule's ACD state: "Available", "Unavailable:Break", "ACW", ...
-
-    >>> publisher_key(AcdState.parse("Unavailable: Break"))
-    'Unavailable:Break'
-    """
-    if acd.kind is AcdStateKind.PREVIOUS_STATE:
-        raise StoredRuleError("'Previous State' is only a subscriber target; it can't be a publisher row")
-    if acd.kind is AcdStateKind.UNAVAILABLE and acd.code:
-        return f"Unavailable:{acd.code}"
-    return acd.kind.value
-
-
-def subscriber_target(acd: AcdState) -> SubscriberTarget:
-    """The engine's subscriber target of a rule's ACD state: Available, Unavailable[+code], Previous State."""
-    if acd.kind is AcdStateKind.PREVIOUS_STATE:
-        return PREVIOUS_STATE
-    if acd.kind is AcdStateKind.AVAILABLE:
-        return CxoneTarget.available()
-    if acd.kind is AcdStateKind.UNAVAILABLE:
-        return CxoneTarget.unavailable(acd.code)
-    raise StoredRuleError(
-        f"'{acd}' can't be a subscriber target (use Available, Unavailable[: code] or Previous State)"
-    )
-
-
 def rule_from_stored(stored: PresenceRule) -> Rule:
     """The engine `Rule` of a stored presence rule; `StoredRuleError` names the bad row and the fix."""
-    publisher: dict[str, str] = {}
+    publisher: dict[AcdState, str] = {}
     subscriber: dict[str, SubscriberTarget] = {}
     for side, rows in (("publisher", stored.publisher_rows), ("subscriber", stored.subscriber_rows)):
         for index, row in enumerate(rows):
@@ -57,10 +29,11 @@ def rule_from_stored(stored: PresenceRule) -> Rule:
             try:
                 acd, status = AcdState.parse(str(row["acd"])), str(row["salesforce"])
                 if side == "publisher":
-                    publisher[publisher_key(acd)] = status
+                    acd.publisher_key()
+                    publisher[acd] = status
                 else:
-                    subscriber[status] = subscriber_target(acd)
-            except (KeyError, AcdStateSyntaxError, RuleError, ValueError) as error:
+                    subscriber[status] = acd.subscriber_target()
+            except (KeyError, ValueError) as error:
                 raise StoredRuleError(f"{where} ({row!r}) is not usable: {error}; {_REPAIR}") from None
     try:
         return Rule(stored.name, publisher, subscriber, stored.skip_validation)

@@ -30,7 +30,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from presence_sync.connectors import ConnectorError, MalformedResponse, RequestLimitExceeded, is_transient
+from presence_sync.connectors import (
+    ConnectorError,
+    CxoneAgentState,
+    MalformedResponse,
+    PresenceSpell,
+    RequestLimitExceeded,
+    current_spells,
+    is_transient,
+)
 from presence_sync.engine import (
     AgentLink,
     AgentMemory,
@@ -56,7 +64,7 @@ from presence_sync.models.store import Lease, LeaseLostError, Store
 from presence_sync.tasks.context import Context
 from presence_sync.tasks.sync.apply import WriteTargets, apply_writes
 from presence_sync.tasks.sync.budget import PollBudget
-from presence_sync.tasks.sync.observations import RecordError, Spell, cxone_observation, no_spell_observation, spell_observations
+from presence_sync.tasks.sync.observations import cxone_observation, no_spell_observation, spell_observations
 from presence_sync.tasks.sync.record import agent_row, audit_rows
 from presence_sync.tasks.sync.rulebook import load_rulebook
 from presence_sync.tasks.sync.sources import (
@@ -65,9 +73,7 @@ from presence_sync.tasks.sync.sources import (
     ChangeSource,
     CxonePollSource,
     Polled,
-    SalesforceChangeSource,
     SalesforcePollSource,
-    read_current_spells,
 )
 from presence_sync.tasks.sync.summary import Anomaly, WindowStats
 
@@ -201,19 +207,25 @@ class ReconcileReport:
 
 @dataclass
 class _Pending:
-    """What the next commit saves: agents whose memory changed, audit records, cursors, spell keys."""
+    """What the next commit saves: agents whose memory changed, audit records, the sources' cursor
+    state (cursors, spell keys), and the CXone sessions the connector joined or found ended."""
 
     agents: set[int] = field(default_factory=set)
     audit: list[AuditRecord] = field(default_factory=list)
     cursors: dict[str, str] = field(default_factory=dict)
     seen_keys: list[str] = field(default_factory=list)
+    sessions: dict[int, str | None] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.agents or self.audit or self.cursors or self.seen_keys)
+        return bool(self.agents or self.audit or self.cursors or self.seen_keys or self.sessions)
 
 
 class SyncRunner:
-    """One lease holder's sync state and its ticks (see the module docstring)."""
+    """One lease holder's sync state and its ticks (see the module docstring).
+
+    `budget` paces the Salesforce source and is what the runner reports as the API budget
+    (default: the config's reserve, polling every `interval_seconds` while the budget allows).
+    """
 
     def __init__(
         self,
@@ -223,14 +235,15 @@ class SyncRunner:
         run_id: str | None = None,
         lease_name: str = LEASE_NAME,
         clock: Clock = utc_now,
-        salesforce_source: SalesforceChangeSource | None = None,
         on_anomaly: AnomalyHook | None = None,
         interval_seconds: float | None = None,
+        budget: PollBudget | None = None,
     ) -> None:
         self.ctx = ctx
         self.store: Store = ctx.store
         self.settings = ctx.config.sync
         self.interval_seconds = interval_seconds or self.settings.interval_seconds
+        self.budget = budget or PollBudget(self.interval_seconds, self.settings.budget_reserve_fraction)
         self.policy = sync_policy(self.settings)
         self.holder = holder
         self.run_id = run_id or holder
@@ -244,10 +257,8 @@ class SyncRunner:
         self.memory: dict[int, AgentMemory] = {}
         self._wake = WakeQueue()
         self._pending = _Pending()
-        self._cxone_source: CxonePollSource | None = None
-        self._salesforce_source = salesforce_source
+        self._sources: list[ChangeSource] = []
         self._reconciled_request: str | None = None
-        self._saved_sessions: dict[int, str] = {}
         self._anomaly_kinds: set[str] = set()
         self._notable: list[AuditRecord] = []
 
@@ -280,8 +291,10 @@ class SyncRunner:
     async def close(self) -> None:
         """Save what the last writes came to, then hand the lease over at once."""
         try:
-            if self.lease is not None and (self._pending or self.ctx.cxone.sessions != self._saved_sessions):
-                await self._commit()
+            if self.lease is not None:
+                self._pending.sessions.update(self.ctx.cxone.session_changes())
+                if self._pending:
+                    await self._commit()
         finally:
             await self.release()
 
@@ -293,7 +306,7 @@ class SyncRunner:
         now = self.clock()
         await self._renew(now)
         self.stats.ticks += 1
-        batches = await self._poll(setup, now)
+        batches = await self._poll(now)
         observations = [o for _, polled in batches for o in polled.observations]
         self.stats.observed(observations)
         due = self._wake.pop_due(now)
@@ -309,29 +322,30 @@ class SyncRunner:
         await self._apply(decision.writes)
         await self._report_notable()
 
-    async def _poll(self, setup: SyncSetup, now: datetime) -> list[tuple[ChangeSource, Polled]]:
+    async def _poll(self, now: datetime) -> list[tuple[ChangeSource, Polled]]:
         """Both systems at once; a side whose read failed transiently is simply read again next tick."""
-        cxone, salesforce = self._cxone_source, self._salesforce_source
-        assert cxone is not None and salesforce is not None
-        reads: list[tuple[str, ChangeSource, Awaitable[Polled]]] = [("CXone", cxone, cxone.fetch(now))]
-        if salesforce.ready(now):
-            reads.append(("Salesforce", salesforce, salesforce.fetch(setup.agents_by_user, now)))
-        answers = await asyncio.gather(*(fetch for _, _, fetch in reads), return_exceptions=True)
+        due = [source for source in self._sources if source.ready(now)]
+        answers = await asyncio.gather(*(source.fetch(now) for source in due), return_exceptions=True)
         batches: list[tuple[ChangeSource, Polled]] = []
-        for (system, source, _), answer in zip(reads, answers, strict=True):
+        for source, answer in zip(due, answers, strict=True):
             if isinstance(answer, ConnectorError) and _passing(answer):
                 self.stats.reads_failed += 1
-                await self._anomaly("poll-failed", f"reading {system} failed and is retried next tick: {answer}")
+                await self._anomaly(
+                    "poll-failed", f"reading {source.system} failed and is retried next tick: {answer}"
+                )
                 continue
             if isinstance(answer, BaseException):
                 raise answer
-            self.stats.api_reads[system] += answer.api_reads
-            for problem in answer.problems:
-                await self._anomaly("record-skipped", f"{system}: {problem}")
+            self.stats.api_reads[source.system] += answer.api_reads
+            await self._skipped(source.system, answer.problems)
             batches.append((source, answer))
-        if any(source is salesforce for source, _ in batches):
+        if any(source.system == "Salesforce" for source, _ in batches):
             await self._note_budget()
         return batches
+
+    async def _skipped(self, system: str, problems: list[str]) -> None:
+        for problem in problems:
+            await self._anomaly("record-skipped", f"{system}: {problem}")
 
     async def _apply(self, writes: list[Write]) -> list[WriteResult]:
         """Apply the writes and fold their results into memory (saved by the next commit)."""
@@ -365,10 +379,12 @@ class SyncRunner:
         setup = self._require_setup()
         now = self.clock()
         await self._renew(now)
-        states, spells = await asyncio.gather(self.ctx.cxone.agent_states(), read_current_spells(self.ctx.salesforce))
+        states, spells = await asyncio.gather(self.ctx.cxone.agent_states(), current_spells(self.ctx.salesforce))
         self.stats.api_reads["CXone"] += 1
         self.stats.api_reads["Salesforce"] += 1
-        snapshot = self._snapshot(setup, states.states, spells)
+        await self._skipped("CXone", states.problems)
+        await self._skipped("Salesforce", spells.problems)
+        snapshot = self._snapshot(setup, states.states, spells.records)
         decision = reconcile(setup.rulebook, setup.links, self.memory, snapshot, now, self.policy)
         report = ReconcileReport(
             agents_checked=len({o.agent_id for o in snapshot}),
@@ -376,7 +392,7 @@ class SyncRunner:
             held_by=self.holder,
         )
         self._take(decision.memory, decision.audit)
-        self._pending.seen_keys.extend(spell.id for spell in spells if spell.user_id in setup.agents_by_user)
+        self._pending.seen_keys.extend(spell.id for spell in spells.records if spell.user_id in setup.agents_by_user)
         await self._commit()
         shown = {w.command_id: _shown(self.memory.get(w.agent_id), w.side) for w in decision.writes}
         results = await self._apply(decision.writes)
@@ -406,16 +422,11 @@ class SyncRunner:
             return None
         return await self.reconcile(request)
 
-    def _snapshot(self, setup: SyncSetup, states: list[dict[str, Any]], spells: list[Spell]) -> list[Observation]:
+    def _snapshot(
+        self, setup: SyncSetup, states: list[CxoneAgentState], spells: list[PresenceSpell]
+    ) -> list[Observation]:
         """One observation per linked agent and side, built as the polls build theirs."""
-        snapshot: list[Observation] = []
-        for record in states:
-            try:
-                observation = cxone_observation(record)
-            except RecordError:
-                continue
-            if observation.agent_id in setup.links:
-                snapshot.append(observation)
+        snapshot = [cxone_observation(record) for record in states if record.agent_id in setup.links]
         with_spell = {spell.user_id for spell in spells}
         snapshot += [o for _, o in spell_observations(spells, setup.agents_by_user)]
         snapshot += [
@@ -429,7 +440,7 @@ class SyncRunner:
 
     async def _load(self) -> None:
         """Everything a holder starts from, read once, after the lease is ours."""
-        self.setup = await load_setup(self.ctx)
+        setup = self.setup = await load_setup(self.ctx)
         store = self.store.sync
         raw_memory = await asyncio.to_thread(store.load_agent_memory)
         for agent_id, data in raw_memory.items():
@@ -448,14 +459,13 @@ class SyncRunner:
         )
         # The last window's agent sessions: its successor's first write to an agent needs no join.
         self.ctx.cxone.adopt_sessions(sessions)
-        self._saved_sessions = sessions
         self._reconciled_request = done
-        self._cxone_source = CxonePollSource(self.ctx.cxone, cx_cursor)
-        if self._salesforce_source is None:
-            budget = PollBudget(self.interval_seconds, self.settings.budget_reserve_fraction)
-            self._salesforce_source = SalesforcePollSource(
-                self.ctx.salesforce, sf_cursor, seen, budget, self.policy.clock_skew
-            )
+        self._sources = [
+            CxonePollSource(self.ctx.cxone, cx_cursor),
+            SalesforcePollSource(
+                self.ctx.salesforce, sf_cursor, seen, self.budget, setup.agents_by_user, self.policy.clock_skew
+            ),
+        ]
 
     def _take(self, changed: Mapping[int, AgentMemory], audit: Iterable[AuditRecord]) -> None:
         """Fold changed memory and new audit records in; both are saved by the next commit."""
@@ -476,11 +486,7 @@ class SyncRunner:
     async def _commit(self) -> None:
         """Save the pending outcome in one transaction, fenced by the lease."""
         pending, self._pending = self._pending, _Pending()
-        sessions = self.ctx.cxone.sessions
-        session_changes: dict[int, str | None] = {
-            agent_id: session_id for agent_id, session_id in sessions.items()
-            if self._saved_sessions.get(agent_id) != session_id
-        } | {agent_id: None for agent_id in self._saved_sessions.keys() - sessions.keys()}
+        pending.sessions.update(self.ctx.cxone.session_changes())
         try:
             await asyncio.to_thread(
                 self.store.sync.commit_tick,
@@ -488,13 +494,12 @@ class SyncRunner:
                 audit=audit_rows(pending.audit, self.run_id),
                 cursors=pending.cursors,
                 seen_spells=pending.seen_keys,
-                cxone_sessions=session_changes,
+                cxone_sessions=pending.sessions,
                 lease=self.lease,
             )
         except LeaseLostError:
             self.lease = None
             raise
-        self._saved_sessions = sessions
 
     async def _renew(self, now: datetime) -> None:
         if self.lease is None:
@@ -508,9 +513,8 @@ class SyncRunner:
             )
 
     async def _note_budget(self) -> None:
-        source = self._salesforce_source
-        budget = getattr(source, "budget", None)
-        if not isinstance(budget, PollBudget) or budget.usage is None:
+        budget = self.budget
+        if budget.usage is None:
             return
         self._pending.cursors[API_USAGE_CURSOR] = json.dumps({
             "used": budget.usage.used, "limit": budget.usage.limit,

@@ -1,39 +1,31 @@
-"""Where a tick's observations come from: CXone deltas, and a Salesforce change source.
+"""Where a tick's observations come from: one `ChangeSource` per system, each owning its cursor.
 
-Salesforce changes come through the `SalesforceChangeSource` seam. Today's implementation polls
-UserServicePresence spells (`SalesforcePollSource`); a Streaming API subscription (a push source) can
-sit beside it later with the same three methods. A source hands out a `Polled` batch; its cursor moves
-only when the runner says the batch's outcome is saved (`committed`), so a crash re-reads the batch.
+Both sources implement the same interface, the way Airbyte's CDK `Cursor` works: `fetch(now)` reads
+what changed past the source's committed cursor and hands out a `Polled` batch with the cursor state
+that covers it; the runner saves that state in the transaction that saves the batch's outcome, and
+only then calls `committed(polled)`, so a source never moves past data that is not handled. A crash
+in between re-reads the batch. `ready(now)` says whether a fetch is due (the Salesforce poll paces
+itself by the API budget). A push source (e.g. a Streaming API subscription) can replace a poll.
 
-    cxone = CxonePollSource(ctx.cxone, cursor=store.get_cursor(CXONE_CURSOR))
+    cxone = CxonePollSource(ctx.cxone, cursor=store.sync.get_cursor(CXONE_CURSOR))
     polled = await cxone.fetch(now)
-    ...commit polled.cursors with the outcome...
+    ...commit polled.cursors and polled.seen_keys with the outcome...
     cxone.committed(polled)
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from presence_sync.connectors import CxoneClient, SalesforceClient
-from presence_sync.connectors.soql import quote
+from presence_sync.connectors import CxoneClient, PresenceSpell, SalesforceClient, spell_pages
+from presence_sync.connectors.presence import parse_api_time
 from presence_sync.connectors.timestamps import to_utc_iso
 from presence_sync.engine import Observation
 from presence_sync.tasks.sync.budget import PollBudget
-from presence_sync.tasks.sync.observations import (
-    SPELL_FIELDS,
-    RecordError,
-    Spell,
-    cxone_observation,
-    parse_api_time,
-    spell_observations,
-)
-
-logger = logging.getLogger(__name__)
+from presence_sync.tasks.sync.observations import cxone_observation, spell_observations
 
 CXONE_CURSOR = "cxone"
 SALESFORCE_CURSOR = "salesforce"
@@ -44,53 +36,52 @@ SPELL_OVERLAP = timedelta(seconds=5)
 
 @dataclass
 class Polled:
-    """One read of one system: the observations, the cursors to save with their outcome, what was read."""
+    """One read of one system: the observations, the cursor state that covers them, what was read."""
 
     observations: list[Observation] = field(default_factory=list)
-    cursors: dict[str, str] = field(default_factory=dict)
-    seen_keys: list[str] = field(default_factory=list)  # Salesforce spell keys to remember
+    cursors: dict[str, str] = field(default_factory=dict)  # saved with the batch's outcome
+    seen_keys: list[str] = field(default_factory=list)  # Salesforce spell keys to remember, likewise
     api_reads: int = 0
     problems: list[str] = field(default_factory=list)  # records skipped, in plain words
 
 
 class ChangeSource(Protocol):
-    """Anything a tick reads changes from: told when the outcome of a batch is saved."""
+    """One system's changes for the tick, and the cursor the source owns (see the module docstring)."""
 
-    def committed(self, polled: Polled) -> None:
-        """The outcome of `polled` is saved: move on past it."""
-        ...
-
-
-class SalesforceChangeSource(ChangeSource, Protocol):
-    """Salesforce presence changes for the tick (a poll today, a push subscription later)."""
+    system: str  # "CXone" | "Salesforce": how stats and messages name it
 
     def ready(self, now: datetime) -> bool:
-        """Whether a fetch is due now (a poll may be slowed down to save the API budget)."""
+        """Whether a fetch is due now."""
         ...
 
-    async def fetch(self, agents_by_user: Mapping[str, int], now: datetime) -> Polled:
-        """The changes since the last committed batch, of linked users only."""
+    async def fetch(self, now: datetime) -> Polled:
+        """The changes past the committed cursor, with the cursor state that covers them."""
+        ...
+
+    def committed(self, polled: Polled) -> None:
+        """The outcome of `polled` and its cursor state are saved: move on past it."""
         ...
 
 
 class CxonePollSource:
     """`GET /agents/states?updatedSince=cursor`; the cursor is the previous answer's `lastPollTime`.
 
-    Without a cursor (the first run), every agent's current state is read.
+    Without a cursor (the first run), every agent's current state is read. Polled every tick.
     """
+
+    system = "CXone"
 
     def __init__(self, cxone: CxoneClient, cursor: str | None) -> None:
         self.cxone = cxone
         self.cursor = cursor
 
+    def ready(self, now: datetime) -> bool:
+        return True
+
     async def fetch(self, now: datetime) -> Polled:
         page = await self.cxone.agent_states(updated_since=self.cursor)
-        polled = Polled(api_reads=1)
-        for record in page.states:
-            try:
-                polled.observations.append(cxone_observation(record))
-            except RecordError as error:
-                polled.problems.append(str(error))
+        polled = Polled(api_reads=1, problems=list(page.problems))
+        polled.observations = [cxone_observation(record) for record in page.states]
         if page.last_poll_time:
             polled.cursors[CXONE_CURSOR] = page.last_poll_time
         return polled
@@ -106,8 +97,11 @@ class SalesforcePollSource:
     or, when none is newer, the poll's own start less the clock skew allowed (so a quiet org's polls
     stop re-reading the last burst). Without one, the current spells are read (a full picture to start
     from). Each poll asks for spells that started or ended after `watermark - SPELL_OVERLAP`; keys
-    already seen in the overlap are dropped. `budget` sets how often it polls.
+    already seen in the overlap are dropped. Only spells of `agents_by_user` (linked users) count.
+    `budget` sets how often it polls.
     """
+
+    system = "Salesforce"
 
     def __init__(
         self,
@@ -115,6 +109,7 @@ class SalesforcePollSource:
         cursor: str | None,
         seen: Iterable[str],
         budget: PollBudget,
+        agents_by_user: Mapping[str, int],
         clock_skew: timedelta = timedelta(seconds=1),
     ) -> None:
         self.salesforce = salesforce
@@ -122,6 +117,7 @@ class SalesforcePollSource:
         self.watermark = None if cursor is None else parse_api_time(cursor, "the saved Salesforce watermark")
         self.seen = set(seen)
         self.budget = budget
+        self.agents_by_user = agents_by_user
         self.next_poll_at: datetime | None = None
         self._seen_after_commit: set[str] = self.seen
 
@@ -130,20 +126,17 @@ class SalesforcePollSource:
         slack = timedelta(seconds=self.budget.base_interval / 2)
         return self.next_poll_at is None or now + slack >= self.next_poll_at
 
-    async def fetch(self, agents_by_user: Mapping[str, int], now: datetime) -> Polled:
+    async def fetch(self, now: datetime) -> Polled:
         floor = None if self.watermark is None else self.watermark - SPELL_OVERLAP
         polled = Polled()
-        spells: list[Spell] = []
-        async for page in self.salesforce.query_pages(_spell_query(floor)):
+        spells: list[PresenceSpell] = []
+        async for page in spell_pages(self.salesforce, floor):
             polled.api_reads += 1
-            for record in page:
-                try:
-                    spells.append(Spell.from_record(record))
-                except RecordError as error:
-                    polled.problems.append(str(error))
+            spells += page.records
+            polled.problems += page.problems
         self.budget.record(self.salesforce.api_usage)
         self.next_poll_at = now + timedelta(seconds=self.budget.interval())
-        observed = spell_observations(spells, agents_by_user)
+        observed = spell_observations(spells, self.agents_by_user)
         for key, observation in observed:
             # A spell read again only because it ended now: its start is older than the window, seen before.
             if key not in self.seen and (floor is None or observation.at > floor):
@@ -164,18 +157,3 @@ class SalesforcePollSource:
         if cursor is not None:
             self.watermark = parse_api_time(cursor, "the Salesforce watermark")
             self.seen = self._seen_after_commit
-
-
-def _spell_query(floor: datetime | None) -> str:
-    """Spells that started or ended after `floor`; without one, the current spells."""
-    if floor is None:
-        where = "IsCurrentState = true"
-    else:
-        since = quote(floor)
-        where = f"StatusStartDate > {since} OR StatusEndDate > {since}"
-    return f"SELECT {SPELL_FIELDS} FROM UserServicePresence WHERE {where} ORDER BY StatusStartDate"
-
-
-async def read_current_spells(salesforce: SalesforceClient) -> list[Spell]:
-    """Every current spell (who is in which Omni status now): reconcile's full read of Salesforce."""
-    return [Spell.from_record(record) for record in await salesforce.query(_spell_query(None))]

@@ -64,6 +64,28 @@ class StatusReport:
         return self.lease_holder is not None
 
 
+@dataclass(frozen=True, slots=True)
+class SyncActivity:
+    """Who holds the sync lease now (None: no sync run is syncing), and who held it last."""
+
+    holder: str | None
+    last_holder: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.holder is not None
+
+
+def sync_activity(store: Store, now: datetime | None = None) -> SyncActivity:
+    """Whether a sync window holds the lease right now (every running window renews it each tick)."""
+    lease = store.leases.get(LEASE_NAME)
+    if lease is None:
+        return SyncActivity(None)
+    if lease.expires_at > (now or datetime.now(UTC)):
+        return SyncActivity(lease.holder)
+    return SyncActivity(None, lease.holder)
+
+
 def read_status(store: Store, now: datetime | None = None) -> StatusReport:
     """The sync's state as the store knows it (a few queries, however many agents)."""
     now = now or datetime.now(UTC)

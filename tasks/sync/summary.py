@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -53,6 +54,22 @@ class WindowStats:
     lags_ms: dict[Direction, list[float]] = field(default_factory=lambda: {d: [] for d in DIRECTIONS})
     api_reads: Counter[str] = field(default_factory=Counter)
     anomalies: list[Anomaly] = field(default_factory=list)
+
+    @classmethod
+    def combined(cls, windows: Iterable[WindowStats]) -> WindowStats:
+        """Several windows' counters added up, field by field (counts add, samples and anomalies concatenate)."""
+        total = cls()
+        for window in windows:
+            for item in dataclasses.fields(cls):
+                mine, theirs = getattr(total, item.name), getattr(window, item.name)
+                if isinstance(mine, dict) and not isinstance(mine, Counter):
+                    for key, value in theirs.items():
+                        mine[key] = mine[key] + value if key in mine else value
+                elif isinstance(mine, list):
+                    mine.extend(theirs)
+                else:
+                    setattr(total, item.name, mine + theirs)
+        return total
 
     def observed(self, observations: Iterable[Observation]) -> None:
         self.changes_seen.update(o.side for o in observations)

@@ -23,6 +23,7 @@ from presence_sync.connectors import (
     SessionRejected,
 )
 from presence_sync.connectors.retry import RetryPolicy
+from presence_sync.engine import CxoneState, CxoneStateName
 
 BASE = "/incontactapi/services/v33.0"
 
@@ -175,8 +176,10 @@ async def test_agent_states_return_the_cursor_for_the_next_poll(cxone, retry) ->
     async with client_for(cxone, retry, page_size=10) as cx:
         page = await cx.agent_states(updated_since=since)
 
-    assert [state["agentId"] for state in page.states] == list(range(1000, 1025))
-    assert page.states[0]["outStateDescription"] == ""  # the API's fields come through untouched
+    assert [state.agent_id for state in page.states] == list(range(1000, 1025))
+    # Each record typed: the state it shows and since when (`outStateDescription` "" is no code).
+    assert page.states[0].state == CxoneState(CxoneStateName.AVAILABLE) and page.states[0].state.code is None
+    assert page.states[0].since == datetime(2026, 11, 25, 9, 59, tzinfo=timezone.utc) and page.problems == []
     assert page.last_poll_time == cxone.last_poll_time
     sent = [request.url.params for request in cxone.requests if request.url.path == f"{BASE}/agents/states"]
     assert {params["updatedSince"] for params in sent} == {"2026-11-25T09:30:00.000Z"}

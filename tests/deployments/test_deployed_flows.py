@@ -24,7 +24,7 @@ from prefect.types._datetime import now as prefect_now
 from presence_sync.deployments.serve import PREFECT_YAML, PROJECT_ROOT, ServeError, read_deployments, runner_deployments
 from presence_sync.emulators.stack import EmulatorStack
 from presence_sync.models.config import load_config
-from presence_sync.flows.validate import sync_activity
+from presence_sync.tasks.sync.status import sync_activity
 from presence_sync.tasks.context import open_store
 
 AGENTS = 6

@@ -7,7 +7,6 @@ from datetime import datetime
 import pytest
 
 from presence_sync.engine import (
-    PREVIOUS_STATE,
     AgentLink,
     AgentMemory,
     CxoneState,
@@ -25,43 +24,8 @@ from presence_sync.engine import (
     StateError,
     SyncPolicy,
     decide,
-    parse_publisher_key,
-    parse_subscriber_target,
 )
 from tests.engine.engine_demo import T0, TEAM_CODES, TEAM_B, demo_rule
-
-
-@pytest.mark.parametrize(
-    ("api", "key", "settable", "contact"),
-    [
-        ({"agentStateId": 1, "agentStateName": "Available"}, "Available", True, False),
-        (
-            {"agentStateName": "Unavailable", "outStateDescription": "Break", "isACW": False},
-            "Unavailable:Break",
-            True,
-            False,
-        ),
-        ({"agentStateName": "Unavailable", "outStateDescription": ""}, "Unavailable", True, False),
-        ({"agentStateName": "Unavailable", "outStateDescription": "Unavailable"}, "Unavailable", True, False),
-        ({"agentStateName": "Unavailable", "outStateDescription": "ACW", "isACW": True}, "ACW", False, True),
-        ({"agentStateName": "Unavailable", "outStateDescription": "Refused"}, "Refused", False, False),
-        ({"agentStateId": 3}, "InboundContact", False, True),
-        ({"agentStateName": "Dialer"}, "Dialer", False, True),
-        ({"agentStateName": "LoggedOut", "outStateDescription": "Break"}, "LoggedOut", False, False),
-        ({"agentStateId": 8}, "LoggedIn", False, False),
-    ],
-)
-def test_cxone_state_from_the_api_shape(api, key, settable, contact):
-    state = CxoneState.from_api(api)
-    assert (state.key, state.is_settable, state.is_contact) == (key, settable, contact)
-    assert (state.as_target() is not None) == settable
-
-
-def test_cxone_state_errors_name_the_problem():
-    with pytest.raises(StateError, match="unknown CXone agent state 'OnFire'"):
-        CxoneState.from_api({"agentStateName": "OnFire"})
-    with pytest.raises(StateError, match="neither 'agentStateName' nor 'agentStateId'"):
-        CxoneState.from_api({"outStateDescription": "Break"})
 
 
 def test_targets_are_settable_states_only():
@@ -76,21 +40,6 @@ def test_targets_are_settable_states_only():
         CxoneTarget.unavailable("refused")
     with pytest.raises(StateError, match="Available takes no unavailable code"):
         CxoneTarget(CxoneStateName.AVAILABLE, "Break")
-
-
-def test_rule_text_parsing():
-    assert parse_publisher_key("Unavailable: CRM Work") == "Unavailable:CRM Work"
-    assert parse_publisher_key(" acw ") == "ACW"
-    assert parse_publisher_key("Unavailable") == "Unavailable"
-    assert parse_subscriber_target("Previous State") is PREVIOUS_STATE
-    assert parse_subscriber_target("Unavailable: Break") == CxoneTarget.unavailable("Break")
-    assert parse_subscriber_target("available") == CxoneTarget.available()
-    with pytest.raises(StateError, match="'ACW' is system-managed and can't be a subscriber target"):
-        parse_subscriber_target("ACW")
-    with pytest.raises(StateError, match="not a CXone state a publisher row can map"):
-        parse_publisher_key("Open")
-    with pytest.raises(StateError, match="not a subscriber target"):
-        parse_subscriber_target("InboundContact")
 
 
 def test_rule_validation_messages():

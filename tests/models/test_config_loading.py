@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from presence_sync.engine import AcdState
 from presence_sync.models.config import (
-    AcdState,
     ClientCredentialsAuth,
     JwtAuth,
     PasswordAuth,

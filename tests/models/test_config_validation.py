@@ -12,14 +12,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from presence_sync.models.config import (
-    AcdState,
-    AcdStateKind,
-    AcdStateSyntaxError,
-    developer_name_problem,
-    parse_config,
-    suggest_developer_name,
-)
+from presence_sync.models.config import developer_name_problem, parse_config, suggest_developer_name
 from presence_sync.models.errors import ConfigError
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo-contact-center.yaml"
@@ -249,61 +242,6 @@ def test_problem_lines_point_into_the_yaml() -> None:
     assert [(problem.path, problem.line) for problem in caught.value.problems] == [("rule.subscriber[3].acd", line)]
 
 
-@pytest.mark.parametrize(
-    ("text", "kind", "code"),
-    [
-        ("Available", AcdStateKind.AVAILABLE, None),
-        (" available ", AcdStateKind.AVAILABLE, None),
-        ("Unavailable", AcdStateKind.UNAVAILABLE, None),
-        ("Unavailable: Break", AcdStateKind.UNAVAILABLE, "Break"),
-        ("unavailable:CRM Work", AcdStateKind.UNAVAILABLE, "CRM Work"),
-        ("Inbound Contact", AcdStateKind.INBOUND_CONTACT, None),
-        ("OutboundContact", AcdStateKind.OUTBOUND_CONTACT, None),
-        ("acw", AcdStateKind.ACW, None),
-        ("LoggedOut", AcdStateKind.LOGGED_OUT, None),
-        ("Refused", AcdStateKind.REFUSED, None),
-        ("Previous State", AcdStateKind.PREVIOUS_STATE, None),
-        ("previous_state", AcdStateKind.PREVIOUS_STATE, None),
-    ],
-)
-def test_acd_state_syntax_is_parsed_in_one_place(text: str, kind: AcdStateKind, code: str | None) -> None:
-    assert AcdState.parse(text) == AcdState(kind, code)
-
-
-@pytest.mark.parametrize("text", ["Busy", "Available: Break", "Unavailable:  ", "Unavailable: refused", ""])
-def test_acd_state_parser_refuses_with_a_fix(text: str) -> None:
-    with pytest.raises(AcdStateSyntaxError) as caught:
-        AcdState.parse(text)
-
-    assert caught.value.problem and caught.value.fix
-
-
-_codes = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=30).map(str.strip).filter(
-    lambda code: code and _not_a_keyword(code)
-)
-
-
-def _not_a_keyword(code: str) -> bool:
-    try:
-        return AcdState.parse(code).kind not in (AcdStateKind.ACW, AcdStateKind.REFUSED)
-    except AcdStateSyntaxError:
-        return True
-
-
-@given(_codes)
-def test_acd_state_text_round_trips(code: str) -> None:
-    state = AcdState(AcdStateKind.UNAVAILABLE, code)
-
-    assert AcdState.parse(str(state)) == state
-
-
 @given(st.text(max_size=100))
 def test_suggested_developer_names_are_always_valid(text: str) -> None:
     assert developer_name_problem(suggest_developer_name(text)) is None
-
-
-def test_subscriber_targets_and_system_states_are_classified() -> None:
-    assert AcdState.parse("Previous State").is_subscriber_target
-    assert AcdState.parse("Unavailable: Lunch").is_subscriber_target
-    assert AcdState.parse("ACW").is_system_managed and not AcdState.parse("ACW").is_subscriber_target
-    assert AcdState.parse("Dialer").is_contact and not AcdState.parse("Dialer").is_subscriber_target

@@ -20,8 +20,8 @@ from presence_sync.flows.onboard import onboard
 from presence_sync.flows.refresh_users import refresh_users
 from presence_sync.models.config import ConfigError
 from presence_sync.tasks.onboarding import OnboardingIncomplete, OnboardingReport, StepName, StepResult
-from presence_sync.tasks.onboarding import prefect_tasks
-from presence_sync.tasks.onboarding.prefect_tasks import STEP_RETRIES, TransientStepFailure, retry_only_transient
+from presence_sync.flows import onboard_tasks
+from presence_sync.flows.onboard_tasks import STEP_RETRIES, TransientStepFailure, retry_only_transient
 from tests.onboarding.onboarding_support import data_writes, outcomes, result_of
 
 pytestmark = pytest.mark.prefect
@@ -114,7 +114,7 @@ async def test_a_transient_failure_is_retried_then_reported(
 ) -> None:
     step = StepName.CXONE_USERS
     monkeypatch.setitem(
-        prefect_tasks.STEP_TASKS, step, prefect_tasks.STEP_TASKS[step].with_options(retry_delay_seconds=0)
+        onboard_tasks.STEP_TASKS, step, onboard_tasks.STEP_TASKS[step].with_options(retry_delay_seconds=0)
     )
     # CXone asks to wait far longer than a connector waits: each attempt fails at once, transiently.
     stack.cxone.faults.configure(FaultSettings(rate_limit_per_s=0.0001))

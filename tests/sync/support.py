@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from presence_sync.connectors import RetryPolicy
+from presence_sync.connectors import RetryPolicy, cxone_state_from_api
 from presence_sync.emulators.faults import FaultSettings
 from presence_sync.emulators.stack import EmulatorStack
 from presence_sync.engine import CxoneState
@@ -85,7 +85,7 @@ class World:
             self.stack.cxone.tenant.contact(agent_id(i), action)
 
     def cx(self, i: int) -> CxoneState:
-        return CxoneState.from_api(self.stack.cxone.tenant.state(agent_id(i)))
+        return cxone_state_from_api(self.stack.cxone.tenant.state(agent_id(i)))
 
     def sf(self, i: int) -> str | None:
         return self.stack.salesforce.current_presence(self.sf_user(i))

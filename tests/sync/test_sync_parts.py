@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from presence_sync.connectors import ApiUsage
+from presence_sync.connectors import ApiUsage, CxoneAgentState, PresenceSpell
 from presence_sync.engine import PREVIOUS_STATE, AgentLink, CxoneTarget, Side
-from presence_sync.models.config import AcdState
 from presence_sync.models.store import AgentLink as StoredLink
 from presence_sync.models.store import LinkedBy, PresenceRule, Store
 from presence_sync.tasks.sync.budget import MAX_INTERVAL_SECONDS, PollBudget
-from presence_sync.tasks.sync.observations import Spell, cxone_observation, spell_observations
-from presence_sync.tasks.sync.rulebook import StoredRuleError, load_rulebook, publisher_key, subscriber_target
+from presence_sync.tasks.sync.observations import cxone_observation, spell_observations
+from presence_sync.tasks.sync.rulebook import StoredRuleError, load_rulebook
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -25,24 +24,6 @@ def at(seconds: float) -> datetime:
 
 
 # -- the rule book ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "key"),
-    [("Available", "Available"), ("Unavailable", "Unavailable"), ("Unavailable: CRM Work", "Unavailable:CRM Work"),
-     ("acw", "ACW"), ("Refused", "Refused"), ("InboundContact", "InboundContact"), ("LoggedOut", "LoggedOut")],
-)
-def test_publisher_rows_become_the_engines_keys(text: str, key: str) -> None:
-    assert publisher_key(AcdState.parse(text)) == key
-
-
-def test_subscriber_rows_become_the_engines_targets() -> None:
-    assert subscriber_target(AcdState.parse("Available")) == CxoneTarget.available()
-    assert subscriber_target(AcdState.parse("Unavailable")) == CxoneTarget.unavailable()
-    assert subscriber_target(AcdState.parse("Unavailable: Lunch")) == CxoneTarget.unavailable("Lunch")
-    assert subscriber_target(AcdState.parse("Previous State")) is PREVIOUS_STATE
-    with pytest.raises(StoredRuleError, match="can't be a subscriber target"):
-        subscriber_target(AcdState.parse("InboundContact"))
 
 
 @pytest.fixture
@@ -100,14 +81,14 @@ def test_a_damaged_stored_rule_names_the_row_and_the_fix(store: Store) -> None:
 def test_a_cxone_state_record_is_an_observation_named_by_its_spell() -> None:
     record = {"agentId": 7, "agentStateId": 2, "agentStateName": "Unavailable", "outStateId": 4,
               "outStateDescription": "ACW", "isACW": True, "startDate": "2026-01-05T09:00:01.250Z"}
-    observation = cxone_observation(record)
+    observation = cxone_observation(CxoneAgentState.from_api(record))
     assert (observation.agent_id, observation.side, observation.value.key) == (7, Side.CXONE, "ACW")  # type: ignore[union-attr]
     assert observation.at == at(1.25)
     assert observation.source_id == "cx:7:2:4:2026-01-05T09:00:01.250Z"
 
 
-def _spell(spell_id: str, user: str, status: str, start: float, end: float | None = None) -> Spell:
-    return Spell(spell_id, user, status, at(start), None if end is None else at(end), end is None)
+def _spell(spell_id: str, user: str, status: str, start: float, end: float | None = None) -> PresenceSpell:
+    return PresenceSpell(spell_id, user, status, at(start), None if end is None else at(end), end is None)
 
 
 def test_spells_give_status_changes_and_log_outs_but_not_ends_followed_by_a_new_status() -> None:
@@ -124,15 +105,6 @@ def test_spells_give_status_changes_and_log_outs_but_not_ends_followed_by_a_new_
         ("0Hn2:end", 7, None, at(2)),
         ("0Hn3", 8, "Available", at(3)),
     ]
-
-
-def test_a_salesforce_query_row_reads_both_timestamp_formats() -> None:
-    spell = Spell.from_record({
-        "Id": "0Hn1", "UserId": "005A", "ServicePresenceStatus": {"DeveloperName": "Lunch"},
-        "StatusStartDate": "2026-01-05T09:00:01.000+0000", "StatusEndDate": "2026-01-05T09:00:02.000Z",
-        "IsCurrentState": False,
-    })
-    assert (spell.start, spell.end, spell.latest) == (at(1), at(2), at(2))
 
 
 # -- the API budget -------------------------------------------------------------------------------
@@ -197,13 +169,13 @@ async def test_a_quiet_orgs_polls_stop_rereading_the_last_changes() -> None:
         for i in range(50)
     ]
     client = _Spells(burst)
-    source = SalesforcePollSource(client, "2026-01-05T09:00:00.000Z", (), PollBudget(1.0, 0.1))  # type: ignore[arg-type]
     users = {f"005{i}": i for i in range(50)}
-    first = await source.fetch(users, at(2))
+    source = SalesforcePollSource(client, "2026-01-05T09:00:00.000Z", (), PollBudget(1.0, 0.1), users)  # type: ignore[arg-type]
+    first = await source.fetch(at(2))
     assert len(first.observations) == 50
     source.committed(first)
     for second in range(3, 14):  # a poll a second, nothing changing
-        polled = await source.fetch(users, at(second))
+        polled = await source.fetch(at(second))
         source.committed(polled)
         assert polled.observations == []  # the overlap re-reads; nothing is news
     # The watermark follows the clock: once the burst is older than the overlap and the clock skew,

@@ -10,7 +10,8 @@ from contextlib import suppress
 import pytest
 
 from presence_sync.connectors.soql import quote_string
-from presence_sync.flows.validate import Cause, Hop, ValidationReport, sync_activity, validate_agent
+from presence_sync.tasks.sync.status import sync_activity
+from presence_sync.tasks.validate import Cause, Hop, ValidationReport, validate_agent
 from presence_sync.tasks.context import open_context
 from presence_sync.tasks.sync.window import run_window
 from tests.validate.conftest import TEST_AGENT, Center

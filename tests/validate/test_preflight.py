@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from presence_sync.flows.validate import Cause, Hop, validate_agent
+from presence_sync.tasks.validate import Cause, Hop, validate_agent
 from tests.validate.conftest import TEST_AGENT, Center
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from presence_sync.engine import CxoneTarget
-from presence_sync.flows.validate import Cause, Diagnosis, Hop, HopResult, RoundTrip, ValidationReport, artifact_key, round_trips
+from presence_sync.flows.validate import artifact_key
+from presence_sync.tasks.validate import Cause, Diagnosis, Hop, HopResult, RoundTrip, ValidationReport, round_trips
 from tests.engine.engine_demo import demo_rule
 
 TEAM_A = frozenset({"Break", "Lunch", "CRM Work", "ACW"})
