@@ -405,11 +405,6 @@ class SyncProcess:
         if self._reader is not None and self._reader.done() and self.result is None and not self._stopping:
             raise self._child.failure("the sync child ended on its own")
 
-    async def wait_ticks(self, count: int, timeout: float = 60.0) -> None:
-        """Until `count` more ticks have run."""
-        target = len(self.ticks) + count
-        await wait_until(lambda: len(self.ticks) >= target, timeout, self, f"{count} sync ticks")
-
     async def wait_quiet(
         self, *, since: int = 0, quiet_ticks: int = 2, timeout: float = 120.0, starting_after: float | None = None,
     ) -> None:

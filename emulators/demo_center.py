@@ -23,10 +23,6 @@ class StatusSpec:
     developer_name: str
     channels: tuple[str, ...] = ()
 
-    @property
-    def is_online(self) -> bool:
-        return bool(self.channels)
-
 
 @dataclass(frozen=True)
 class CodeSpec:

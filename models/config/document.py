@@ -50,10 +50,6 @@ class PresenceSyncConfig(ConfigModel):
         label_secret_references(self)
         return self
 
-    def find_status(self, developer_name: str) -> PresenceStatusConfig | None:
-        """The configured status with this DeveloperName, if any."""
-        return next((status for status in self.statuses if status.developer_name == developer_name), None)
-
     def profile_statuses(self, profile: ProfileConfig) -> tuple[str, ...]:
         """The developer names a profile gets, with `all` expanded."""
         if profile.statuses == ALL_STATUSES:
