@@ -1,12 +1,14 @@
-"""httpx clients for Salesforce and NICE CXone: auth, retries, pagination, typed errors. No Prefect here.
+"""httpx clients for Salesforce and NICE CXone: credentials, auth, retries, pagination, typed errors.
+No Prefect here, and nothing of the config layer: the config's connection sections extend the
+credentials models below.
 
     from presence_sync.connectors import SalesforceCredentials, CxoneCredentials
     async with sf_creds.get_client() as sf, cx_creds.get_client() as cx:
         ...
 """
 
-from presence_sync.connectors.cxone import AgentStatesPage, CxoneClient
-from presence_sync.connectors.cxone_auth import CxoneCredentials, CxoneEndpoints
+from presence_sync.connectors.cxone import AgentStatesPage, CxoneClient, CxoneEndpoints
+from presence_sync.connectors.cxone_auth import CxoneCredentials
 from presence_sync.connectors.errors import (
     AgentLoggedOut,
     ApiError,
@@ -31,8 +33,21 @@ from presence_sync.connectors.errors import (
     is_transient,
 )
 from presence_sync.connectors.retry import RetryPolicy
-from presence_sync.connectors.salesforce import ApiUsage, PresenceCommand, SalesforceClient, SaveError, SaveResult
-from presence_sync.connectors.salesforce_auth import SalesforceCredentials, SalesforceIdentity
+from presence_sync.connectors.salesforce import (
+    ApiUsage,
+    PresenceCommand,
+    SalesforceClient,
+    SalesforceIdentity,
+    SaveError,
+    SaveResult,
+)
+from presence_sync.connectors.salesforce_auth import (
+    ClientCredentialsFlow,
+    JwtFlow,
+    PasswordFlow,
+    SalesforceCredentials,
+    SalesforceFlow,
+)
 
 __all__ = [
     "AgentLoggedOut",
@@ -40,6 +55,7 @@ __all__ = [
     "ApiError",
     "ApiUsage",
     "AuthenticationError",
+    "ClientCredentialsFlow",
     "ConnectorError",
     "CxoneClient",
     "CxoneCredentials",
@@ -49,10 +65,12 @@ __all__ = [
     "InvalidCredentials",
     "InvalidField",
     "InvalidReason",
+    "JwtFlow",
     "MalformedQuery",
     "MalformedResponse",
     "NotFound",
     "NotPermitted",
+    "PasswordFlow",
     "PresenceCommand",
     "RateLimited",
     "RequestLimitExceeded",
@@ -60,6 +78,7 @@ __all__ = [
     "RetryPolicy",
     "SalesforceClient",
     "SalesforceCredentials",
+    "SalesforceFlow",
     "SalesforceIdentity",
     "SaveError",
     "SaveResult",

@@ -48,6 +48,7 @@ from presence_sync.engine import CxoneState, Rule
 from presence_sync.flows.onboard import onboard
 from presence_sync.flows.sync import sync
 from presence_sync.flows.validate import ValidationReport, artifact_key, sync_activity, validate
+from presence_sync.models.config import write_emulator_config
 from presence_sync.tasks.context import Context, open_context
 from presence_sync.tasks.sync.prefect_tasks import WINDOW_ARTIFACT_KEY
 from presence_sync.tasks.sync.runner import load_setup
@@ -392,7 +393,7 @@ async def demo(
     summary = DemoSummary(agents, day_seconds, seed, str(config_path))
     with EmulatorStack.serve(agents=agents, seed=seed, apply_delay_ms=150) as stack:
         _step(f"Emulators on loopback: Salesforce {stack.salesforce_url}, CXone {stack.cxone_url} ({agents} agents)")
-        await stack.write_config(config_path)
+        await write_emulator_config(stack, config_path)
         fast_forward(config_path, day_seconds)
         _step(f"Config for this contact center: {config_path}")
 

@@ -40,7 +40,7 @@ from presence_sync.connectors import (
 from presence_sync.connectors.soql import quote_string
 from presence_sync.engine import CxoneState, CxoneTarget, Direction, Outcome, Rule
 from presence_sync.models.store import AgentLink, Audit, Store
-from presence_sync.tasks.context import Context, open_context
+from presence_sync.tasks.context import Context, open_context, transports_for
 from presence_sync.tasks.sync.runner import LEASE_NAME, load_setup
 from presence_sync.tasks.sync.status import find_agent
 
@@ -783,7 +783,7 @@ async def validate(
         salesforce_status: Optional DeveloperName to set in Salesforce (default: a rule row that maps both ways).
         cxone_state: Optional CXone state to set, e.g. "Unavailable: Lunch" (default: chosen from the rule).
     """
-    async with open_context(config_path) as ctx:
+    async with open_context(config_path, transports_for(config_path)) as ctx:
         report = await validate_agent(
             ctx, agent, timeout_seconds=timeout_seconds, salesforce_status=salesforce_status, cxone_state=cxone_state
         )
