@@ -39,6 +39,7 @@ from typing import Any, Protocol
 from presence_sync.connectors import cxone_state_from_api
 from presence_sync.emulators.stack import EmulatorStack
 from presence_sync.engine import AgentLink, CxoneState, CxoneTarget, Rule
+from presence_sync.models.config import write_emulator_config
 from presence_sync.tasks.context import Context, open_context
 from presence_sync.tasks.onboarding import run_steps
 from presence_sync.tasks.sync.runner import SyncSetup, load_setup
@@ -135,7 +136,7 @@ async def onboarded_center(
     folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="presence-sync-bench-"))
     try:
         with EmulatorStack.serve(agents=agents, seed=seed, apply_delay_ms=apply_delay_ms) as stack:
-            config_path = await stack.write_config(folder / "presence-sync.yaml")
+            config_path = await write_emulator_config(stack, folder / "presence-sync.yaml")
             async with open_context(config_path) as ctx:
                 report = await run_steps(ctx)
                 if not report.succeeded:

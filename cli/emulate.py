@@ -28,6 +28,7 @@ def emulate(
 ) -> None:
     """Serve the Salesforce and CXone emulators, seeded with the demo contact center."""
     from presence_sync.emulators.stack import EmulatorStack
+    from presence_sync.models.config import write_emulator_config
 
     with EmulatorStack.serve(
         host=host,
@@ -41,7 +42,7 @@ def emulate(
         console.print(f"[bold]CXone emulator[/]      {stack.cxone_url}")
         console.print(f"Seeded {agents} agents (seed {seed}). Controls under /__emulator/ (see apis.md).")
         if write_config is not None:
-            asyncio.run(stack.write_config(write_config))
+            asyncio.run(write_emulator_config(stack, write_config))
             console.print(f"Wrote a ready config to {write_config}: `presence-sync onboard {write_config}`")
         console.print("Press Ctrl+C to stop.")
         try:

@@ -1,14 +1,15 @@
-"""httpx clients for Salesforce and NICE CXone: auth, retries, pagination, typed errors, and the typed
-records of what an agent shows now in each system (`presence`). May import the engine (for its state
-vocabulary) and nothing else of presence_sync; never Prefect.
+"""httpx clients for Salesforce and NICE CXone: credentials, auth, retries, pagination, typed errors,
+and the typed records of what an agent shows now in each system (`presence`). May import the engine
+(for its state vocabulary) and nothing else of presence_sync; never Prefect. The config's connection
+sections extend the credentials models below.
 
     from presence_sync.connectors import SalesforceCredentials, CxoneCredentials
     async with sf_creds.get_client() as sf, cx_creds.get_client() as cx:
         ...
 """
 
-from presence_sync.connectors.cxone import AgentStatesPage, CxoneClient
-from presence_sync.connectors.cxone_auth import CxoneCredentials, CxoneEndpoints
+from presence_sync.connectors.cxone import AgentStatesPage, CxoneClient, CxoneEndpoints
+from presence_sync.connectors.cxone_auth import CxoneCredentials
 from presence_sync.connectors.errors import (
     AgentLoggedOut,
     ApiError,
@@ -43,8 +44,21 @@ from presence_sync.connectors.presence import (
     spell_pages,
 )
 from presence_sync.connectors.retry import RetryPolicy
-from presence_sync.connectors.salesforce import ApiUsage, PresenceCommand, SalesforceClient, SaveError, SaveResult
-from presence_sync.connectors.salesforce_auth import SalesforceCredentials, SalesforceIdentity
+from presence_sync.connectors.salesforce import (
+    ApiUsage,
+    PresenceCommand,
+    SalesforceClient,
+    SalesforceIdentity,
+    SaveError,
+    SaveResult,
+)
+from presence_sync.connectors.salesforce_auth import (
+    ClientCredentialsFlow,
+    JwtFlow,
+    PasswordFlow,
+    SalesforceCredentials,
+    SalesforceFlow,
+)
 
 __all__ = [
     "AgentLoggedOut",
@@ -52,6 +66,7 @@ __all__ = [
     "ApiError",
     "ApiUsage",
     "AuthenticationError",
+    "ClientCredentialsFlow",
     "ConnectorError",
     "CxoneAgentState",
     "CxoneClient",
@@ -62,10 +77,12 @@ __all__ = [
     "InvalidCredentials",
     "InvalidField",
     "InvalidReason",
+    "JwtFlow",
     "MalformedQuery",
     "MalformedResponse",
     "NotFound",
     "NotPermitted",
+    "PasswordFlow",
     "PresenceCommand",
     "PresenceSpell",
     "RateLimited",
@@ -76,6 +93,7 @@ __all__ = [
     "RetryPolicy",
     "SalesforceClient",
     "SalesforceCredentials",
+    "SalesforceFlow",
     "SalesforceIdentity",
     "SaveError",
     "SaveResult",

@@ -6,19 +6,17 @@ counter tells a caller whose 401 arrives after someone else already renewed that
 retry with the current token.
 
     gate = TokenGate(fetch_token, is_stale=lambda token: token.expires_at <= clock())
-    response = await send_with_bearer(session, gate, "GET", url)
+    response = await session.request("GET", url, auth=await BearerAuth.current(gate))   # 401: renew, resend once
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from typing import Any, Generic, Protocol, TypeVar
 
 import httpx
 from pydantic import SecretStr
-
-from presence_sync.connectors.http import HttpSession
 
 
 class BearerToken(Protocol):
@@ -95,26 +93,46 @@ class TokenGate(Generic[TokenT]):
             self._pending = None
 
 
-async def send_with_bearer(
-    session: HttpSession,
-    gate: TokenGate[Any],
-    method: str,
-    url: str,
-    *,
-    headers: Mapping[str, str] | None = None,
-    **request: Any,
-) -> httpx.Response:
-    """Send with `Authorization: Bearer`; on 401 renew the token once (single-flight) and resend.
+class BearerAuth(httpx.Auth, Generic[TokenT]):
+    """`Authorization: Bearer` with one token of a TokenGate; on a 401 it renews (single-flight) and resends once.
 
-    A second 401 is returned as is, for the caller to turn into its own SessionRejected.
+        auth = await BearerAuth.current(gate)                   # the token this request is queued with
+        response = await session.request("GET", url, auth=auth)  # a second 401 is returned as is
+
+    Made per request, before the request waits for a connection slot: a request queued with a token
+    that is refused renews that token's generation only, so however many were queued with it, one
+    token request is made, and those answered after the renewal resend with the new token. Async
+    only: the gate's futures live on the event loop.
     """
-    token, generation = await gate.current()
-    response = await session.request(method, url, headers=_with_bearer(headers, token), **request)
-    if response.status_code != 401:
-        return response
-    token, _ = await gate.renew(generation)
-    return await session.request(method, url, headers=_with_bearer(headers, token), **request)
+
+    # The 401's body is read before the token is renewed, so its connection is back in the pool while
+    # the token request runs: with every connection held by a refused request it could not get one.
+    requires_response_body = True
+
+    def __init__(self, gate: TokenGate[TokenT], token: TokenT, generation: int) -> None:
+        self.gate = gate
+        self.token = token
+        self.generation = generation
+
+    @classmethod
+    async def current(cls, gate: TokenGate[TokenT]) -> BearerAuth[TokenT]:
+        """An auth with the gate's current token (fetched first if there is none or it is stale)."""
+        token, generation = await gate.current()
+        return cls(gate, token, generation)
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        raise RuntimeError("BearerAuth renews tokens on the event loop: send with an httpx.AsyncClient")
+        yield request  # pragma: no cover - makes this a generator, as httpx expects
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        _set_bearer(request, self.token)
+        response = yield request
+        if response.status_code != 401:
+            return
+        token, _ = await self.gate.renew(self.generation)
+        _set_bearer(request, token)
+        yield request
 
 
-def _with_bearer(headers: Mapping[str, str] | None, token: BearerToken) -> dict[str, str]:
-    return {**(headers or {}), "Authorization": f"Bearer {token.access_token.get_secret_value()}"}
+def _set_bearer(request: httpx.Request, token: BearerToken) -> None:
+    request.headers["Authorization"] = f"Bearer {token.access_token.get_secret_value()}"

@@ -1,5 +1,5 @@
 """Async client for NICE CXone (apis.md C2-C4): admin and real-time data, and setting agent states
-through the Agent API. Discovery and tokens are connectors.cxone_auth's.
+through the Agent API.
 
     creds = CxoneCredentials(
         tenant_id="11eb0000-...", client_id="...", client_secret=SecretStr("..."),
@@ -10,24 +10,27 @@ through the Agent API. Discovery and tokens are connectors.cxone_auth's.
         await cx.set_state(agent_id=1234, state="Unavailable", reason="Break")
         page = await cx.agent_states(updated_since=page.last_poll_time)   # only the changes
         cx.session_changes()                                 # {1234: "<session id>"}: joined, to be saved
+
+Discovery and tokens are the credentials' (connectors/cxone_auth.py, which imports this module to
+build clients); the client only needs the `CxoneLogin` they provide, and keeps what it found.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ConfigDict, with_config
+from pydantic import BaseModel, ConfigDict, SecretStr, with_config
 from typing_extensions import Required, TypedDict  # pydantic needs this one on Python < 3.12
 
-from presence_sync.connectors.auth import TokenGate, send_with_bearer
-from presence_sync.connectors.cxone_auth import SYSTEM, CxoneAuth, CxoneCredentials, CxoneEndpoints, CxoneToken
+from presence_sync.connectors.auth import BearerAuth, TokenGate
 from presence_sync.connectors.errors import (
     AgentLoggedOut,
     ApiError,
@@ -44,8 +47,59 @@ from presence_sync.connectors.timestamps import to_utc_iso
 
 logger = logging.getLogger(__name__)
 
+SYSTEM = "CXone"
 SETTABLE_STATES = ("Available", "Unavailable")
 SettableState = Literal["Available", "Unavailable"]
+
+
+@dataclass(frozen=True, slots=True)
+class CxoneEndpoints:
+    """Where the tenant lives: from discovery or the configuration."""
+
+    auth_url: str
+    api_url: str
+    token_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class CxoneToken:
+    """A bearer token, its refresh token, when to renew it (on the client's clock), and the tenant it is for."""
+
+    access_token: SecretStr
+    refresh_token: SecretStr | None
+    refresh_at: float
+    tenant_id: str | None
+
+
+class CxoneLogin(Protocol):
+    """What a client needs from its credentials: `CxoneCredentials` provides it."""
+
+    @property
+    def tenant_id(self) -> str | None: ...
+
+    @property
+    def api_version(self) -> str: ...
+
+    async def discover(self, session: HttpSession) -> CxoneEndpoints:
+        """The tenant's auth, API and token URLs."""
+        ...
+
+    async def fetch_token(
+        self,
+        session: HttpSession,
+        token_url: str,
+        previous: CxoneToken | None,
+        *,
+        clock: Callable[[], float],
+        refresh_fraction: float,
+    ) -> CxoneToken:
+        """A new token (through `previous`'s refresh token when it has one), due for renewal at
+        `refresh_fraction` of its lifetime on `clock`; AuthenticationError with the fix."""
+        ...
+
+    def secret_values(self) -> list[str]:
+        """Every secret the credentials hold (for scrubbing server text)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +204,7 @@ class CxoneClient:
 
     def __init__(
         self,
-        credentials: CxoneCredentials,
+        credentials: CxoneLogin,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         max_concurrency: int = 16,
@@ -162,6 +216,8 @@ class CxoneClient:
     ) -> None:
         if page_size < 1:
             raise ValueError(f"page_size must be at least 1; got {page_size}")
+        if not 0 < refresh_fraction <= 1:
+            raise ValueError(f"refresh_fraction must be in (0, 1]; got {refresh_fraction}")
         self.credentials = credentials
         self._page_size = page_size
         self._http = HttpSession(
@@ -173,10 +229,11 @@ class CxoneClient:
             headers={"Accept": "application/json"},
             redact=self._redact,
         )
-        self._auth = CxoneAuth(
-            credentials, self._http, clock=clock, refresh_fraction=refresh_fraction, redact=self._redact
-        )
-        self._tokens: TokenGate[CxoneToken] = TokenGate(self._auth.fetch, is_stale=self._auth.is_stale)
+        self._clock = clock
+        self._refresh_fraction = refresh_fraction
+        self._endpoints: CxoneEndpoints | None = None
+        self._endpoints_lock = asyncio.Lock()
+        self._tokens: TokenGate[CxoneToken] = TokenGate(self._fetch_token, is_stale=self._is_stale)
         self._sessions: dict[int, str] = {}
         self._session_changes: dict[int, str | None] = {}
 
@@ -201,7 +258,10 @@ class CxoneClient:
 
     async def endpoints(self) -> CxoneEndpoints:
         """The tenant's auth, API and token URLs (discovered once, then cached)."""
-        return await self._auth.endpoints()
+        async with self._endpoints_lock:
+            if self._endpoints is None:
+                self._endpoints = await self.credentials.discover(self._http)
+            return self._endpoints
 
     async def authenticate(self) -> str | None:
         """Obtain a new token now (raising AuthenticationError subclasses with the fix); the tenant id."""
@@ -379,9 +439,8 @@ class CxoneClient:
         """An authorised API request; the response is returned whatever its status, except a lasting 401."""
         endpoints = await self.endpoints()
         url = f"{endpoints.api_url}/incontactapi/services/{self.credentials.api_version}{path}"
-        response = await send_with_bearer(
-            self._http, self._tokens, method, url, params=params, json=json, idempotent=idempotent
-        )
+        auth = await BearerAuth.current(self._tokens)
+        response = await self._http.request(method, url, params=params, json=json, idempotent=idempotent, auth=auth)
         if response.status_code == 401:
             raise SessionRejected(
                 f"CXone refused a freshly issued token on {endpoint_of(response)} (HTTP 401): check that the "
@@ -389,6 +448,16 @@ class CxoneClient:
                 system=SYSTEM, endpoint=endpoint_of(response), status_code=401,
             )
         return response
+
+    async def _fetch_token(self, previous: CxoneToken | None) -> CxoneToken:
+        endpoints = await self.endpoints()
+        return await self.credentials.fetch_token(
+            self._http, endpoints.token_url, previous, clock=self._clock, refresh_fraction=self._refresh_fraction
+        )
+
+    def _is_stale(self, token: CxoneToken) -> bool:
+        """True once the token is old enough to renew ahead of its expiry."""
+        return self._clock() >= token.refresh_at
 
     def _checked(self, response: httpx.Response) -> httpx.Response:
         """The response if 2xx, else the typed error for its status."""

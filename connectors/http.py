@@ -13,6 +13,7 @@ TransientError / RateLimited. Every other response is returned for the client to
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json as jsonlib
 import logging
@@ -118,9 +119,15 @@ class HttpSession:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         data: Mapping[str, str] | None = None,
-        auth: tuple[str, str] | None = None,
+        auth: httpx.Auth | tuple[str, str] | None = None,
+        bounded: bool = True,
     ) -> httpx.Response:
-        """Send one logical request, retrying per policy; `idempotent` defaults from the method."""
+        """Send one logical request, retrying per policy; `idempotent` defaults from the method.
+
+        `auth` runs on every attempt (a BearerAuth renews on 401 and resends inside one attempt).
+        `bounded=False` is for login requests: callers holding a slot may be waiting on the token
+        they fetch, so they must not wait for a slot themselves.
+        """
         method = method.upper()
         endpoint = endpoint_label(method, url)
         repeatable = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
@@ -129,7 +136,7 @@ class HttpSession:
         while True:
             attempt += 1
             try:
-                async with self._slots:
+                async with self._slots if bounded else contextlib.nullcontext():
                     response = await self._client.request(
                         method, url, headers=headers, params=params, json=json, data=data, auth=auth
                     )
@@ -152,6 +159,10 @@ class HttpSession:
                 await self._pause(endpoint, attempt, reason, policy.backoff(attempt, retry_after))
                 continue
             raise self._status_failure(endpoint, response, attempt, repeatable, retry_after)
+
+    def redact(self, text: str) -> str:
+        """`text` (something a server said) with every known secret scrubbed, fit for an error message."""
+        return self._redact(text)
 
     async def _pause(self, endpoint: str, attempt: int, reason: str, delay: float) -> None:
         logger.warning(

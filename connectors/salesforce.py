@@ -1,13 +1,16 @@
 """Async client for Salesforce's REST data API (apis.md S2-S4): queries, records, presence commands.
 
     creds = SalesforceCredentials(
-        login_url="https://acme.my.salesforce.com", flow="client_credentials",
-        client_id="3MVG9...", client_secret=SecretStr("..."),
+        login_url="https://acme.my.salesforce.com",
+        auth=ClientCredentialsFlow(client_id="3MVG9...", client_secret=SecretStr("...")),
     )
     async with creds.get_client() as sf:
         users = await sf.query("SELECT Id, Username FROM User WHERE IsActive = true")
         results = await sf.publish_presence_commands([PresenceCommand(user_id, status_id, command_id)])
         print(sf.api_usage)   # ApiUsage(used=1520, limit=15000)
+
+How to log in is the credentials' (connectors/salesforce_auth.py, which imports this module to build
+clients); the client only needs the `SalesforceLogin` they provide.
 """
 
 from __future__ import annotations
@@ -17,12 +20,13 @@ import logging
 import re
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, Protocol
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from presence_sync.connectors.auth import TokenGate, send_with_bearer
+from presence_sync.connectors.auth import BearerAuth, TokenGate
 from presence_sync.connectors.errors import (
     ApiError,
     ConnectorError,
@@ -46,15 +50,10 @@ from presence_sync.connectors.http import (
     parse_json,
 )
 from presence_sync.connectors.retry import RetryPolicy
-from presence_sync.connectors.salesforce_auth import (
-    SYSTEM,
-    SalesforceAuth,
-    SalesforceCredentials,
-    SalesforceIdentity,
-    SalesforceToken,
-)
 
 logger = logging.getLogger(__name__)
+
+SYSTEM = "Salesforce"
 
 COMPOSITE_LIMIT = 200  # records per /composite/sobjects call; more is EXCEEDED_ID_LIMIT
 
@@ -80,6 +79,39 @@ OFFLINE_STATUS_ID = "0"
 _SOBJECT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _RECORD_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 _API_USAGE = re.compile(r"(?:^|[\s,;])api-usage=(?P<used>\d+)/(?P<limit>\d+)")
+
+
+@dataclass(frozen=True, slots=True)
+class SalesforceIdentity:
+    """Who we are logged in as, from the token response."""
+
+    instance_url: str
+    org_id: str
+    user_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SalesforceToken:
+    """What a successful login gives: the bearer token, who we are, and a refresh token if issued."""
+
+    access_token: SecretStr
+    identity: SalesforceIdentity
+    refresh_token: SecretStr | None
+
+
+class SalesforceLogin(Protocol):
+    """What a client needs from its credentials: `SalesforceCredentials` provides it."""
+
+    @property
+    def api_version(self) -> str: ...
+
+    async def fetch_token(self, session: HttpSession, previous: SalesforceToken | None) -> SalesforceToken:
+        """A new token (through `previous`'s refresh token when it has one); AuthenticationError with the fix."""
+        ...
+
+    def secret_values(self) -> list[str]:
+        """Every secret the credentials hold, as sent on the wire (for scrubbing server text)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,12 +224,13 @@ class SalesforceClient:
             await sf.authenticate()
 
     With `transport`, every host (login and instance) is served by it. Tokens are fetched lazily
-    and single-flight; a 401 INVALID_SESSION_ID triggers one re-authentication and one retry.
+    and single-flight; a 401 INVALID_SESSION_ID triggers one re-authentication and one retry
+    (`BearerAuth`, inside each attempt of the session's retry loop).
     """
 
     def __init__(
         self,
-        credentials: SalesforceCredentials,
+        credentials: SalesforceLogin,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         max_concurrency: int = 16,
@@ -214,8 +247,7 @@ class SalesforceClient:
             headers={"Accept": "application/json"},
             redact=self._redact,
         )
-        self._auth = SalesforceAuth(credentials, self._http, self._redact)
-        self._tokens: TokenGate[SalesforceToken] = TokenGate(self._auth.fetch)
+        self._tokens: TokenGate[SalesforceToken] = TokenGate(partial(credentials.fetch_token, self._http))
         self._api_usage: ApiUsage | None = None
 
     async def __aenter__(self) -> SalesforceClient:
@@ -384,11 +416,9 @@ class SalesforceClient:
         idempotent: bool | None = None,
     ) -> httpx.Response:
         """An authorised data API request; a non-2xx answer is raised as a typed error."""
-        token, _ = await self._tokens.current()
-        url = self._url(token.identity.instance_url, path)
-        response = await send_with_bearer(
-            self._http, self._tokens, method, url, params=params, json=json, idempotent=idempotent
-        )
+        auth = await BearerAuth.current(self._tokens)
+        url = self._url(auth.token.identity.instance_url, path)
+        response = await self._http.request(method, url, params=params, json=json, idempotent=idempotent, auth=auth)
         usage = parse_limit_info(response.headers.get("Sforce-Limit-Info"))
         if usage is not None:
             self._api_usage = usage

@@ -1,9 +1,16 @@
-"""Salesforce credentials and OAuth (apis.md S1): the four grants and what each refusal means.
+"""Salesforce credentials and OAuth (apis.md S1): the three flows, the token request and what each refusal means.
 
-    creds = SalesforceCredentials(login_url="https://acme.my.salesforce.com", flow="client_credentials",
-                                  client_id="3MVG9...", client_secret=SecretStr("..."))
-    auth = SalesforceAuth(creds, session)
-    token = await auth.fetch(previous=None)     # raises InvalidCredentials etc. with the fix
+    creds = SalesforceCredentials(
+        login_url="https://acme.my.salesforce.com",
+        auth=ClientCredentialsFlow(client_id="3MVG9...", client_secret=SecretStr("...")),
+    )
+    async with creds.get_client() as sf:     # logs in on the first call: InvalidCredentials etc. carry the fix
+        ...
+
+These models are the one description of a Salesforce login: the config file's `salesforce:` section
+is a `SalesforceCredentials` (models/config/connections.py extends them with how values are written
+in YAML), so every rule about which settings go together lives here. A new flow is one more model
+with its `grant_form`, added to `SalesforceFlow`.
 """
 
 from __future__ import annotations
@@ -11,83 +18,226 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 import httpx
 import jwt
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from presence_sync.connectors.errors import (
-    AuthenticationError,
-    InvalidClient,
-    InvalidCredentials,
-    UnsupportedGrant,
-)
+from presence_sync.connectors.credentials import CredentialsModel, config_problem, config_problems
+from presence_sync.connectors.errors import AuthenticationError, InvalidClient, InvalidCredentials, UnsupportedGrant
 from presence_sync.connectors.http import HttpSession, endpoint_label, parse_json
+from presence_sync.connectors.salesforce import SYSTEM, SalesforceClient, SalesforceIdentity, SalesforceToken
 from presence_sync.connectors.urls import api_version, base_url
-
-if TYPE_CHECKING:
-    from presence_sync.connectors.salesforce import SalesforceClient
 
 logger = logging.getLogger(__name__)
 
-SYSTEM = "Salesforce"
 PRODUCTION_LOGIN_URL = "https://login.salesforce.com"
 SANDBOX_LOGIN_URL = "https://test.salesforce.com"
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 JWT_LIFETIME_SECONDS = 180  # Salesforce accepts assertions that expire within 3 minutes
 USERNAME_PASSWORD_RETIREMENT = "2027-02-20"
 
-Flow = Literal["password", "client_credentials", "jwt"]
-
 _IDENTITY_URL = re.compile(r"/id/(?P<org>[A-Za-z0-9]{15,18})/(?P<user>[A-Za-z0-9]{15,18})/?$")
-_GENERIC_LOGIN_HOSTS = frozenset({"login.salesforce.com", "test.salesforce.com"})
+_GENERIC_LOGIN_HOSTS = frozenset(httpx.URL(url).host for url in (PRODUCTION_LOGIN_URL, SANDBOX_LOGIN_URL))
 
 
-def _is_generic_login_host(url: str) -> bool:
-    return httpx.URL(url).host in _GENERIC_LOGIN_HOSTS
+def generic_login_url(login_url: str) -> str | None:
+    """The generic login host of the org kind `login_url` belongs to: production or sandbox.
+
+    login/test.salesforce.com are their own; a My Domain maps to the one of its kind; None for any
+    other host (the emulator, a proxy), whose kind its name does not tell.
+    """
+    host = httpx.URL(login_url).host
+    if host == httpx.URL(SANDBOX_LOGIN_URL).host or host.endswith(".sandbox.my.salesforce.com"):
+        return SANDBOX_LOGIN_URL
+    if host == httpx.URL(PRODUCTION_LOGIN_URL).host or host.endswith(".my.salesforce.com"):
+        return PRODUCTION_LOGIN_URL
+    return None
 
 
 def jwt_audience(login_url: str) -> str:
     """The `aud` of a JWT-bearer assertion: the production or sandbox login host, per Salesforce's docs.
 
-    A My Domain maps to the login host of its kind; any other host (the emulator, a proxy) is its own audience.
+    A host whose kind its name does not tell (the emulator, a proxy) is its own audience.
     """
-    host = httpx.URL(login_url).host
-    if host == "test.salesforce.com" or host.endswith(".sandbox.my.salesforce.com"):
-        return SANDBOX_LOGIN_URL
-    if host == "login.salesforce.com" or host.endswith(".my.salesforce.com"):
-        return PRODUCTION_LOGIN_URL
-    return login_url
+    return generic_login_url(login_url) or login_url
 
 
-class SalesforceCredentials(BaseModel):
+# --- the flows
+
+
+class _Flow(CredentialsModel):
+    """What every OAuth flow has: its name and the connected app's consumer key (client_id)."""
+
+    flow: str
+    client_id: str = Field(min_length=1)
+    # Salesforce answers this flow only on the org's My Domain ("request not supported on this domain").
+    needs_my_domain: ClassVar[bool] = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_settings_of_other_flows(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            others = {name for flow in _Flow.__subclasses__() for name in flow.model_fields} - set(cls.model_fields)
+            misplaced = [key for key in data if key in others]
+            if misplaced:
+                flow = data.get("flow")
+                raise config_problems(
+                    *((key, f"'{key}' is not used by the {flow} flow", "remove it, or change flow") for key in misplaced)
+                )
+        return data
+
+    def grant_form(self, login_url: str) -> dict[str, str]:
+        """The token request's form for this flow."""
+        raise NotImplementedError
+
+    def refresh_form(self, refresh_token: SecretStr) -> dict[str, str]:
+        """The form that trades a refresh token for a new access token."""
+        form = {"grant_type": "refresh_token", "refresh_token": refresh_token.get_secret_value(), "client_id": self.client_id}
+        client_secret: SecretStr | None = getattr(self, "client_secret", None)
+        if client_secret is not None:
+            form["client_secret"] = client_secret.get_secret_value()
+        return form
+
+    def secret_values(self) -> list[str]:
+        """Every secret this flow holds, as sent on the wire (for scrubbing server text)."""
+        return [value.get_secret_value() for value in self.__dict__.values() if isinstance(value, SecretStr)]
+
+
+class PasswordFlow(_Flow):
+    """OAuth username-password flow (the seed's; Salesforce retires it on 2027-02-20).
+
+    `security_token` is appended to the password unless the org trusts the caller's IP range.
+    """
+
+    flow: Literal["password"] = "password"
+    client_secret: SecretStr
+    username: str = Field(min_length=1)
+    password: SecretStr
+    security_token: SecretStr | None = None
+
+    def password_with_token(self) -> SecretStr:
+        """The `password` form field: the password with the security token appended."""
+        token = self.security_token.get_secret_value() if self.security_token else ""
+        return SecretStr(self.password.get_secret_value() + token)
+
+    def grant_form(self, login_url: str) -> dict[str, str]:
+        return {
+            "grant_type": "password",
+            "client_id": self.client_id,
+            "client_secret": self.client_secret.get_secret_value(),
+            "username": self.username,
+            "password": self.password_with_token().get_secret_value(),
+        }
+
+    def secret_values(self) -> list[str]:
+        return [*super().secret_values(), self.password_with_token().get_secret_value()]
+
+
+class ClientCredentialsFlow(_Flow):
+    """OAuth client-credentials flow: runs as the app's "Run As" user; My Domain host only."""
+
+    flow: Literal["client_credentials"] = "client_credentials"
+    client_secret: SecretStr
+    needs_my_domain: ClassVar[bool] = True
+
+    def grant_form(self, login_url: str) -> dict[str, str]:
+        return {
+            "grant_type": "client_credentials",
+            "client_id": self.client_id,
+            "client_secret": self.client_secret.get_secret_value(),
+        }
+
+
+class JwtFlow(_Flow):
+    """OAuth JWT bearer flow: an RS256 assertion signed with the app's private key.
+
+    The key is given as `private_key` (PEM text) or `private_key_file` (read when signing).
+    """
+
+    flow: Literal["jwt"] = "jwt"
+    username: str = Field(min_length=1)
+    private_key: SecretStr | None = None
+    private_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_key(self) -> Self:
+        if self.private_key is None and self.private_key_file is None:
+            raise config_problem(
+                "the jwt flow needs the app's private key",
+                "set private_key_file: path/to/server.key or private_key: ${ENV_VAR}",
+            )
+        if self.private_key is not None and self.private_key_file is not None:
+            raise config_problem(
+                "both private_key and private_key_file are set",
+                "keep one of them",
+                at="private_key_file",
+            )
+        return self
+
+    def signing_key(self) -> SecretStr:
+        """The PEM private key, read from `private_key_file` when that is how it is given."""
+        if self.private_key is not None:
+            return self.private_key
+        assert self.private_key_file is not None  # guaranteed by _one_key
+        try:
+            return SecretStr(self.private_key_file.read_text(encoding="utf-8"))
+        except OSError as error:
+            raise InvalidCredentials(
+                f"can't read the JWT private key file {self.private_key_file} ({error.strerror}): "
+                "check the file and its permissions.",
+                system=SYSTEM,
+                endpoint="JWT assertion",
+            ) from None
+
+    def grant_form(self, login_url: str) -> dict[str, str]:
+        claims = {
+            "iss": self.client_id,
+            "sub": self.username,
+            "aud": jwt_audience(login_url),
+            "exp": int(time.time()) + JWT_LIFETIME_SECONDS,
+        }
+        try:
+            assertion = jwt.encode(claims, self.signing_key().get_secret_value(), algorithm="RS256")
+        except (ValueError, TypeError, jwt.PyJWTError):
+            # `from None`: the underlying error may quote the key material.
+            raise InvalidCredentials(
+                "the JWT private key can't be used: give the PEM RSA private key (-----BEGIN PRIVATE "
+                "KEY----- or -----BEGIN RSA PRIVATE KEY-----) whose certificate is uploaded to the "
+                "connected app ('Use digital signatures').",
+                system=SYSTEM,
+                endpoint="JWT assertion",
+            ) from None
+        return {"grant_type": JWT_BEARER_GRANT, "assertion": assertion}
+
+    def secret_values(self) -> list[str]:
+        try:
+            return [self.signing_key().get_secret_value()]
+        except InvalidCredentials:
+            return []
+
+
+SalesforceFlow = Annotated[PasswordFlow | ClientCredentialsFlow | JwtFlow, Field(discriminator="flow")]
+
+
+# --- the credentials
+
+
+class SalesforceCredentials(CredentialsModel):
     """How to reach and log in to one Salesforce org. Secrets are SecretStr and never printed.
 
         SalesforceCredentials(
-            login_url="https://test.salesforce.com", flow="password", client_id="3MVG9...",
-            client_secret=SecretStr("..."), username="integration@acme.com.uat",
-            password=SecretStr("..."), security_token=SecretStr("..."),
+            login_url="https://test.salesforce.com",
+            auth=PasswordFlow(client_id="3MVG9...", client_secret=SecretStr("..."), username="integration@acme.com.uat",
+                              password=SecretStr("..."), security_token=SecretStr("...")),
         ).get_client()
-
-    Flows and what each needs: `password` (client_secret, username, password, security_token unless
-    the org trusts the caller's IP); `client_credentials` (client_secret; login_url must be the My
-    Domain); `jwt` (username, private_key: the PEM key whose certificate is on the connected app).
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     login_url: str = PRODUCTION_LOGIN_URL
     api_version: str = "v62.0"
-    flow: Flow = "password"
-    client_id: str = Field(min_length=1)
-    client_secret: SecretStr | None = None
-    username: str | None = None
-    password: SecretStr | None = None
-    security_token: SecretStr | None = None
-    private_key: SecretStr | None = None
+    auth: SalesforceFlow
 
     @field_validator("login_url")
     @classmethod
@@ -101,153 +251,45 @@ class SalesforceCredentials(BaseModel):
         return api_version(value, "v62.0")
 
     @model_validator(mode="after")
-    def _check_flow_fields(self) -> SalesforceCredentials:
-        needed = {
-            "password": ("client_secret", "username", "password"),
-            "client_credentials": ("client_secret",),
-            "jwt": ("username", "private_key"),
-        }[self.flow]
-        missing = [name for name in needed if not _has_value(getattr(self, name))]
-        if missing:
-            raise ValueError(
-                f"the {self.flow} flow needs {', '.join(needed)}; missing: {', '.join(missing)}"
-            )
-        if self.flow == "client_credentials" and _is_generic_login_host(self.login_url):
-            raise ValueError(
-                "the client_credentials flow only works on the org's My Domain: set login_url to "
-                "https://<your-domain>.my.salesforce.com (Setup > My Domain shows it), "
-                f"not {self.login_url}"
+    def _my_domain_when_the_flow_needs_it(self) -> Self:
+        if self.auth.needs_my_domain and not self.uses_my_domain:
+            raise config_problem(
+                f"the {self.auth.flow} flow only works on your org's My Domain",
+                "set login_url: https://<your-domain>.my.salesforce.com (Setup -> My Domain); "
+                "login/test.salesforce.com answer 'request not supported on this domain'",
+                at="login_url",
             )
         return self
 
+    @property
+    def uses_my_domain(self) -> bool:
+        """True when the login host is the org's own (My Domain, or an emulator), not login/test."""
+        return httpx.URL(self.login_url).host not in _GENERIC_LOGIN_HOSTS
+
     def get_client(self, **options: Any) -> SalesforceClient:
         """A SalesforceClient for these credentials; `options` go to its constructor."""
-        from presence_sync.connectors.salesforce import SalesforceClient  # the client module imports this one
-
         return SalesforceClient(self, **options)
-
-    def password_as_sent(self) -> str:
-        """The password flow's `password` field: the password with the security token appended."""
-        return _secret(self.password) + _secret(self.security_token)
 
     def secret_values(self) -> list[str]:
         """Every secret these credentials hold, as sent on the wire (for scrubbing server text)."""
-        return [
-            _secret(self.client_secret),
-            _secret(self.password),
-            _secret(self.security_token),
-            self.password_as_sent(),
-            _secret(self.private_key),
-        ]
+        return self.auth.secret_values()
 
-
-def _has_value(value: str | SecretStr | None) -> bool:
-    if isinstance(value, SecretStr):
-        return bool(value.get_secret_value())
-    return bool(value)
-
-
-@dataclass(frozen=True, slots=True)
-class SalesforceIdentity:
-    """Who we are logged in as, from the token response."""
-
-    instance_url: str
-    org_id: str
-    user_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class SalesforceToken:
-    """What a successful login gives: the bearer token, who we are, and a refresh token if issued."""
-
-    access_token: SecretStr
-    identity: SalesforceIdentity
-    refresh_token: SecretStr | None
-
-
-class _TokenResponse(BaseModel):
-    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
-
-    access_token: SecretStr
-    instance_url: str = Field(pattern=r"^https?://[^/\s]+")
-    id: str = Field(pattern=_IDENTITY_URL.pattern)
-    refresh_token: SecretStr | None = None
-
-
-class SalesforceAuth:
-    """Obtains tokens for one set of credentials; `redact` scrubs server text before it is quoted."""
-
-    def __init__(
-        self, credentials: SalesforceCredentials, session: HttpSession, redact: Callable[[str], str] = str
-    ) -> None:
-        self.credentials = credentials
-        self._http = session
-        self._redact = redact
-
-    async def fetch(self, previous: SalesforceToken | None) -> SalesforceToken:
+    async def fetch_token(self, session: HttpSession, previous: SalesforceToken | None) -> SalesforceToken:
         """A new token: through the refresh token when one was issued, else the configured flow."""
         if previous is not None and previous.refresh_token is not None:
             try:
-                return await self._request_token(self._refresh_form(previous.refresh_token), "refresh_token")
+                return await self._request_token(session, self.auth.refresh_form(previous.refresh_token), "refresh_token")
             except AuthenticationError as error:
                 logger.info("Salesforce refresh token refused (%s); logging in again", error.error_code)
-        return await self._request_token(self._grant_form(), self.credentials.flow)
+        return await self._request_token(session, self.auth.grant_form(self.login_url), self.auth.flow)
 
-    def _grant_form(self) -> dict[str, str]:
-        creds = self.credentials
-        if creds.flow == "password":
-            return {
-                "grant_type": "password",
-                "client_id": creds.client_id,
-                "client_secret": _secret(creds.client_secret),
-                "username": creds.username or "",
-                "password": creds.password_as_sent(),
-            }
-        if creds.flow == "client_credentials":
-            return {
-                "grant_type": "client_credentials",
-                "client_id": creds.client_id,
-                "client_secret": _secret(creds.client_secret),
-            }
-        return {"grant_type": JWT_BEARER_GRANT, "assertion": self._jwt_assertion()}
-
-    def _refresh_form(self, refresh_token: SecretStr) -> dict[str, str]:
-        form = {
-            "grant_type": "refresh_token",
-            "refresh_token": refresh_token.get_secret_value(),
-            "client_id": self.credentials.client_id,
-        }
-        if self.credentials.client_secret is not None:
-            form["client_secret"] = self.credentials.client_secret.get_secret_value()
-        return form
-
-    def _jwt_assertion(self) -> str:
-        creds = self.credentials
-        claims = {
-            "iss": creds.client_id,
-            "sub": creds.username,
-            "aud": jwt_audience(creds.login_url),
-            "exp": int(time.time()) + JWT_LIFETIME_SECONDS,
-        }
-        try:
-            return jwt.encode(claims, _secret(creds.private_key), algorithm="RS256")
-        except (ValueError, TypeError, jwt.PyJWTError):
-            # `from None`: the underlying error may quote the key material.
-            raise InvalidCredentials(
-                "the JWT private key can't be used: give the PEM RSA private key (-----BEGIN PRIVATE "
-                "KEY----- or -----BEGIN RSA PRIVATE KEY-----) whose certificate is uploaded to the "
-                "connected app ('Use digital signatures').",
-                system=SYSTEM,
-                endpoint="JWT assertion",
-            ) from None
-
-    async def _request_token(self, form: dict[str, str], grant: str) -> SalesforceToken:
-        url = f"{self.credentials.login_url}/services/oauth2/token"
+    async def _request_token(self, session: HttpSession, form: dict[str, str], grant: str) -> SalesforceToken:
+        url = f"{self.login_url}/services/oauth2/token"
         endpoint = endpoint_label("POST", url)
         # Asking for a token twice is harmless, so transient failures may be retried.
-        response = await self._http.request("POST", url, data=form, idempotent=True)
+        response = await session.request("POST", url, data=form, idempotent=True, bounded=False)
         if response.status_code != 200:
-            raise self._token_error(response, endpoint, grant)
+            raise self._token_error(session, response, endpoint, grant)
         body: _TokenResponse = parse_json(
             response, _TokenResponse, system=SYSTEM, endpoint=endpoint, expected="an OAuth token response"
         )
@@ -260,14 +302,16 @@ class SalesforceAuth:
         )
         return SalesforceToken(body.access_token, identity, body.refresh_token)
 
-    def _token_error(self, response: httpx.Response, endpoint: str, grant: str) -> AuthenticationError:
+    def _token_error(
+        self, session: HttpSession, response: httpx.Response, endpoint: str, grant: str
+    ) -> AuthenticationError:
         try:
             body = response.json()
         except ValueError:
             body = None
         if not isinstance(body, dict) or "error" not in body:
             return AuthenticationError(
-                f"the Salesforce token endpoint {endpoint} at {self.credentials.login_url} answered HTTP "
+                f"the Salesforce token endpoint {endpoint} at {self.login_url} answered HTTP "
                 f"{response.status_code} without an OAuth error: check login_url ({PRODUCTION_LOGIN_URL}, "
                 f"{SANDBOX_LOGIN_URL} or https://<your-domain>.my.salesforce.com).",
                 system=SYSTEM,
@@ -275,9 +319,9 @@ class SalesforceAuth:
                 status_code=response.status_code,
             )
         code = str(body.get("error"))
-        description = self._redact(str(body.get("error_description") or ""))
+        description = session.redact(str(body.get("error_description") or ""))
         said = f"{code}: {description}" if description else code
-        error_type, message = _explain_token_error(code, description, grant, self.credentials.login_url)
+        error_type, message = _explain_token_error(code, description, grant, self.login_url)
         return error_type(
             f"Salesforce refused the {grant} login ({said}). {message}",
             system=SYSTEM,
@@ -285,6 +329,15 @@ class SalesforceAuth:
             status_code=response.status_code,
             error_code=code,
         )
+
+
+class _TokenResponse(BaseModel):
+    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
+
+    access_token: SecretStr
+    instance_url: str = Field(pattern=r"^https?://[^/\s]+")
+    id: str = Field(pattern=_IDENTITY_URL.pattern)
+    refresh_token: SecretStr | None = None
 
 
 def _explain_token_error(
@@ -343,7 +396,3 @@ def _explain_token_error(
             "'Allow OAuth Username-Password Flows'."
         )
     return AuthenticationError, "See Salesforce's message above and the connected app's OAuth policies."
-
-
-def _secret(value: SecretStr | None) -> str:
-    return value.get_secret_value() if value is not None else ""

@@ -1,11 +1,14 @@
 """Both emulators together, in-process (tests) or on loopback (demo, `presence-sync emulate`).
 
     stack = EmulatorStack.in_process(agents=20)
-    with stack.routed():                      # connectors built inside reach the apps without sockets
-        config = await stack.write_config(tmp_path / "presence-sync.yaml")
+    salesforce, cxone = stack.transports()    # ASGI transports: clients reach the apps without sockets
 
     with EmulatorStack.serve(agents=200) as stack:   # real HTTP on 127.0.0.1
         print(stack.salesforce_url, stack.cxone_url)
+        await stack.credentials()                    # the seeded fake credentials of both
+
+Nothing here knows the product: a config for the stack is written by the product's side
+(models/config/render.py), which reads the stack's URLs and credentials.
 
 Salesforce tells its hosts apart by name (apis.md): `127.0.0.1:{port}` is the generic login host and
 `localhost:{port}` the org's My Domain, one server under two names.
@@ -16,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -61,7 +63,7 @@ class EmulatorStack:
 
     @classmethod
     def in_process(cls, **options: Any) -> EmulatorStack:
-        """Both apps in this process; use `routed()` so connectors reach them through ASGI transports."""
+        """Both apps in this process; clients reach them through the ASGI `transports()`."""
         sf_app, cx_app = cls.build_apps(**options)
         return cls(
             salesforce_app=sf_app,
@@ -119,14 +121,6 @@ class EmulatorStack:
             return None, None
         return httpx.ASGITransport(app=self.salesforce_app), httpx.ASGITransport(app=self.cxone_app)
 
-    @contextmanager
-    def routed(self) -> Iterator[None]:
-        """Inside the block every connector built by `tasks.context` talks to these emulators."""
-        from presence_sync.tasks.context import use_transports
-
-        with use_transports(*self.transports()):
-            yield
-
     def salesforce_http(self) -> httpx.AsyncClient:
         """A raw client for the Salesforce emulator (its `/__emulator/` controls, or API checks)."""
         return httpx.AsyncClient(transport=self.transports()[0], base_url=self.salesforce_url, timeout=30)
@@ -141,21 +135,3 @@ class EmulatorStack:
         sf_answer.raise_for_status()
         cx_answer.raise_for_status()
         return sf_answer.json(), cx_answer.json()
-
-    async def config_text(self) -> str:
-        """A ready config for the demo contact center these emulators serve."""
-        from presence_sync.models.config import render_emulator_config_yaml
-
-        sf_credentials, cx_credentials = await self.credentials()
-        return render_emulator_config_yaml(
-            salesforce_url=self.salesforce_url,
-            cxone_url=self.cxone_url,
-            salesforce_credentials=sf_credentials,
-            cxone_credentials=cx_credentials,
-        )
-
-    async def write_config(self, path: Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(await self.config_text(), encoding="utf-8")
-        return path

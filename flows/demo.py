@@ -30,6 +30,7 @@ from presence_sync.flows.onboard import onboard
 from presence_sync.flows.sync import sync
 from presence_sync.flows.sync_tasks import WINDOW_ARTIFACT_KEY
 from presence_sync.flows.validate import artifact_key, validate
+from presence_sync.models.config import write_emulator_config
 from presence_sync.tasks.context import open_context
 from presence_sync.tasks.demo import DemoSummary, agent_rules, check_convergence, summary_markdown
 from presence_sync.tasks.demo.day import (
@@ -137,7 +138,7 @@ async def demo(
     summary = DemoSummary(agents, day_seconds, seed, str(config_path), artifacts=ARTIFACTS)
     with EmulatorStack.serve(agents=agents, seed=seed, apply_delay_ms=150) as stack:
         _step(f"Emulators on loopback: Salesforce {stack.salesforce_url}, CXone {stack.cxone_url} ({agents} agents)")
-        await stack.write_config(config_path)
+        await write_emulator_config(stack, config_path)
         fast_forward(config_path, day_seconds)
         _step(f"Config for this contact center: {config_path}")
 

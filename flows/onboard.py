@@ -26,7 +26,7 @@ from prefect.states import Failed, State
 from presence_sync.models.config import ConfigError, load_config
 from presence_sync.models.secrets import preload_prefect_secrets
 from presence_sync.models.store import StoreError
-from presence_sync.tasks.context import open_context
+from presence_sync.tasks.context import open_context, transports_for
 from presence_sync.tasks.onboarding import OnboardingIncomplete, OnboardingReport, StepName, StepResult, run_steps
 from presence_sync.flows.onboard_tasks import execute_as_task
 from presence_sync.tasks.onboarding.report import markdown_summary, step_rows, title
@@ -54,7 +54,7 @@ async def run_onboarding(
     try:
         config = load_config(config_path)
         preload_prefect_secrets(config)
-        async with open_context(config) as ctx:
+        async with open_context(config, transports_for(config_path)) as ctx:
             progress = await acreate_progress_artifact(
                 0.0, key=f"{artifact_key}-progress", description=f"{what}: starting"
             )

@@ -21,7 +21,7 @@ from prefect.utilities.annotations import quote
 from presence_sync.flows.sync import SYNC_USER_ERRORS, run_name
 from presence_sync.models.config import load_config
 from presence_sync.models.secrets import preload_prefect_secrets
-from presence_sync.tasks.context import open_context
+from presence_sync.tasks.context import open_context, transports_for
 from presence_sync.flows.sync_tasks import publish_reconcile, reconcile_pass
 from presence_sync.tasks.sync.window import RECONCILE_WAIT_SECONDS, ReconcileTimeout
 
@@ -38,7 +38,7 @@ async def reconcile(config_path: str, wait_seconds: float = RECONCILE_WAIT_SECON
         config = load_config(config_path)
         preload_prefect_secrets(config)
         holder = run_name("reconcile")
-        async with open_context(config) as ctx:
+        async with open_context(config, transports_for(config_path)) as ctx:
             report = await reconcile_pass(quote(ctx), holder, holder, wait_seconds)
     except (*SYNC_USER_ERRORS, ReconcileTimeout) as error:
         return Failed(message=str(error), data=error)

@@ -23,7 +23,7 @@ from presence_sync.engine import EngineError
 from presence_sync.models.config import ConfigError, load_config
 from presence_sync.models.secrets import preload_prefect_secrets
 from presence_sync.models.store import StoreError
-from presence_sync.tasks.context import open_context
+from presence_sync.tasks.context import open_context, transports_for
 from presence_sync.flows.sync_tasks import publish_anomaly, publish_window
 from presence_sync.tasks.sync.window import run_window
 
@@ -56,7 +56,7 @@ async def sync(
         preload_prefect_secrets(config)
         length = seconds if seconds is not None else 60 * (window_minutes or config.sync.window_minutes)
         holder = run_name("sync")
-        async with open_context(config) as ctx:
+        async with open_context(config, transports_for(config_path)) as ctx:
             result = await run_window(
                 ctx,
                 seconds=length,

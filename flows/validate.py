@@ -15,7 +15,7 @@ from prefect import flow
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.states import Completed, Failed, State
 
-from presence_sync.tasks.context import open_context
+from presence_sync.tasks.context import open_context, transports_for
 from presence_sync.tasks.validate import DEFAULT_TIMEOUT_SECONDS, validate_agent
 
 
@@ -41,7 +41,7 @@ async def validate(
         salesforce_status: Optional DeveloperName to set in Salesforce (default: a rule row that maps both ways).
         cxone_state: Optional CXone state to set, e.g. "Unavailable: Lunch" (default: chosen from the rule).
     """
-    async with open_context(config_path) as ctx:
+    async with open_context(config_path, transports_for(config_path)) as ctx:
         report = await validate_agent(
             ctx, agent, timeout_seconds=timeout_seconds, salesforce_status=salesforce_status, cxone_state=cxone_state
         )

@@ -14,13 +14,32 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticCustomError
 
-from presence_sync.engine.errors import did_you_mean
+from presence_sync.engine.errors import closest, did_you_mean
 
-Loc = tuple[str | int, ...]
+# The problem vocabulary is the credentials models' (connectors/credentials.py); the config layer raises
+# and reads the same errors, so it is re-exported here for every config model.
+from presence_sync.connectors.credentials import (
+    CONFIG_PROBLEMS_ERROR,
+    Loc,
+    config_problem,
+    config_problems,
+    format_path,
+)
 
-CONFIG_PROBLEMS_ERROR = "config_problems"
+__all__ = [
+    "CONFIG_PROBLEMS_ERROR",
+    "ConfigError",
+    "ConfigProblem",
+    "Loc",
+    "SecretReferenceError",
+    "closest",
+    "config_problem",
+    "config_problems",
+    "did_you_mean",
+    "format_path",
+    "problems_from_validation_error",
+]
 
 
 @dataclass(frozen=True)
@@ -66,35 +85,6 @@ class SecretReferenceError(ConfigError):
     """A secret reference (`prefect-secret:<block>`) could not be resolved when it was used."""
 
 
-def format_path(loc: Iterable[str | int]) -> str:
-    """`("rule", "subscriber", 3, "acd")` -> `rule.subscriber[3].acd`."""
-    path = ""
-    for item in loc:
-        path += f"[{item}]" if isinstance(item, int) else (f".{item}" if path else str(item))
-    return path
-
-
-def config_problem(problem: str, fix: str, *, at: Loc | str = ()) -> PydanticCustomError:
-    """An error for pydantic validators: one problem at `at`, relative to the value being validated.
-
-    Example:
-        raise config_problem("an online status needs a channel", "list channels", at="channels")
-    """
-    return config_problems((at, problem, fix))
-
-
-def config_problems(*problems: tuple[Loc | str, str, str]) -> PydanticCustomError:
-    """An error for pydantic validators: each problem is (relative loc, problem, fix).
-
-    The loc is relative to the value being validated (a field name, a tuple such as
-    `("subscriber", 3, "acd")`, or `()` for the value itself).
-
-    Example:
-        raise config_problems(("channels", "an online status needs a channel", "list channels"))
-    """
-    normalized = tuple(((at,) if isinstance(at, str) else tuple(at), problem, fix) for at, problem, fix in problems)
-    summary = "; ".join(f"{format_path(at) or 'value'}: {problem} -> {fix}" for at, problem, fix in normalized)
-    return PydanticCustomError(CONFIG_PROBLEMS_ERROR, "{summary}", {"summary": summary, "problems": normalized})
 
 
 def problems_from_validation_error(

@@ -4,9 +4,22 @@
         await ctx.salesforce.query("SELECT Id FROM ServicePresenceStatus")
         ctx.store.list_links()
 
-Tests and the in-process demo reach the emulators without sockets by installing ASGI transports
-with `use_transports(...)`; a flow run by Prefect gets only a config path, so the override lives here
-rather than in flow parameters.
+The connectors talk to the network at the config's URLs unless the context is opened with other
+`Transports` (in-process emulators): `open_context(config, Transports(sf_app_transport, cx_app_transport))`.
+
+A flow gets only its config path from Prefect (parameters are JSON), so a caller that runs flows in
+this process against in-process emulators registers transports for that config file, and each flow
+opens its context with `transports_for(config_path)`:
+
+    with routed(config_path, Transports(*stack.transports())):
+        await sync(str(config_path), seconds=2)
+
+Why a registry keyed by the config path, not a switch: the config file is the one thing the caller
+and the flow both name. An entry reroutes only contexts that a flow opens for that very file, for
+the length of the `with` block; a context opened for any other config, or directly with
+`open_context`, is untouched. A module-level or context-variable switch would reroute every
+connector built while it is set, wherever it is built from (and a context variable would not even
+reach a flow that Prefect runs in another thread).
 """
 
 from __future__ import annotations
@@ -18,74 +31,40 @@ from pathlib import Path
 
 import httpx
 
-from presence_sync.connectors import CxoneClient, CxoneCredentials, SalesforceClient, SalesforceCredentials
-from presence_sync.models.config import CxoneConfig, PresenceSyncConfig, SalesforceConfig, load_config
+from presence_sync.connectors import CxoneClient, SalesforceClient
+from presence_sync.models.config import PresenceSyncConfig, load_config
 from presence_sync.models.store import Store
 
 
 @dataclass(frozen=True)
 class Transports:
+    """Where each system's requests go; None: the network, at the config's URLs."""
+
     salesforce: httpx.AsyncBaseTransport | None = None
     cxone: httpx.AsyncBaseTransport | None = None
 
 
-_transports = Transports()
+NETWORK = Transports()
+
+_routes: dict[Path, Transports] = {}
 
 
 @contextmanager
-def use_transports(salesforce: httpx.AsyncBaseTransport | None, cxone: httpx.AsyncBaseTransport | None) -> Iterator[None]:
-    """Route every connector built inside the block to these transports (in-process emulators)."""
-    global _transports
-    previous, _transports = _transports, Transports(salesforce, cxone)
+def routed(config_path: str | Path, transports: Transports) -> Iterator[None]:
+    """Flows run in this process for `config_path` reach their systems through `transports` inside the block."""
+    key = Path(config_path).resolve()
+    if key in _routes:
+        raise RuntimeError(f"{config_path} is already routed; one caller routes a config file at a time")
+    _routes[key] = transports
     try:
         yield
     finally:
-        _transports = previous
+        del _routes[key]
 
 
-def salesforce_credentials(config: SalesforceConfig) -> SalesforceCredentials:
-    auth = config.auth
-    common = {"login_url": config.login_base_url, "api_version": config.api_version, "client_id": auth.client_id}
-    if auth.flow == "password":
-        return SalesforceCredentials(
-            **common,
-            flow="password",
-            client_secret=auth.client_secret,
-            username=auth.username,
-            password=auth.password,
-            security_token=auth.security_token,
-        )
-    if auth.flow == "client_credentials":
-        return SalesforceCredentials(**common, flow="client_credentials", client_secret=auth.client_secret)
-    return SalesforceCredentials(**common, flow="jwt", username=auth.username, private_key=auth.signing_key())
-
-
-def cxone_credentials(config: CxoneConfig) -> CxoneCredentials:
-    location = (
-        {"tenant_id": config.tenant_id, "discovery_url": config.discovery_url}
-        if config.uses_discovery
-        else {"auth_url": config.auth_url, "api_url": config.api_url}
-    )
-    return CxoneCredentials(
-        **location,
-        api_version=config.api_version,
-        client_id=config.client_id,
-        client_secret=config.client_secret,
-        access_key_id=config.access_key_id,
-        access_key_secret=config.access_key_secret,
-    )
-
-
-def salesforce_client(config: PresenceSyncConfig) -> SalesforceClient:
-    return salesforce_credentials(config.salesforce).get_client(
-        transport=_transports.salesforce, max_concurrency=config.sync.max_concurrency
-    )
-
-
-def cxone_client(config: PresenceSyncConfig) -> CxoneClient:
-    return cxone_credentials(config.cxone).get_client(
-        transport=_transports.cxone, max_concurrency=config.sync.max_concurrency
-    )
+def transports_for(config_path: str | Path) -> Transports:
+    """The transports a flow's context for `config_path` uses: those `routed` to it, else the network."""
+    return _routes.get(Path(config_path).resolve(), NETWORK)
 
 
 def open_store(config: PresenceSyncConfig) -> Store:
@@ -101,13 +80,19 @@ class Context:
 
 
 @asynccontextmanager
-async def open_context(config: PresenceSyncConfig | str | Path) -> AsyncIterator[Context]:
+async def open_context(
+    config: PresenceSyncConfig | str | Path, transports: Transports = NETWORK
+) -> AsyncIterator[Context]:
     """Both connectors (not yet authenticated: the first call logs in) and the store, closed on exit."""
     if not isinstance(config, PresenceSyncConfig):
         config = load_config(config)
     store = open_store(config)
+    bound = config.sync.max_concurrency
     try:
-        async with salesforce_client(config) as salesforce, cxone_client(config) as cxone:
+        async with (
+            config.salesforce.get_client(transport=transports.salesforce, max_concurrency=bound) as salesforce,
+            config.cxone.get_client(transport=transports.cxone, max_concurrency=bound) as cxone,
+        ):
             yield Context(config=config, salesforce=salesforce, cxone=cxone, store=store)
     finally:
         store.close()

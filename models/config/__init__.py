@@ -19,7 +19,6 @@ from presence_sync.models.config.base import (
     suggest_developer_name,
 )
 from presence_sync.models.config.connections import (
-    CXONE_DISCOVERY_URL,
     SALESFORCE_LOGIN_URLS,
     ClientCredentialsAuth,
     CxoneConfig,
@@ -42,13 +41,12 @@ from presence_sync.models.config.contact_center import (
 )
 from presence_sync.models.config.document import PresenceSyncConfig
 from presence_sync.models.config.loader import load_config, parse_config
-from presence_sync.models.config.render import render_emulator_config_yaml
+from presence_sync.models.config.render import render_emulator_config_yaml, write_emulator_config
 from presence_sync.models.config.sync import DEFAULT_STORE_URL, ConflictPolicy, SyncSettings
 from presence_sync.models.errors import ConfigError, ConfigProblem, SecretReferenceError
 
 __all__ = [
     "ALL_STATUSES",
-    "CXONE_DISCOVERY_URL",
     "DEFAULT_STORE_URL",
     "DEVELOPER_NAME_MAX_LENGTH",
     "SALESFORCE_LOGIN_URLS",
@@ -79,4 +77,5 @@ __all__ = [
     "parse_config",
     "render_emulator_config_yaml",
     "suggest_developer_name",
+    "write_emulator_config",
 ]

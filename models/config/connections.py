@@ -1,20 +1,35 @@
-"""Connections: how presence-sync logs in to Salesforce and reaches CXone."""
+"""Connections: how presence-sync logs in to Salesforce and reaches CXone.
+
+The `salesforce:` and `cxone:` sections ARE the connectors' credentials models
+(connectors/salesforce_auth.py, connectors/cxone_auth.py), which hold every rule about which settings
+go together, so `config.salesforce.get_client()` needs no mapping. What this module adds is what only
+a config file has: how values are written in it (secrets as `${ENV_VAR}` or `prefect-secret:`
+references, text and URLs as the YAML checks them, a JWT key file next to the config), a description
+of each setting for the problem reports, the Salesforce environment, and the CXone access key's user.
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Self
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from presence_sync.models.config.base import ApiVersion, BaseUrl, ConfigModel, Text, config_dir
-from presence_sync.models.errors import ConfigError, ConfigProblem, Loc, config_problem, config_problems
+from presence_sync.connectors.cxone_auth import DEFAULT_DISCOVERY_URL, CxoneCredentials
+from presence_sync.connectors.salesforce_auth import (
+    PRODUCTION_LOGIN_URL,
+    SANDBOX_LOGIN_URL,
+    ClientCredentialsFlow,
+    JwtFlow,
+    PasswordFlow,
+    SalesforceCredentials,
+    generic_login_url,
+)
+from presence_sync.models.config.base import ApiVersion, BaseUrl, Text, config_dir
+from presence_sync.models.errors import config_problem
 from presence_sync.models.secrets import PrefectSecretStr, SecretValue
-
-SALESFORCE_LOGIN_URLS = {"production": "https://login.salesforce.com", "sandbox": "https://test.salesforce.com"}
-CXONE_DISCOVERY_URL = "https://cxone.niceincontact.com"
 
 
 class SalesforceEnvironment(StrEnum):
@@ -22,28 +37,12 @@ class SalesforceEnvironment(StrEnum):
     SANDBOX = "sandbox"
 
 
-class _SalesforceAuthModel(ConfigModel):
-    """Shared by the auth flows: a setting that belongs to another flow is named as such."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_settings_of_other_flows(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            flows = _SalesforceAuthModel.__subclasses__()
-            others = {name for model in flows for name in model.model_fields} - set(cls.model_fields)
-            misplaced = [key for key in data if key in others]
-            if misplaced:
-                flow = data.get("flow")
-                raise config_problems(
-                    *((key, f"'{key}' is not used by the {flow} flow", "remove it, or change flow") for key in misplaced)
-                )
-        return data
+SALESFORCE_LOGIN_URLS = {SalesforceEnvironment.PRODUCTION: PRODUCTION_LOGIN_URL, SalesforceEnvironment.SANDBOX: SANDBOX_LOGIN_URL}
 
 
-class PasswordAuth(_SalesforceAuthModel):
+class PasswordAuth(PasswordFlow):
     """OAuth username-password flow (the seed's; Salesforce retires it on 2027-02-20)."""
 
-    flow: Literal["password"]
     client_id: Text = Field(description="the connected app's Consumer Key")
     client_secret: SecretValue = Field(description="the connected app's Consumer Secret")
     username: Text = Field(description="the Salesforce username of the integration user")
@@ -53,24 +52,17 @@ class PasswordAuth(_SalesforceAuthModel):
         description="appended to the password unless the org trusts your IP range",
     )
 
-    def password_with_token(self) -> SecretStr:
-        """The `password` form field: the password with the security token appended."""
-        token = self.security_token.get_secret_value() if self.security_token else ""
-        return SecretStr(self.password.get_secret_value() + token)
 
-
-class ClientCredentialsAuth(_SalesforceAuthModel):
+class ClientCredentialsAuth(ClientCredentialsFlow):
     """OAuth client-credentials flow: runs as the app's "Run As" user; My Domain host only."""
 
-    flow: Literal["client_credentials"]
     client_id: Text = Field(description="the app's Consumer Key")
     client_secret: SecretValue = Field(description="the app's Consumer Secret")
 
 
-class JwtAuth(_SalesforceAuthModel):
+class JwtAuth(JwtFlow):
     """OAuth JWT bearer flow: an RS256 assertion signed with the app's private key."""
 
-    flow: Literal["jwt"]
     client_id: Text = Field(description="the app's Consumer Key (the JWT issuer)")
     username: Text = Field(description="the Salesforce username the JWT is issued for")
     private_key: SecretValue | None = Field(
@@ -98,6 +90,7 @@ class JwtAuth(_SalesforceAuthModel):
     @field_validator("private_key")
     @classmethod
     def _looks_like_pem(cls, key: SecretStr | None) -> SecretStr | None:
+        # A Prefect block is read when the key is used, not at load.
         if key is not None and not isinstance(key, PrefectSecretStr):
             text = key.get_secret_value()
             if "-----BEGIN" not in text or "PRIVATE KEY-----" not in text:
@@ -107,91 +100,39 @@ class JwtAuth(_SalesforceAuthModel):
                 )
         return key
 
-    @model_validator(mode="after")
-    def _one_key(self) -> Self:
-        if self.private_key is None and self.private_key_file is None:
-            raise config_problem(
-                "the jwt flow needs the app's private key",
-                "set private_key_file: path/to/server.key or private_key: ${ENV_VAR}",
-            )
-        if self.private_key is not None and self.private_key_file is not None:
-            raise config_problem(
-                "both private_key and private_key_file are set",
-                "keep one of them",
-                at="private_key_file",
-            )
-        return self
-
-    def signing_key(self) -> SecretStr:
-        """The PEM private key, read from `private_key_file` when that is how it is given."""
-        if self.private_key is not None:
-            return self.private_key
-        assert self.private_key_file is not None  # guaranteed by _one_key
-        try:
-            return SecretStr(self.private_key_file.read_text(encoding="utf-8"))
-        except OSError as error:
-            problem = f"can't read {self.private_key_file} ({error.strerror})"
-            raise ConfigError(
-                [ConfigProblem("salesforce.auth.private_key_file", problem, "check the file and its permissions")]
-            ) from None
-
 
 SalesforceAuth = Annotated[PasswordAuth | ClientCredentialsAuth | JwtAuth, Field(discriminator="flow")]
 
 
-def _salesforce_host_environment(host: str) -> SalesforceEnvironment | None:
-    """Which environment a Salesforce login host belongs to, when its name says so."""
-    if host == "test.salesforce.com" or host.endswith(".sandbox.my.salesforce.com"):
-        return SalesforceEnvironment.SANDBOX
-    if host == "login.salesforce.com" or host.endswith(".my.salesforce.com"):
-        return SalesforceEnvironment.PRODUCTION
-    return None
-
-
-class SalesforceConfig(ConfigModel):
-    """Where and how presence-sync logs in to Salesforce."""
+class SalesforceConfig(SalesforceCredentials):
+    """Where and how presence-sync logs in to Salesforce; `login_url` defaults to the environment's login host."""
 
     environment: SalesforceEnvironment = Field(description="production or sandbox")
-    login_url: BaseUrl | None = Field(
-        default=None,
+    login_url: BaseUrl = Field(
+        default=PRODUCTION_LOGIN_URL,
         description="your My Domain, e.g. https://acme.my.salesforce.com",
     )
     api_version: ApiVersion = "v62.0"
     auth: SalesforceAuth = Field(description="flow: password, client_credentials or jwt, with its fields")
 
-    @property
-    def environment_login_url(self) -> str:
-        """login.salesforce.com or test.salesforce.com by environment (also the JWT audience)."""
-        return SALESFORCE_LOGIN_URLS[self.environment]
-
-    @property
-    def login_base_url(self) -> str:
-        """Where tokens are requested: `login_url` if set, else the environment's login host."""
-        return self.login_url or self.environment_login_url
-
-    @property
-    def uses_my_domain(self) -> bool:
-        """True when the login host is the org's own (My Domain, or an emulator), not login/test."""
-        host = urlsplit(self.login_base_url).hostname or ""
-        return host not in ("login.salesforce.com", "test.salesforce.com")
+    @model_validator(mode="before")
+    @classmethod
+    def _login_url_of_the_environment(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("login_url") is None and data.get("environment") in SALESFORCE_LOGIN_URLS:
+            return {**data, "login_url": SALESFORCE_LOGIN_URLS[data["environment"]]}
+        return data
 
     @model_validator(mode="after")
-    def _hosts_agree(self) -> Self:
-        problems: list[tuple[Loc | str, str, str]] = []
-        host = (urlsplit(self.login_url).hostname or "").lower() if self.login_url else ""
-        host_environment = _salesforce_host_environment(host)
-        if host_environment is not None and host_environment != self.environment:
-            problem = f"{host} is a {host_environment} login host but environment is {self.environment}"
-            problems.append(("login_url", problem, _HOST_MISMATCH_FIX[self.environment]))
-        if self.auth.flow == "client_credentials" and not self.uses_my_domain:
-            problems.append((
-                "login_url",
-                "the client_credentials flow only works on your org's My Domain",
-                "set login_url: https://<your-domain>.my.salesforce.com (Setup -> My Domain); "
-                "login/test.salesforce.com answer 'request not supported on this domain'",
-            ))
-        if problems:
-            raise config_problems(*problems)
+    def _host_of_the_environment(self) -> Self:
+        kind = generic_login_url(self.login_url)
+        if kind is not None and kind != SALESFORCE_LOGIN_URLS[self.environment]:
+            host = urlsplit(self.login_url).hostname
+            host_environment = next(name for name, url in SALESFORCE_LOGIN_URLS.items() if url == kind)
+            raise config_problem(
+                f"{host} is a {host_environment} login host but environment is {self.environment}",
+                _HOST_MISMATCH_FIX[self.environment],
+                at="login_url",
+            )
         return self
 
 
@@ -203,17 +144,14 @@ _HOST_MISMATCH_FIX = {
 }
 
 
-# --- CXone
-
-
-class CxoneConfig(ConfigModel):
+class CxoneConfig(CxoneCredentials):
     """Where and how presence-sync reaches CXone: discovery by tenant id, or explicit endpoints."""
 
     tenant_id: Text | None = Field(
         default=None,
         description="your CXone tenant id (endpoints are discovered from it)",
     )
-    discovery_url: BaseUrl = CXONE_DISCOVERY_URL
+    discovery_url: BaseUrl = DEFAULT_DISCOVERY_URL
     auth_url: BaseUrl | None = Field(
         default=None,
         description="the auth host, e.g. https://na1.nice-incontact.com",
@@ -228,39 +166,3 @@ class CxoneConfig(ConfigModel):
     access_key_id: Text = Field(description="the access key id of the user below")
     access_key_secret: SecretValue = Field(description="that access key's secret")
     access_key_user: Text = Field(description="the CXone user whose access key this is")
-
-    @property
-    def uses_discovery(self) -> bool:
-        """True when the endpoints come from `{discovery_url}/.well-known/cxone-configuration`."""
-        return self.tenant_id is not None
-
-    @model_validator(mode="after")
-    def _one_way_to_find_cxone(self) -> Self:
-        explicit = [name for name in ("auth_url", "api_url") if getattr(self, name) is not None]
-        if self.tenant_id is not None and explicit:
-            raise config_problem(
-                "both tenant_id and explicit endpoints are set",
-                "keep tenant_id (discovery) or auth_url + api_url, not both",
-                at="tenant_id",
-            )
-        if self.tenant_id is None and "discovery_url" in self.model_fields_set:
-            raise config_problem(
-                "is only used with tenant_id",
-                "add tenant_id or remove discovery_url",
-                at="discovery_url",
-            )
-        if self.tenant_id is None and len(explicit) == 1:
-            missing = "api_url" if explicit == ["auth_url"] else "auth_url"
-            raise config_problem(
-                f"{explicit[0]} is set but {missing} is missing",
-                f"add {missing} (or use tenant_id instead of both)",
-                at=missing,
-            )
-        if self.tenant_id is None and not explicit:
-            raise config_problem(
-                "no way to find CXone",
-                "set tenant_id (endpoints are discovered), or auth_url and api_url",
-            )
-        return self
-
-

@@ -1,4 +1,11 @@
-"""A ready config for the emulators (for `presence-sync emulate --write-config PATH`)."""
+"""A ready config for the emulators (`presence-sync emulate --write-config PATH`, the demo, the tests).
+
+    stack = EmulatorStack.in_process(agents=20)
+    config_path = await write_emulator_config(stack, tmp_path / "presence-sync.yaml")
+
+The product renders it, not the emulators (which know nothing of the product): from the stack's URLs
+and the fake credentials it serves.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +13,37 @@ import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Protocol
 
 from presence_sync.models.config.connections import SalesforceEnvironment
 
 DEMO_EXAMPLE_PATH = Path(__file__).resolve().parents[2] / "examples" / "demo-contact-center.yaml"
+
+
+class EmulatorEndpoints(Protocol):
+    """What a config is written from: an `emulators.stack.EmulatorStack`, in-process or served."""
+
+    salesforce_url: str
+    cxone_url: str
+
+    async def credentials(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The Salesforce and CXone emulators' `GET /__emulator/credentials` answers."""
+        ...
+
+
+async def write_emulator_config(stack: EmulatorEndpoints, path: str | Path) -> Path:
+    """Write a ready config for the demo contact center that `stack` serves; its path."""
+    salesforce_credentials, cxone_credentials = await stack.credentials()
+    text = render_emulator_config_yaml(
+        salesforce_url=stack.salesforce_url,
+        cxone_url=stack.cxone_url,
+        salesforce_credentials=salesforce_credentials,
+        cxone_credentials=cxone_credentials,
+    )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 def render_emulator_config_yaml(

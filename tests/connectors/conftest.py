@@ -24,7 +24,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
-from presence_sync.connectors import CxoneCredentials, RetryPolicy, SalesforceCredentials
+from presence_sync.connectors import (
+    ClientCredentialsFlow,
+    CxoneCredentials,
+    JwtFlow,
+    PasswordFlow,
+    RetryPolicy,
+    SalesforceCredentials,
+)
 
 SF_MY_DOMAIN = "acme.my.salesforce.com"
 SF_INSTANCE = f"https://{SF_MY_DOMAIN}"
@@ -43,6 +50,7 @@ SF_SECRETS = {
     "password": "sf-password-Hunter2",
     "security_token": "sfSecTokenXYZ123",
 }
+SALESFORCE_FLOWS = {flow.model_fields["flow"].default: flow for flow in (PasswordFlow, ClientCredentialsFlow, JwtFlow)}
 CX_SECRETS = {"client_secret": "cx-client-secret-4b3a2c", "access_key_secret": "cx-access-key-secret-77aa"}
 
 
@@ -144,8 +152,9 @@ class FakeSalesforce:
         return len(self.token_forms)
 
     def credentials(self, **overrides: Any) -> SalesforceCredentials:
+        """This org's credentials: the password flow, or `flow=` another with the settings it uses (None drops one)."""
+        login_url = overrides.pop("login_url", "https://login.salesforce.com")
         values: dict[str, Any] = {
-            "login_url": "https://login.salesforce.com",
             "flow": "password",
             "client_id": self.client_id,
             "client_secret": SecretStr(self.client_secret),
@@ -154,7 +163,9 @@ class FakeSalesforce:
             "security_token": SecretStr(self.security_token),
         }
         values.update(overrides)
-        return SalesforceCredentials(**values)
+        flow = SALESFORCE_FLOWS[values["flow"]]
+        auth = {name: value for name, value in values.items() if name in flow.model_fields and value is not None}
+        return SalesforceCredentials(login_url=login_url, auth=auth)
 
     def new_id(self, prefix: str) -> str:
         return f"{prefix}{next(self._ids):015d}"

@@ -107,7 +107,7 @@ async def test_nothing_secret_in_logs_errors_or_reprs(salesforce, cxone, retry, 
 
 def test_credentials_never_show_their_secrets(salesforce, cxone, rsa_key_pair, leaks) -> None:
     shown = [
-        repr(salesforce.credentials(private_key=SecretStr(rsa_key_pair[0]))),
+        repr(salesforce.credentials(flow="jwt", private_key=SecretStr(rsa_key_pair[0]))),
         str(salesforce.credentials()),
         salesforce.credentials().model_dump_json(),
         repr(cxone.credentials()),

@@ -338,7 +338,7 @@ async def test_a_token_answer_without_expiry_is_malformed(cxone, retry) -> None:
 @pytest.mark.parametrize(
     ("fields", "problem"),
     [
-        ({}, "give tenant_id"),
+        ({}, "set tenant_id"),
         ({"auth_url": "https://na1.nice-incontact.com"}, "api_url is missing"),
         ({"auth_url": "https://a.example", "api_url": "https://api.example/incontactapi/services/v33.0"},
          "host only"),

@@ -12,6 +12,7 @@ from pydantic import SecretStr, ValidationError
 
 from presence_sync.connectors import (
     AuthenticationError,
+    ClientCredentialsFlow,
     InvalidClient,
     InvalidCredentials,
     MalformedResponse,
@@ -293,26 +294,28 @@ async def test_a_failed_login_is_shared_by_every_waiting_call(salesforce, retry)
     [("password", "password"), ("client_credentials", "client_secret"), ("jwt", "private_key")],
 )
 def test_each_flow_names_its_missing_fields(flow: str, missing: str) -> None:
-    fields = {"client_id": "3MVG9", "username": "u@example.com", "login_url": MY_DOMAIN}
+    fields = {"flow": flow, "client_id": "3MVG9"}
+    if flow != "client_credentials":
+        fields["username"] = "u@example.com"
     if flow == "password":
         fields["client_secret"] = SecretStr("s")
     with pytest.raises(ValidationError) as caught:
-        SalesforceCredentials(flow=flow, **fields)  # type: ignore[arg-type]
+        SalesforceCredentials(login_url=MY_DOMAIN, auth=fields)  # type: ignore[arg-type]
 
-    assert f"the {flow} flow needs" in str(caught.value)
+    assert f"auth.{flow}" in str(caught.value)  # the flow's settings are where it failed
     assert missing in str(caught.value)
 
 
 @pytest.mark.parametrize(("given", "kept"), [("62.0", "v62.0"), ("v61.0", "v61.0")])
 def test_api_version_is_normalised(given: str, kept: str) -> None:
-    creds = SalesforceCredentials(client_id="x", flow="client_credentials", login_url=MY_DOMAIN,
-                                  client_secret=SecretStr("s"), api_version=given)
+    creds = SalesforceCredentials(login_url=MY_DOMAIN, api_version=given,
+                                  auth=ClientCredentialsFlow(client_id="x", client_secret=SecretStr("s")))
     assert creds.api_version == kept
 
 
 def test_unknown_settings_and_bad_versions_are_refused() -> None:
     with pytest.raises(ValidationError, match="api_version must look like"):
-        SalesforceCredentials(client_id="x", flow="client_credentials", login_url=MY_DOMAIN,
-                              client_secret=SecretStr("s"), api_version="latest")
+        SalesforceCredentials(login_url=MY_DOMAIN, api_version="latest",
+                              auth=ClientCredentialsFlow(client_id="x", client_secret=SecretStr("s")))
     with pytest.raises(ValidationError, match="login_ur"):
         SalesforceCredentials(client_id="x", login_ur="https://x")  # type: ignore[call-arg]

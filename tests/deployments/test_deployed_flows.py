@@ -23,7 +23,7 @@ from prefect.types._datetime import now as prefect_now
 
 from presence_sync.deployments.serve import PREFECT_YAML, PROJECT_ROOT, ServeError, read_deployments, runner_deployments
 from presence_sync.emulators.stack import EmulatorStack
-from presence_sync.models.config import load_config
+from presence_sync.models.config import load_config, write_emulator_config
 from presence_sync.tasks.sync.status import sync_activity
 from presence_sync.tasks.context import open_store
 
@@ -53,7 +53,7 @@ async def test_every_deployment_runs_from_its_entrypoint_in_a_worker_subprocess(
     prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with EmulatorStack.serve(agents=AGENTS, seed=5) as stack:
-        config_path = await stack.write_config(tmp_path / "presence-sync.yaml")
+        config_path = await write_emulator_config(stack, tmp_path / "presence-sync.yaml")
         monkeypatch.setenv("PRESENCE_SYNC_CONFIG", str(config_path))
         monkeypatch.chdir(PROJECT_ROOT)
         specs = read_deployments(PREFECT_YAML)

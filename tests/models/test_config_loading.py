@@ -70,7 +70,7 @@ def test_demo_example_is_the_demo_contact_center(tmp_path: Path) -> None:
         ("Lunch", "Unavailable: Lunch"), ("Case_Work", "Unavailable: CRM Work"), ("Resume_Previous", "Previous State"),
     ]
     assert rule.unavailable_codes() == {"Break", "Lunch", "CRM Work"}
-    assert config.salesforce.login_base_url == "http://localhost:8401"
+    assert config.salesforce.login_url == "http://localhost:8401"
     assert isinstance(config.salesforce.auth, PasswordAuth)
     assert config.cxone.auth_url == config.cxone.api_url == "http://127.0.0.1:8402"
     assert not config.cxone.uses_discovery
@@ -340,7 +340,7 @@ def test_the_emulator_config_renders_ready_to_load(tmp_path: Path) -> None:
     assert "public fake" in text
     auth = config.salesforce.auth
     assert isinstance(auth, PasswordAuth)
-    assert config.salesforce.login_base_url == "http://localhost:18401"
+    assert config.salesforce.login_url == "http://localhost:18401"
     assert auth.client_secret.get_secret_value() == "emu-s3cret-${x}"
     assert auth.password_with_token().get_secret_value() == "emu-passemu-token"
     assert (config.cxone.auth_url, config.cxone.api_url) == ("http://127.0.0.1:18402", "http://127.0.0.1:18402")
@@ -383,7 +383,7 @@ def test_a_config_can_be_built_in_code_without_a_file() -> None:
         context={"environ": {}},
     )
 
-    assert config.salesforce.login_base_url == "https://test.salesforce.com"
+    assert config.salesforce.login_url == "https://test.salesforce.com"
     assert config.rule.publisher[0].acd == AcdState.parse("Available")
     assert config.rule.users == (42, "a@x.com")
 

@@ -11,7 +11,7 @@ import yaml
 from presence_sync.emulators.faults import is_write
 from presence_sync.emulators.stack import EmulatorStack
 from presence_sync.models.config import PresenceSyncConfig, load_config
-from presence_sync.tasks.context import open_context
+from presence_sync.tasks.context import Transports, open_context
 from presence_sync.tasks.onboarding import OnboardingReport, StepResult, run_steps
 
 AGENTS = 60  # agent50 has no Salesforce user: one agent stays unlinked
@@ -28,9 +28,15 @@ def variant(config_path: Path, change: ConfigChange, name: str = "variant.yaml")
     return path
 
 
-async def onboard(config: Path | PresenceSyncConfig, *, plan_only: bool = False) -> OnboardingReport:
-    """One onboarding run without Prefect."""
-    async with open_context(config if isinstance(config, PresenceSyncConfig) else load_config(config)) as ctx:
+def transports_of(stack: EmulatorStack) -> Transports:
+    """How a context reaches `stack`: its ASGI apps when in-process, the network when served."""
+    return Transports(*stack.transports())
+
+
+async def onboard(config: Path | PresenceSyncConfig, stack: EmulatorStack, *, plan_only: bool = False) -> OnboardingReport:
+    """One onboarding run without Prefect, against `stack`."""
+    loaded = config if isinstance(config, PresenceSyncConfig) else load_config(config)
+    async with open_context(loaded, transports_of(stack)) as ctx:
         return await run_steps(ctx, plan_only=plan_only)
 
 

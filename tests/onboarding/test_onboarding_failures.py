@@ -21,7 +21,7 @@ from presence_sync.tasks.onboarding import (
     plan_connected_app,
     plan_presence_rule,
 )
-from tests.onboarding.onboarding_support import data_writes, onboard, outcomes, result_of, variant
+from tests.onboarding.onboarding_support import data_writes, onboard, outcomes, result_of, transports_of, variant
 
 THREE_CAUSES = (
     "Wrong username, password or security token",
@@ -48,7 +48,7 @@ async def test_a_refused_password_login_names_its_three_causes(
 ) -> None:
     stack.salesforce.configure_org(org_setting)
 
-    report = await onboard(config_path)
+    report = await onboard(config_path, stack)
 
     assert outcomes(report)["connected-app"] == "unchanged"  # the app is fine; the login is not
     assert "accepted the consumer key" in result_of(report, "connected-app").summary
@@ -65,8 +65,8 @@ async def test_a_refused_password_login_names_its_three_causes(
     assert await data_writes(stack) == {}
 
 
-async def test_the_retirement_warning_comes_with_every_password_flow_run(config_path: Path) -> None:
-    report = await onboard(config_path)
+async def test_the_retirement_warning_comes_with_every_password_flow_run(stack: EmulatorStack, config_path: Path) -> None:
+    report = await onboard(config_path, stack)
 
     assert report.succeeded
     assert f"oauth-flow: {PASSWORD_FLOW_RETIREMENT_WARNING}" in report.needs_a_human()
@@ -75,7 +75,7 @@ async def test_the_retirement_warning_comes_with_every_password_flow_run(config_
 async def test_a_failed_login_is_reported_once_for_all_the_steps_it_stopped(stack: EmulatorStack, config_path: Path) -> None:
     stack.salesforce.configure_org(OrgUpdate(block_username_password_flow=True))
 
-    needs = (await onboard(config_path)).needs_a_human()
+    needs = (await onboard(config_path, stack)).needs_a_human()
 
     login_lines = [line for line in needs if "authentication failure" in line]
     assert len(login_lines) == 1
@@ -86,7 +86,7 @@ async def test_an_unknown_consumer_key_means_the_app_is_missing(stack: EmulatorS
     def unknown_app(data: dict[str, Any]) -> None:
         data["salesforce"]["auth"]["client_id"] = "3MVG9NoSuchApp"
 
-    report = await onboard(variant(config_path, unknown_app))
+    report = await onboard(variant(config_path, unknown_app), stack)
 
     text = _failure_text(report, "connected-app")
     assert "Spring '26" in text and "Salesforce Support" in text and "External Client App" in text
@@ -101,7 +101,7 @@ async def test_a_wrong_consumer_secret_is_named(stack: EmulatorStack, config_pat
     def wrong_secret(data: dict[str, Any]) -> None:
         data["salesforce"]["auth"]["client_secret"] = "not-the-secret"
 
-    report = await onboard(variant(config_path, wrong_secret))
+    report = await onboard(variant(config_path, wrong_secret), stack)
 
     assert outcomes(report)["connected-app"] == "failed"
     assert "consumer secret (client_secret) is wrong" in _failure_text(report, "connected-app")
@@ -112,7 +112,7 @@ async def test_a_wrong_cxone_secret_stops_the_cxone_steps_only(stack: EmulatorSt
     def wrong_secret(data: dict[str, Any]) -> None:
         data["cxone"]["client_secret"] = "not-the-cxone-secret"
 
-    report = await onboard(variant(config_path, wrong_secret))
+    report = await onboard(variant(config_path, wrong_secret), stack)
 
     assert outcomes(report) == {
         "presence-statuses": "created", "profile-access": "created", "connected-app": "unchanged",
@@ -130,11 +130,11 @@ async def test_an_unknown_cxone_tenant_is_named(stack: EmulatorStack, config_pat
         cxone["tenant_id"] = tenant
 
     known = (await stack.credentials())[1]["tenant_id"]
-    good = await onboard(variant(config_path, lambda data: by_discovery(data, known), "discovered.yaml"))
+    good = await onboard(variant(config_path, lambda data: by_discovery(data, known), "discovered.yaml"), stack)
     assert good.succeeded
     assert known in result_of(good, "account-mapping").summary
 
-    report = await onboard(variant(config_path, lambda data: by_discovery(data, "no-such-tenant"), "unknown.yaml"))
+    report = await onboard(variant(config_path, lambda data: by_discovery(data, "no-such-tenant"), "unknown.yaml"), stack)
 
     assert "does not know tenant 'no-such-tenant'" in _failure_text(report, "account-mapping")
 
@@ -143,7 +143,7 @@ async def test_a_missing_profile_is_named_and_the_others_still_get_access(stack:
     def extra_profile(data: dict[str, Any]) -> None:
         data["profiles"].append({"name": "Contact Centre Agents", "statuses": "all"})
 
-    report = await onboard(variant(config_path, extra_profile))
+    report = await onboard(variant(config_path, extra_profile), stack)
 
     access = result_of(report, "profile-access")
     assert access.outcome is StepOutcome.FAILED
@@ -160,7 +160,7 @@ async def test_a_status_on_a_missing_channel_fails_alone(stack: EmulatorStack, c
     def sms_channel(data: dict[str, Any]) -> None:
         data["statuses"].append({"label": "Available for SMS", "option": "online", "channels": ["sfdc_sms"]})
 
-    report = await onboard(variant(config_path, sms_channel))
+    report = await onboard(variant(config_path, sms_channel), stack)
 
     statuses = result_of(report, "presence-statuses")
     assert statuses.counts() == {"create": 9, "failed": 1}
@@ -173,7 +173,7 @@ async def test_a_team_lacking_a_rule_code_is_refused_without_skip_validation(sta
     def validate_codes(data: dict[str, Any]) -> None:
         data["rule"]["skip_unavailable_code_validation"] = False
 
-    report = await onboard(variant(config_path, validate_codes))
+    report = await onboard(variant(config_path, validate_codes), stack)
 
     rule = result_of(report, "presence-rule")
     assert rule.outcome is StepOutcome.FAILED
@@ -192,8 +192,8 @@ async def test_rule_rows_and_assignments_must_name_what_exists(stack: EmulatorSt
         rule["teams"] = ["Voice Team A", "Voice Team C"]
         rule["users"] = ["agent3@example.com", "nobody@example.com"]
 
-    await onboard(config_path)
-    async with open_context(load_config(variant(config_path, broken_rule))) as ctx:
+    await onboard(config_path, stack)
+    async with open_context(load_config(variant(config_path, broken_rule)), transports_of(stack)) as ctx:
         plan = await plan_presence_rule(ctx)
 
     failed = {item.subject: item.reason for item in plan.items if item.action is Action.FAILED}
@@ -220,7 +220,7 @@ async def test_a_jwt_key_that_is_not_the_apps_is_not_blamed_on_the_app(stack: Em
             "flow": "jwt", "client_id": auth["client_id"], "username": auth["username"], "private_key_file": "other.key",
         }
 
-    async with open_context(load_config(variant(config_path, jwt_flow))) as ctx:
+    async with open_context(load_config(variant(config_path, jwt_flow)), transports_of(stack)) as ctx:
         plan = await plan_connected_app(ctx)
 
     [item] = plan.items
@@ -242,8 +242,8 @@ async def test_a_user_whose_team_lacks_a_rule_code_is_refused_without_skip_valid
     team_b = stack.cxone.tenant.add_agent("Bea", "Bee", "bea@example.com", 1002, user_name="bea")
     team_a = stack.cxone.tenant.add_agent("Al", "Ay", "al@example.com", 1001, user_name="al")
 
-    refused = await onboard(variant(config_path, _validate_codes_for_user("bea@example.com"), "bea.yaml"))
-    accepted = await onboard(variant(config_path, _validate_codes_for_user("al"), "al.yaml"))
+    refused = await onboard(variant(config_path, _validate_codes_for_user("bea@example.com"), "bea.yaml"), stack)
+    accepted = await onboard(variant(config_path, _validate_codes_for_user("al"), "al.yaml"), stack)
 
     rule = result_of(refused, "presence-rule")
     [item] = [item for item in rule.items if item.action is Action.FAILED]
@@ -262,7 +262,7 @@ async def test_with_skip_validation_a_users_missing_codes_are_a_note(stack: Emul
     def assign_bea(data: dict[str, Any]) -> None:
         data["rule"]["users"] = ["bea"]
 
-    report = await onboard(variant(config_path, assign_bea))
+    report = await onboard(variant(config_path, assign_bea), stack)
 
     rule = result_of(report, "presence-rule")
     assert rule.outcome is StepOutcome.CREATED

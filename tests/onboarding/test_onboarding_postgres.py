@@ -52,8 +52,8 @@ async def test_onboarding_keeps_its_state_in_postgresql(
     config = variant(config_path, on_postgres, "postgres.yaml")
     assert load_config(config).sync.store_url.get_secret_value().startswith("postgresql")
 
-    first = await onboard(config)
-    second = await onboard(config)
+    first = await onboard(config, stack)
+    second = await onboard(config, stack)
 
     assert first.succeeded, first.needs_a_human()
     assert outcomes(first)["presence-rule"] == "created" and set(outcomes(second).values()) == {"unchanged"}

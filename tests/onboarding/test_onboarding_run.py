@@ -19,6 +19,7 @@ from tests.onboarding.onboarding_support import (
     onboard,
     outcomes,
     result_of,
+    transports_of,
     variant,
 )
 
@@ -29,9 +30,9 @@ def _store(config_path: Path) -> Store:
     return Store.open(load_config(config_path).sync.store_url)
 
 
-async def _salesforce_setup(config_path: Path) -> tuple[dict[str, str], dict[str, set[str]], dict[str, set[str]]]:
+async def _salesforce_setup(config_path: Path, stack: EmulatorStack) -> tuple[dict[str, str], dict[str, set[str]], dict[str, set[str]]]:
     """{DeveloperName: label}, {DeveloperName: channel names}, {profile: granted DeveloperNames}, via the API."""
-    async with open_context(config_path) as ctx:
+    async with open_context(config_path, transports_of(stack)) as ctx:
         sf = ctx.salesforce
         statuses = {r["Id"]: r for r in await sf.query("SELECT Id, DeveloperName, MasterLabel FROM ServicePresenceStatus")}
         channels = {r["Id"]: r["DeveloperName"] for r in await sf.query("SELECT Id, DeveloperName FROM ServiceChannel")}
@@ -53,14 +54,14 @@ async def _salesforce_setup(config_path: Path) -> tuple[dict[str, str], dict[str
 
 
 async def test_onboarding_creates_exactly_what_the_config_describes(stack: EmulatorStack, config_path: Path) -> None:
-    report = await onboard(config_path)
+    report = await onboard(config_path, stack)
 
     assert report.succeeded, report.needs_a_human()
     assert outcomes(report) == {
         "presence-statuses": "created", "profile-access": "created", "connected-app": "unchanged",
         "oauth-flow": "unchanged", "account-mapping": "created", "cxone-users": "created", "presence-rule": "created",
     }
-    labels, on_channels, granted = await _salesforce_setup(config_path)
+    labels, on_channels, granted = await _salesforce_setup(config_path, stack)
     assert labels == {status.developer_name: status.label for status in STATUSES}
     assert on_channels == {status.developer_name: set(status.channels) for status in STATUSES}
     every_status = {status.developer_name for status in STATUSES}
@@ -89,10 +90,10 @@ async def test_onboarding_creates_exactly_what_the_config_describes(stack: Emula
 
 
 async def test_a_second_run_changes_nothing_and_says_so(stack: EmulatorStack, config_path: Path) -> None:
-    await onboard(config_path)
+    await onboard(config_path, stack)
     writes_after_first = await data_writes(stack)
 
-    again = await onboard(config_path)
+    again = await onboard(config_path, stack)
 
     assert set(outcomes(again).values()) == {"unchanged"}
     assert await data_writes(stack) == writes_after_first
@@ -102,7 +103,7 @@ async def test_a_second_run_changes_nothing_and_says_so(stack: EmulatorStack, co
 
 
 async def test_plan_mode_says_what_would_change_and_writes_nothing(stack: EmulatorStack, config_path: Path) -> None:
-    plan = await onboard(config_path, plan_only=True)
+    plan = await onboard(config_path, stack, plan_only=True)
 
     assert await data_writes(stack) == {}
     assert outcomes(plan) == {
@@ -118,23 +119,23 @@ async def test_plan_mode_says_what_would_change_and_writes_nothing(stack: Emulat
         assert store.setup.load_links() == [] and store.setup.get_rule("Default Presence") is None
         assert store.setup.list_steps(plan.run_id) == []
 
-    applied = await onboard(config_path)
+    applied = await onboard(config_path, stack)
     assert [r.summary for r in applied.results][:2] == ["9 statuses: 9 created", "2 profiles: 2 created"]
 
 
 async def test_plan_after_onboarding_is_unchanged(stack: EmulatorStack, config_path: Path) -> None:
-    await onboard(config_path)
+    await onboard(config_path, stack)
     writes = await data_writes(stack)
 
-    plan = await onboard(config_path, plan_only=True)
+    plan = await onboard(config_path, stack, plan_only=True)
 
     assert set(outcomes(plan).values()) == {"unchanged"}
     assert await data_writes(stack) == writes
 
 
 async def test_drifted_statuses_are_updated_and_unlisted_ones_left_alone(stack: EmulatorStack, config_path: Path) -> None:
-    await onboard(config_path)
-    async with open_context(config_path) as ctx:
+    await onboard(config_path, stack)
+    async with open_context(config_path, transports_of(stack)) as ctx:
         sf = ctx.salesforce
         ids = {r["DeveloperName"]: r["Id"] for r in await sf.query("SELECT Id, DeveloperName FROM ServicePresenceStatus")}
         await sf.update("ServicePresenceStatus", ids["Lunch"], {"MasterLabel": "Lunch Break"})
@@ -148,7 +149,7 @@ async def test_drifted_statuses_are_updated_and_unlisted_ones_left_alone(stack: 
         await sf.create("ServiceChannelStatus", {"ServicePresenceStatusId": ids["On_Break"], "ServiceChannelId": phone})
         await sf.create("ServicePresenceStatus", {"DeveloperName": "Training", "MasterLabel": "Training"})
 
-    plan = await onboard(config_path, plan_only=True)
+    plan = await onboard(config_path, stack, plan_only=True)
     reasons = {item.key: item.reason for item in result_of(plan, "presence-statuses").items if item.action is Action.UPDATE}
     assert reasons == {
         "Lunch": "label 'Lunch Break' -> 'Lunch'",
@@ -156,25 +157,25 @@ async def test_drifted_statuses_are_updated_and_unlisted_ones_left_alone(stack: 
         "On_Break": "remove channel sfdc_phone",
     }
 
-    report = await onboard(config_path)
+    report = await onboard(config_path, stack)
 
     assert result_of(report, "presence-statuses").outcome is StepOutcome.UPDATED
     assert result_of(report, "presence-statuses").summary == "9 statuses: 3 updated, 6 unchanged"
-    labels, on_channels, _ = await _salesforce_setup(config_path)
+    labels, on_channels, _ = await _salesforce_setup(config_path, stack)
     assert labels["Lunch"] == "Lunch" and labels["Training"] == "Training"
     assert on_channels["Available_for_Chats"] == {"sfdc_chat"} and on_channels["On_Break"] == set()
-    assert set(outcomes(await onboard(config_path)).values()) == {"unchanged"}
+    assert set(outcomes(await onboard(config_path, stack)).values()) == {"unchanged"}
 
 
 async def test_refreshing_users_links_new_agents_and_drops_departed_ones(stack: EmulatorStack, config_path: Path) -> None:
-    await onboard(config_path)
+    await onboard(config_path, stack)
     tenant = stack.cxone.tenant
     newcomer = tenant.add_agent("New", "Agent", "agent7b@example.com", 1001)
     tenant.update_agent(tenant.find_agent("agent3@example.com")["agentId"], is_active=False)
     stack.salesforce.create_user("agent7b@example.com", "agent7b@example.com", "New Agent", "Contact Center Agent")
 
     config = load_config(config_path)
-    async with open_context(config) as ctx:
+    async with open_context(config, transports_of(stack)) as ctx:
         report = await run_steps(ctx, [StepName.CXONE_USERS])
 
     result = result_of(report, "cxone-users")
@@ -191,7 +192,7 @@ async def test_links_overrides_win_over_email_matching(stack: EmulatorStack, con
     def link_agent_1_to_the_supervisor(data: dict) -> None:
         data["links"] = [{"cxone_agent": "agent1@example.com", "salesforce_user": supervisor}]
 
-    report = await onboard(variant(config_path, link_agent_1_to_the_supervisor))
+    report = await onboard(variant(config_path, link_agent_1_to_the_supervisor), stack)
 
     assert report.succeeded
     with _store(config_path) as store:
@@ -211,17 +212,17 @@ async def _token_requests(stack: EmulatorStack) -> dict[str, int]:
 
 async def test_a_run_logs_in_once_per_system(stack: EmulatorStack, config_path: Path) -> None:
     # The checks reuse the run's own login: the emulators count each token request as a write.
-    plan = await onboard(config_path, plan_only=True)
+    plan = await onboard(config_path, stack, plan_only=True)
     assert plan.succeeded
     assert await _token_requests(stack) == {"POST /services/oauth2/token": 1, "POST /auth/token": 1}
 
-    assert (await onboard(config_path)).succeeded
+    assert (await onboard(config_path, stack)).succeeded
     assert await _token_requests(stack) == {"POST /services/oauth2/token": 2, "POST /auth/token": 2}
 
 
 async def test_the_second_run_says_nothing_changed_in_its_title(stack: EmulatorStack, config_path: Path) -> None:
-    first = await onboard(config_path)
-    second = await onboard(config_path)
+    first = await onboard(config_path, stack)
+    second = await onboard(config_path, stack)
 
     assert title(first) == "Onboarding: 7 steps, all done"
     assert title(second) == "Onboarding: 7 steps, all done; nothing changed (already as the config says)"

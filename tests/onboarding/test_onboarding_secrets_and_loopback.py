@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import MetaData, select
 
 from presence_sync.emulators.stack import EmulatorStack
-from presence_sync.models.config import load_config
+from presence_sync.models.config import load_config, write_emulator_config
 from presence_sync.models.store import Store
 from presence_sync.tasks.onboarding.report import markdown_summary
 from tests.onboarding.onboarding_support import onboard, outcomes, variant
@@ -31,7 +31,7 @@ async def test_no_secret_is_stored_or_reported(stack: EmulatorStack, config_path
     def wrong_password(data: dict[str, Any]) -> None:
         data["salesforce"]["auth"]["password"] = "Wrong-" + sf_credentials["password"]
 
-    reports = [await onboard(config_path), await onboard(variant(config_path, wrong_password))]
+    reports = [await onboard(config_path, stack), await onboard(variant(config_path, wrong_password), stack)]
 
     assert outcomes(reports[1])["oauth-flow"] == "failed"
     written = _store_text(config_path) + "".join(markdown_summary(report) for report in reports)
@@ -46,10 +46,10 @@ async def test_no_secret_is_stored_or_reported(stack: EmulatorStack, config_path
 
 async def test_onboarding_over_loopback_http(tmp_path: Path) -> None:
     with EmulatorStack.serve(agents=10) as stack:
-        config_path = await stack.write_config(tmp_path / "presence-sync.yaml")
+        config_path = await write_emulator_config(stack, tmp_path / "presence-sync.yaml")
 
-        first = await onboard(config_path)
-        second = await onboard(config_path)
+        first = await onboard(config_path, stack)
+        second = await onboard(config_path, stack)
 
     assert first.succeeded, first.needs_a_human()
     assert outcomes(first)["cxone-users"] == "created"

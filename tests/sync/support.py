@@ -24,8 +24,8 @@ from presence_sync.connectors import RetryPolicy, cxone_state_from_api
 from presence_sync.emulators.faults import FaultSettings
 from presence_sync.emulators.stack import EmulatorStack
 from presence_sync.engine import CxoneState
-from presence_sync.models.config import load_config
-from presence_sync.tasks.context import Context, cxone_credentials, open_store, salesforce_credentials
+from presence_sync.models.config import load_config, write_emulator_config
+from presence_sync.tasks.context import Context, Transports, open_store
 from presence_sync.tasks.onboarding import run_steps
 from presence_sync.tasks.sync.runner import SyncRunner
 
@@ -117,17 +117,21 @@ class World:
 
     # -- running the sync -------------------------------------------------------------------------
 
+    def transports(self) -> Transports:
+        """How connectors reach the in-process emulators."""
+        return Transports(*self.stack.transports())
+
     @asynccontextmanager
     async def context(self, config_path: Path | None = None) -> AsyncIterator[Context]:
         """Connectors whose retries do not wait, and the store (what `open_context` builds, test-fitted)."""
         config = load_config(config_path or self.config_path)
-        sf_transport, cx_transport = self.stack.transports()
+        transports = self.transports()
         retry = RetryPolicy(sleep=no_wait)
         store = open_store(config)
         try:
             async with (
-                salesforce_credentials(config.salesforce).get_client(transport=sf_transport, retry=retry) as sf,
-                cxone_credentials(config.cxone).get_client(transport=cx_transport, retry=retry) as cx,
+                config.salesforce.get_client(transport=transports.salesforce, retry=retry) as sf,
+                config.cxone.get_client(transport=transports.cxone, retry=retry) as cx,
             ):
                 yield Context(config=config, salesforce=sf, cxone=cx, store=store)
         finally:
@@ -164,7 +168,7 @@ class World:
 async def onboarded_world(tmp_path: Path, agents: int = AGENTS, **stack_options: Any) -> World:
     """A fresh demo center in the in-process emulators, onboarded (statuses, access, links, rule)."""
     stack = EmulatorStack.in_process(agents=agents, **stack_options)
-    config_path = await stack.write_config(tmp_path / "presence-sync.yaml")
+    config_path = await write_emulator_config(stack, tmp_path / "presence-sync.yaml")
     world = World(stack, config_path, SyncClock(stack))
     async with world.context() as ctx:
         report = await run_steps(ctx)

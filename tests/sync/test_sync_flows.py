@@ -15,8 +15,8 @@ from presence_sync.cli.main import app
 from presence_sync.emulators.stack import EmulatorStack
 from presence_sync.flows.reconcile import reconcile
 from presence_sync.flows.sync import sync
-from presence_sync.models.config import load_config
-from presence_sync.tasks.context import open_context
+from presence_sync.models.config import load_config, write_emulator_config
+from presence_sync.tasks.context import open_context, routed
 from presence_sync.tasks.onboarding import run_steps
 from presence_sync.tasks.sync.runner import ReconcileReport
 from presence_sync.tasks.sync.window import WindowResult, run_window
@@ -32,7 +32,7 @@ async def artifact_keys(*keys: str) -> set[str]:
 @pytest.mark.prefect
 async def test_the_sync_flow_runs_a_short_window_and_publishes_its_summary(prefect_harness: None, tmp_path: Path) -> None:
     world = await onboarded_world(tmp_path)
-    with world.stack.routed():
+    with routed(world.config_path, world.transports()):
         state = await sync(str(world.config_path), seconds=2, interval_seconds=0.25, return_state=True)
         assert state.is_completed(), state.message
         result = await state.result()
@@ -70,7 +70,7 @@ def test_the_sync_command_runs_the_flow_in_the_foreground(
 
     monkeypatch.setattr(cli_sync.console, "width", 200)
     world: World = asyncio.run(onboarded_world(tmp_path))
-    with world.stack.routed():
+    with routed(world.config_path, world.transports()):
         result = CliRunner().invoke(app, ["sync", str(world.config_path), "--seconds", "1.5"])
     assert result.exit_code == 0, result.output
     assert "writes (incl. retries)" in result.output and "CXone → Salesforce" in result.output
@@ -79,7 +79,7 @@ def test_the_sync_command_runs_the_flow_in_the_foreground(
 
 async def test_a_window_over_real_loopback_http_carries_changes_both_ways(tmp_path: Path) -> None:
     with EmulatorStack.serve(agents=AGENTS) as stack:
-        config = load_config(await stack.write_config(tmp_path / "presence-sync.yaml"))
+        config = load_config(await write_emulator_config(stack, tmp_path / "presence-sync.yaml"))
         async with open_context(config) as ctx:
             assert (await run_steps(ctx)).succeeded
             first = await run_window(ctx, seconds=1.5, holder="loopback-1", interval_seconds=0.2)

@@ -24,6 +24,7 @@ import yaml
 from presence_sync.deployments.serve import PROJECT_ROOT
 from presence_sync.emulators.faults import FaultSettings
 from presence_sync.emulators.stack import EmulatorStack
+from presence_sync.models.config import write_emulator_config
 from presence_sync.tasks.context import open_context
 from presence_sync.tasks.onboarding import run_steps
 
@@ -69,7 +70,7 @@ def stop(child: subprocess.Popen[bytes]) -> None:
 
 async def test_a_sync_killed_mid_tick_restarts_converges_and_writes_nothing_twice(tmp_path: Path) -> None:
     with EmulatorStack.serve(agents=AGENTS, seed=3) as stack:
-        config_path = await stack.write_config(tmp_path / "presence-sync.yaml")
+        config_path = await write_emulator_config(stack, tmp_path / "presence-sync.yaml")
         data = yaml.safe_load(config_path.read_text(encoding="utf-8"))
         data["sync"].update(interval_seconds=0.5, echo_timeout_seconds=3, max_concurrency=2)
         config_path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from presence_sync.emulators.stack import EmulatorStack
-from presence_sync.tasks.context import Context, open_context
+from presence_sync.models.config import write_emulator_config
+from presence_sync.tasks.context import Context, Transports, open_context
 from presence_sync.tasks.onboarding import run_steps
 
 AGENTS = 12
@@ -21,6 +22,9 @@ class Center:
     stack: EmulatorStack
     ctx: Context
     config_path: Path
+
+    def transports(self) -> Transports:
+        return Transports(*self.stack.transports())
 
     def cxone_agent_id(self, email: str = TEST_AGENT) -> int:
         return int(self.stack.cxone.tenant.find_agent(email)["agentId"])
@@ -44,9 +48,8 @@ class Center:
 @pytest.fixture
 async def center(tmp_path: Path) -> AsyncIterator[Center]:
     stack = EmulatorStack.in_process(agents=AGENTS, seed=3)
-    with stack.routed():
-        config_path = await stack.write_config(tmp_path / "presence-sync.yaml")
-        async with open_context(config_path) as ctx:
-            report = await run_steps(ctx, plan_only=False)
-            assert report.succeeded, report
-            yield Center(stack, ctx, config_path)
+    config_path = await write_emulator_config(stack, tmp_path / "presence-sync.yaml")
+    async with open_context(config_path, Transports(*stack.transports())) as ctx:
+        report = await run_steps(ctx, plan_only=False)
+        assert report.succeeded, report
+        yield Center(stack, ctx, config_path)

@@ -23,7 +23,7 @@ SYNC_INTERVAL = 0.2
 @pytest.fixture
 async def syncing(center: Center) -> AsyncIterator[Center]:
     """A sync window running beside the test, with its own connectors, as a deployed sync would."""
-    async with open_context(center.config_path) as ctx:
+    async with open_context(center.config_path, center.transports()) as ctx:
         window = asyncio.create_task(run_window(ctx, seconds=300, holder="test-window", interval_seconds=SYNC_INTERVAL))
         deadline = time.monotonic() + 30
         while not sync_activity(center.ctx.store).running:
