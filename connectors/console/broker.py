@@ -274,7 +274,7 @@ def push_from_message(connection: ConsoleConnection, push: StatusChanged, receiv
     )
 
 
-class _Signal:
+class Signal:
     """Wakes coroutines waiting in any thread's event loop (the embedded demo may run several loops)."""
 
     def __init__(self) -> None:
@@ -320,12 +320,14 @@ class _CommandRecord:
     delivered_at: datetime | None = None
 
 
-class _InProcessListener(CommandListener):
-    def __init__(self, broker: InProcessBroker) -> None:
-        self._broker = broker
+class QueuedListener(CommandListener):
+    """A listener fed by its broker (`notify`), from any thread; closing tells the broker to forget it."""
+
+    def __init__(self, on_close: Callable[[QueuedListener], None]) -> None:
+        self._on_close = on_close
         self._users: set[str] = set()
         self._lock = threading.Lock()
-        self._signal = _Signal()
+        self._signal = Signal()
 
     def notify(self, user_ids: Iterable[str]) -> None:
         with self._lock:
@@ -339,7 +341,7 @@ class _InProcessListener(CommandListener):
         return users
 
     async def close(self) -> None:
-        self._broker._listeners.discard(self)
+        self._on_close(self)
 
 
 @dataclass
@@ -361,8 +363,8 @@ class InProcessBroker(ConsoleBroker):
     _next_forget: datetime = field(default=datetime.min.replace(tzinfo=UTC), init=False, repr=False)
     _connections: dict[str, ConsoleConnection] = field(default_factory=dict, init=False, repr=False)
     _tokens: dict[str, datetime] = field(default_factory=dict, init=False, repr=False)
-    _listeners: set[_InProcessListener] = field(default_factory=set, init=False, repr=False)
-    _events_signal: _Signal = field(default_factory=_Signal, init=False, repr=False)
+    _listeners: set[QueuedListener] = field(default_factory=set, init=False, repr=False)
+    _events_signal: Signal = field(default_factory=Signal, init=False, repr=False)
 
     # ---- the sync side
 
@@ -478,7 +480,7 @@ class InProcessBroker(ConsoleBroker):
             return True
 
     def command_listener(self) -> CommandListener:
-        listener = _InProcessListener(self)
+        listener = QueuedListener(self._listeners.discard)
         with self._lock:
             self._listeners.add(listener)
         return listener

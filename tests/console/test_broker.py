@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
+
 from presence_sync.connectors.console.broker import CommandOutcome, ConsoleCommand, ConsoleConnection, StatusPush
 from presence_sync.connectors.console.protocol import Ack, StatusChanged
 from tests.console.support import DEADLINE, ORG, STATUS_BREAK, USER_A, USER_B, BrokerFactory, FakeClock
@@ -201,3 +203,41 @@ async def test_a_listener_hears_of_new_commands_and_a_reader_of_new_events(broke
     await gateway_side.record_ack(a, ack("cmd-1"))
     assert await reader
     assert not await broker.wait_for_events((await broker.read_events())[-1].seq, 0.05)
+
+
+async def test_two_replicas_claiming_at_once_deliver_a_command_once(broker_factory: BrokerFactory) -> None:
+    clock = FakeClock()
+    first, second = await broker_factory(clock=clock), await broker_factory(clock=clock)
+    one, two = connection(name="c1", gateway="gw-1", clock=clock), connection(name="c2", gateway="gw-2", clock=clock)
+    await first.open_connection(one)
+    await second.open_connection(two)
+    await first.submit([command(clock, name=f"cmd-{index}") for index in range(3)])
+    claims = await asyncio.gather(*(
+        broker.claim_commands(USER_A, conn.connection_id) for broker, conn in [(first, one), (second, two)] * 5
+    ))
+    assert [c.command_id for claim in claims for c in claim] == ["cmd-2"]
+
+
+async def test_a_dead_gateways_commands_go_to_other_consoles_once_its_connections_are_stale(
+    broker_factory: BrokerFactory, request: pytest.FixtureRequest
+) -> None:
+    if "memory" in request.node.callspec.id:
+        pytest.skip("in one process a dead gateway takes the in-process broker with it")
+    clock = FakeClock()
+    dead = await broker_factory(clock=clock, stale_after=timedelta(seconds=60))
+    alive = await broker_factory(clock=clock, stale_after=timedelta(seconds=60))
+    lost_console, new_console = connection(name="c1", gateway="gw-dead", clock=clock), connection(
+        name="c2", gateway="gw-alive", clock=clock)
+    await dead.open_connection(lost_console)
+    await dead.submit([command(clock, timeout=timedelta(minutes=5))])
+    assert len(await dead.claim_commands(USER_A, lost_console.connection_id)) == 1
+    # The dead gateway never says it is alive again; the other one keeps saying so.
+    await alive.open_connection(new_console)
+    clock.advance(30)
+    await alive.keep_alive("gw-alive")
+    assert await alive.claim_commands(USER_A, new_console.connection_id) == []
+    assert await alive.connected_consoles() == {USER_A: 2}
+    clock.advance(45)
+    await alive.keep_alive("gw-alive")
+    assert await alive.connected_consoles() == {USER_A: 1}
+    assert [c.command_id for c in await alive.claim_commands(USER_A, new_console.connection_id)] == ["cmd-1"]
