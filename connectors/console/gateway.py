@@ -56,6 +56,7 @@ from presence_sync.connectors.console.protocol import (
     StatusChanged,
     parse_console_message,
     renewed,
+    salesforce_id_18,
     welcome,
 )
 from presence_sync.connectors.console.tokens import CLOCK_LEEWAY, MAX_LIFETIME, TokenClaims, TokenVerifier, check_secret
@@ -94,6 +95,16 @@ class GatewaySettings(BaseModel):
     @classmethod
     def _strong(cls, value: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
         return tuple(check_secret(secret) for secret in value)
+
+    @field_validator("org_ids")
+    @classmethod
+    def _org_ids(cls, value: frozenset[str] | None) -> frozenset[str] | None:
+        if value is None:
+            return None
+        for org_id in value:
+            if not salesforce_id_18(org_id).startswith("00D"):
+                raise ValueError(f"{org_id!r} is not an org id (00D..., Setup -> Company Information)")
+        return frozenset(salesforce_id_18(org_id) for org_id in value)
 
     def __repr_args__(self) -> Any:
         # SecretStr hides values already; keep the count visible and nothing else of them.
