@@ -154,6 +154,7 @@ class PostgresBroker(ConsoleBroker):
         self._conn: psycopg.AsyncConnection[dict[str, Any]] | None = None
         self._lock = asyncio.Lock()
         self._listen_task: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
         self._listeners: set[QueuedListener] = set()
         self._events_signal = Signal()
         self._event_generation = 0
@@ -167,6 +168,12 @@ class PostgresBroker(ConsoleBroker):
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext('presence_sync.console_schema'))")
             await conn.execute(SCHEMA)
         broker._listen_task = asyncio.create_task(broker._listen(), name="console-broker-listen")
+        try:
+            # From here on no notification is missed (a later reconnect is covered by the gateway's sweep).
+            await asyncio.wait_for(broker._listening.wait(), timeout=60)
+        except TimeoutError:
+            await broker.close()
+            raise psycopg.OperationalError("the console broker could not LISTEN within 60 s") from None
         return broker
 
     def __repr__(self) -> str:
@@ -199,6 +206,7 @@ class PostgresBroker(ConsoleBroker):
                 async with await psycopg.AsyncConnection.connect(self._url, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {COMMANDS_CHANNEL}")
                     await conn.execute(f"LISTEN {EVENTS_CHANNEL}")
+                    self._listening.set()
                     self._wake_event_readers()  # whatever was missed while not listening
                     async for notify in conn.notifies():
                         if notify.channel == EVENTS_CHANNEL:
