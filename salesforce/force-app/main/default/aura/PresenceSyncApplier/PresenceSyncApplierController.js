@@ -1,9 +1,23 @@
 ({
-    onInit: function (component, event, helper) {
-        helper.subscribe(component);
+    // Thin adapters: every decision is in the static resource PresenceSyncCore.
+    onScriptsLoaded: function (component, event, helper) {
+        helper.start(component);
     },
 
     onDestroy: function (component, event, helper) {
-        helper.unsubscribe(component);
+        helper.stop(component);
+    },
+
+    onStatusChanged: function (component, event, helper) {
+        helper.forward(component, "statusChanged", {
+            statusId: event.getParam("statusId"),
+            statusName: event.getParam("statusName"),
+            statusApiName: event.getParam("statusApiName"),
+            reason: event.getParam("reason")
+        });
+    },
+
+    onLogout: function (component, event, helper) {
+        helper.forward(component, "loggedOut", { reason: event.getParam("reason") });
     }
 })

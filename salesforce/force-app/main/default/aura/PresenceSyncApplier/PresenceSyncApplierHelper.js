@@ -1,55 +1,106 @@
 ({
-    CHANNEL: "/event/Presence_Sync_Command__e",
-    // StatusId__c "0" means Offline: log the agent out of Omni-Channel.
-    OFFLINE: "0",
-    // -1: only events published from now on. A command sent while this console was closed is stale:
-    // presence-sync notices that no status change followed and retries or reports it.
-    NEW_EVENTS_ONLY: -1,
+    // One running applier per component instance (a helper is shared by every instance).
+    running: {},
 
-    subscribe: function (component) {
+    start: function (component) {
+        var helper = this;
+        var core = window.PresenceSyncCore;
+        if (!core) {
+            helper.show(component, "error", "the PresenceSyncCore static resource did not load");
+            return;
+        }
+        var userId = $A.get("$SObjectType.CurrentUser.Id");
+        var applier = core.createApplier({
+            omni: component.find("omniToolkit"),
+            userId: userId,
+            storage: helper.storage(),
+            log: console
+        });
+        var running = { applier: applier };
+        if (component.get("v.transport") === "platformEvent") {
+            running.receiver = core.createPlatformEventReceiver({ applier: applier, userId: userId, log: console });
+            helper.subscribe(component, running);
+        } else {
+            running.client = core.createConsoleClient({
+                applier: applier,
+                fetchGrant: function () {
+                    return helper.fetchGrant(component);
+                },
+                openSocket: function (url) {
+                    return new WebSocket(url);
+                },
+                wrap: $A.getCallback,
+                log: console,
+                onStateChange: function (state, detail) {
+                    helper.show(component, state, detail);
+                }
+            });
+            running.client.start();
+        }
+        helper.running[component.getGlobalId()] = running;
+    },
+
+    stop: function (component) {
+        var running = this.running[component.getGlobalId()];
+        delete this.running[component.getGlobalId()];
+        if (running && running.client) {
+            running.client.stop();
+        }
+        if (running && running.subscription) {
+            component.find("empApi").unsubscribe(running.subscription, function () {});
+        }
+    },
+
+    forward: function (component, method, event) {
+        var running = this.running[component.getGlobalId()];
+        if (running && running.client) {
+            running.client[method](event);
+        }
+    },
+
+    fetchGrant: function (component) {
+        var helper = this;
+        return new Promise(function (resolve, reject) {
+            var action = component.get("c.mint");
+            action.setCallback(helper, function (response) {
+                if (response.getState() === "SUCCESS") {
+                    resolve(response.getReturnValue());
+                } else {
+                    var errors = response.getError() || [];
+                    reject(errors.length && errors[0].message ? errors[0].message : response.getState());
+                }
+            });
+            $A.enqueueAction(action);
+        });
+    },
+
+    subscribe: function (component, running) {
         var helper = this;
         var empApi = component.find("empApi");
         empApi.onError($A.getCallback(function (error) {
-            console.error("Presence Sync Applier: streaming error", JSON.stringify(error));
+            helper.show(component, "error", JSON.stringify(error));
         }));
-        empApi.subscribe(this.CHANNEL, this.NEW_EVENTS_ONLY, $A.getCallback(function (message) {
-            helper.apply(component, message && message.data ? message.data.payload : null);
+        // -1: new events only; a command published while this console was closed is not applied.
+        empApi.subscribe("/event/Presence_Sync_Command__e", -1, $A.getCallback(function (message) {
+            running.receiver.onMessage(message);
         })).then($A.getCallback(function (subscription) {
-            component.set("v.subscription", subscription);
+            running.subscription = subscription;
+            helper.show(component, "subscribed", "Presence_Sync_Command__e");
         }));
     },
 
-    unsubscribe: function (component) {
-        var subscription = component.get("v.subscription");
-        if (subscription) {
-            component.find("empApi").unsubscribe(subscription, $A.getCallback(function () {
-                component.set("v.subscription", null);
-            }));
+    storage: function () {
+        try {
+            return window.localStorage;
+        } catch (unavailable) {
+            return null; // the core keeps what it handled in memory instead
         }
     },
 
-    apply: function (component, command) {
-        // Every console receives every command: act only on those for the running user.
-        if (!command || !this.sameUser(command.UserId__c, $A.get("$SObjectType.CurrentUser.Id"))) {
-            return;
+    show: function (component, state, detail) {
+        if (component.isValid()) {
+            component.set("v.connectionState", state);
+            component.set("v.detail", detail || "");
         }
-        var omni = component.find("omniToolkit");
-        var commandId = command.CommandId__c;
-        var applied = command.StatusId__c === this.OFFLINE
-            ? omni.logout()
-            // setServicePresenceStatus also logs the agent in to Omni-Channel when they are offline.
-            : omni.setServicePresenceStatus({ statusId: command.StatusId__c.substring(0, 15) });
-        applied.then($A.getCallback(function () {
-            console.info("Presence Sync Applier: applied command " + commandId);
-        })).catch($A.getCallback(function (error) {
-            // Typically a status the user's profile has no access to: presence-sync sees no new
-            // presence spell and records the write as failed with that likely cause.
-            console.error("Presence Sync Applier: command " + commandId + " failed", JSON.stringify(error));
-        }));
-    },
-
-    sameUser: function (commandUserId, currentUserId) {
-        // Ids come as 15 or 18 characters; the first 15 identify the record.
-        return !!commandUserId && !!currentUserId && commandUserId.substring(0, 15) === currentUserId.substring(0, 15);
     }
 })
