@@ -129,13 +129,14 @@ def test_a_silent_server_over_http_sends_no_headers_and_serves_the_next_request(
 
 
 def test_a_slow_body_over_http_arrives_in_several_chunks(loopback: httpx.Client) -> None:
-    loopback.put("/__emulator/faults", json={"targeted": [{"kind": "slow_body", "path": "*/agents", "bytes_per_s": 2_000}]})
+    loopback.put("/__emulator/faults", json={"targeted": [{"kind": "slow_body", "path": "*/agents", "bytes_per_s": 1_000}]})
 
     with loopback.stream("GET", f"{API}/agents", params={"top": 2}) as response:
         chunks = [chunk for chunk in response.iter_raw() if chunk]
 
     body = b"".join(chunks)
-    assert len(chunks) >= 3 and len(body) == int(response.headers["content-length"])
+    # 100-byte chunks a tenth of a second apart: a busy client may read a few at once, never all.
+    assert len(body) > 500 and len(chunks) >= 2 and len(body) == int(response.headers["content-length"])
     assert len(httpx.Response(200, content=body).json()["agents"]) == 2
 
 
