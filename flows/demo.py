@@ -46,6 +46,7 @@ from presence_sync.emulators.simulator import (
 from presence_sync.emulators.stack import EmulatorStack
 from presence_sync.engine import CxoneState, Rule
 from presence_sync.flows.onboard import onboard
+from presence_sync.flows.run_names import demo_run_name
 from presence_sync.flows.sync import sync
 from presence_sync.flows.validate import ValidationReport, artifact_key, sync_activity, validate
 from presence_sync.tasks.context import Context, open_context
@@ -371,7 +372,7 @@ def combined(windows: list[WindowStats]) -> WindowStats:
     return total
 
 
-@flow(name="demo", description="The whole product against built-in emulators: onboard, sync a simulated day, validate.")
+@flow(name="demo", flow_run_name=demo_run_name, description="The whole product against built-in emulators: onboard, sync a simulated day, validate.")
 async def demo(
     agents: int = DEFAULT_AGENT_COUNT,
     minutes: float = DEFAULT_MINUTES,

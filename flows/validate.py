@@ -39,6 +39,7 @@ from presence_sync.connectors import (
 )
 from presence_sync.connectors.soql import quote_string
 from presence_sync.engine import CxoneState, CxoneTarget, Direction, Outcome, Rule
+from presence_sync.flows.run_names import validate_run_name
 from presence_sync.models.store import AgentLink, Audit, Store
 from presence_sync.tasks.context import Context, open_context
 from presence_sync.tasks.sync.runner import LEASE_NAME, load_setup
@@ -766,7 +767,7 @@ def artifact_key(agent: str) -> str:
     return "validation-" + (re.sub(r"[^a-z0-9]+", "-", agent.casefold()).strip("-") or "agent")
 
 
-@flow(name="validate", description="Prove, for one test agent, that a change in each system arrives in the other.")
+@flow(name="validate", flow_run_name=validate_run_name, description="Prove, for one test agent, that a change in each system arrives in the other.")
 async def validate(
     config_path: str,
     agent: str,
