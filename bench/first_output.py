@@ -23,8 +23,9 @@ read-only ones only (no Prefect server at all: a smoke run of a few seconds).
 
 Baseline (same run): `presence-sync --help`, the interpreter and the CLI's own imports.
 Targets: read-only commands answer within 2 s of the baseline; with a running server, onboard and
-reconcile (no time of their own: a second run changes nothing) answer within 3 s of the baseline. Checks: every command exits 0; read-only commands never
-mention Prefect; commands that run a flow say in one line which Prefect server they use.
+reconcile (no time of their own: a second run changes nothing) answer within 3 s of the baseline.
+Checks: every command exits 0; read-only commands never mention Prefect; with no server, a command
+that runs a flow says so in its first line.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ async def run(agents: int | None = None, quick: bool = False, **_: Any) -> Repor
             modes = await _modes(quick, report)
             for mode in modes:
                 env = dict(base_env)
-                async with _server(mode, env, home):
+                async with _PrefectServer(mode, env, home):
                     commands = READ_ONLY if quick else (*READ_ONLY, *RUNS_A_FLOW)
                     if mode == "no server" and not quick:
                         await _timed(f"reconcile {config}", "warm-up", env)  # creates the new home's database
@@ -183,7 +184,7 @@ def _cli(line: str) -> list[str]:
     return [sys.executable, "-m", "presence_sync.cli.main", *line.split()]
 
 
-class _server:
+class _PrefectServer:
     """`mode` "running server": a Prefect server for the block, named by PREFECT_API_URL in `env`."""
 
     def __init__(self, mode: str, env: dict[str, str], home: Path) -> None:

@@ -56,7 +56,7 @@ def server(
         return
     argv, env = server_command(os.environ, database_url)
     url = env.get(DATABASE_URL, "")
-    database = "PostgreSQL" if url.startswith("postgresql") else f"the database at ${DATABASE_URL}" if url else "SQLite in PREFECT_HOME"
+    database = "SQLite in PREFECT_HOME" if not url else "PostgreSQL" if url.startswith("postgresql") else f"${DATABASE_URL}"
     console.print(f"Prefect server on {LOCAL_UI_URL} ({database}): presence-sync commands use it. Ctrl+C stops it.",
                   soft_wrap=True)
     sys.stdout.flush()

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 console = Console(highlight=False)
 
 
-
 def _flow_outcome(state: Any) -> Any:
     """The flow's result; when the run failed, its message and the exit code for its cause (cli/output.py)."""
     result = state.result(raise_on_failure=False)
@@ -84,7 +83,8 @@ def sync(
 def print_window(result: WindowResult) -> None:
     from presence_sync.tasks.sync.summary import DIRECTION_LABELS, DIRECTIONS
 
-    table = report_table(whole(""), *(DIRECTION_LABELS[d] for d in DIRECTIONS), title=f"Sync window ({result.seconds:g} s)")
+    labels = (DIRECTION_LABELS[d] for d in DIRECTIONS)
+    table = report_table(whole(""), *labels, title=f"Sync window ({result.seconds:g} s)")
     for figure, first, second in result.stats.figures():
         table.add_row(figure, first, second)
     console.print(table)

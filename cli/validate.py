@@ -53,7 +53,9 @@ def validate(
 
 def print_report(report: ValidationReport) -> None:
     """The validation table, then the verdict and (on failure) the cause and the fix."""
-    table = report_table("hop", whole("result"), whole("seconds"), "what was done and seen", title=Text(f"Validation of {report.agent}"))
+    table = report_table(
+        "hop", whole("result"), whole("seconds"), "what was done and seen", title=Text(f"Validation of {report.agent}")
+    )
     for row in report.rows():
         style = {"passed": "green", "FAILED": "bold red"}.get(row["result"], "dim")
         what = Text(row["action"])
