@@ -1,7 +1,7 @@
 """What a benchmark hands back: its figures, its in-run baseline, the team's target and correctness checks.
 
-Every report prints the machine it ran on (core count, Python, prefect), because a figure without
-its machine is not a figure. A target is compared with a baseline measured in the same run, never
+Every report prints the machine it ran on (core count, load average, Python, prefect), because a figure
+without its machine is not a figure. A target is compared with a baseline measured in the same run, never
 with a number from another machine.
 
     report = Report("engine", "decide() throughput", params={"agents": 10_000})
@@ -33,6 +33,7 @@ def environment() -> dict[str, Any]:
     """The machine and the versions the figures were measured on."""
     return {
         "cpu_count": os.cpu_count(),
+        "load_average": [round(load, 2) for load in os.getloadavg()],
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "prefect": package_version("prefect"),
@@ -42,8 +43,10 @@ def environment() -> dict[str, Any]:
 
 def environment_line(env: dict[str, Any] | None = None) -> str:
     env = env or environment()
+    load = env.get("load_average")
+    busy = f", load average {' / '.join(f'{value:g}' for value in load)} (1 / 5 / 15 min)" if load else ""
     return (
-        f"machine: {env['cpu_count']} cores (os.cpu_count()), {env['implementation']} {env['python']}, "
+        f"machine: {env['cpu_count']} cores (os.cpu_count()){busy}, {env['implementation']} {env['python']}, "
         f"prefect {env['prefect']}, {env['platform']}"
     )
 

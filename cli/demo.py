@@ -3,30 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
-from presence_sync.cli.output import print_error
+from presence_sync.cli.output import print_error, report_table, whole
 
 if TYPE_CHECKING:
     from presence_sync.tasks.demo import DemoSummary
 
 console = Console(highlight=False)
-
-# Flow logs still reach Prefect's database (the UI shows them); the terminal keeps the demo's own story.
-_QUIET_PREFECT = {
-    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING",
-    "PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL": "WARNING",
-    "PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL": "WARNING",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-}
-
 
 def demo(
     agents: Annotated[int, typer.Option(min=2, max=5_000, help="Agents in the seeded contact center.")] = 200,
@@ -42,10 +31,9 @@ def demo(
     if workdir is not None and workdir.exists() and any(workdir.iterdir()):
         print_error(f"{workdir} is not empty; give an empty or new folder (nothing in it is overwritten)")
         raise typer.Exit(2)
-    for name, value in _QUIET_PREFECT.items():
-        os.environ.setdefault(name, value)
-    if not os.environ.get("PREFECT_API_URL"):
-        console.print("[dim]Starting Prefect's ephemeral API server (5-30 s)...[/]")
+    from presence_sync.cli.prefect_api import use_prefect_api
+
+    use_prefect_api()  # flow logs still reach Prefect's API (the UI shows them); the terminal keeps the demo's story
     from presence_sync.flows.demo import demo as demo_flow
 
     state = asyncio.run(
@@ -60,7 +48,7 @@ def demo(
 
 def print_summary(summary: DemoSummary) -> None:
     """The demo's figures, the validation verdict, convergence, and where to look next."""
-    table = Table("", "CXone → Salesforce", "Salesforce → CXone", title="presence-sync demo: summary")
+    table = report_table(whole(""), "CXone → Salesforce", "Salesforce → CXone", title="presence-sync demo: summary")
     for figure, to_salesforce, to_cxone in summary.figures():
         table.add_row(figure, to_salesforce, to_cxone)
     console.print(table)
@@ -89,7 +77,7 @@ def print_summary(summary: DemoSummary) -> None:
     runs = ", ".join(f"{flow} '{name}'" for flow, name in summary.flow_runs.items())
     artifacts = ", ".join(f"'{key}'" for key in summary.artifacts)
     console.print(f"  Prefect: flow runs {runs}; artifacts {artifacts}.")
-    console.print("  They are kept in Prefect's local database: run `prefect server start` and open http://127.0.0.1:4200.")
+    console.print("  They are kept in Prefect's database: run `presence-sync server` and open http://127.0.0.1:4200.")
     console.print(f"  Decisions per agent: `presence-sync audit {summary.config_path} --agent <CXone agent id>`.")
 
 

@@ -40,10 +40,15 @@ def emulate(
     ) as stack:
         console.print(f"[bold]Salesforce emulator[/] {stack.salesforce_url}  (My Domain: {stack.salesforce_my_domain_url})")
         console.print(f"[bold]CXone emulator[/]      {stack.cxone_url}")
-        console.print(f"Seeded {agents} agents (seed {seed}). Controls under /__emulator/ (see apis.md).")
+        console.print(f"Seeded {agents} agents (seed {seed}).")
+        console.print(
+            "Control API (people, faults, stats) under /__emulator/: emulators/README.md, "
+            f"or {stack.cxone_url}/__emulator/docs",
+            soft_wrap=True,
+        )
         if write_config is not None:
             asyncio.run(write_emulator_config(stack, write_config))
-            console.print(f"Wrote a ready config to {write_config}: `presence-sync onboard {write_config}`")
+            console.print(f"Wrote a ready config to {write_config}: `presence-sync onboard {write_config}`", soft_wrap=True)
         console.print("Press Ctrl+C to stop.")
         try:
             while True:

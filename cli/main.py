@@ -6,17 +6,19 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
-# The ephemeral Prefect API (no PREFECT_API_URL) takes 5-30 s to start on a 2-core machine; Prefect's
-# default wait is shorter than that. Set before anything imports prefect.
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+from presence_sync.cli.prefect_api import apply_quiet_defaults
 
-import typer
+# Prefect reads its settings when it is imported: our quiet defaults (analytics off, its console at
+# WARNING, a generous start-up wait for a temporary server) go first; the user's environment wins.
+apply_quiet_defaults()
 
-from presence_sync.cli import demo, emulate, gateway, onboard, serve, sync, validate
-from presence_sync.cli.output import print_error
+import typer  # noqa: E402
+
+from presence_sync.cli import demo, emulate, gateway, onboard, serve, server, sync, validate  # noqa: E402
+from presence_sync.cli.output import exit_code_for, print_error, user_errors  # noqa: E402
+from presence_sync.cli.typer_help import FlagsWithoutTypes  # noqa: E402
 
 app = typer.Typer(
     name="presence-sync",
@@ -24,6 +26,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=FlagsWithoutTypes.group,
 )
 
 
@@ -32,25 +35,18 @@ def _root() -> None:
     """Keeps `presence-sync COMMAND` a command group even while one command is registered."""
 
 
-for command_module in (emulate, onboard, demo, serve, validate, sync, gateway):
+for command_module in (emulate, server, onboard, demo, serve, validate, sync, gateway):
     command_module.register(app)
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Errors that are the user's to fix (config, credentials, org settings): a message, not a traceback."""
-    from presence_sync.connectors import ConnectorError
-    from presence_sync.models.config import ConfigError
-    from presence_sync.models.store import StoreError
-
-    return (ConfigError, ConnectorError, StoreError)
+for command_info in app.registered_commands:
+    command_info.cls = FlagsWithoutTypes.command
 
 
 def main() -> None:
     try:
         app()
-    except _user_errors() as error:
+    except user_errors() as error:
         print_error(error)
-        sys.exit(2)
+        sys.exit(exit_code_for(error))
 
 
 if __name__ == "__main__":

@@ -1,31 +1,30 @@
 """`presence-sync onboard CONFIG [--plan]` and `presence-sync refresh-users CONFIG [--plan]`.
 
 Both run the same Prefect flow their deployment runs, print every step's outcome, what changed and
-what still needs a human, and exit 1 when a step failed (2 for a config the loader refuses).
+what still needs a human. A plan reads both systems and changes nothing, so it runs the same steps
+(`run_steps`) in this process without Prefect, and answers in seconds; only a config whose secrets are
+Prefect Secret blocks needs the Prefect API for it. Exit codes as cli/output.py says.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
-from presence_sync.cli.output import print_error
+from presence_sync.cli.output import FAILED, SUCCESS, TO_FIX, ConfigArgument, print_error, report_table, whole
 
 if TYPE_CHECKING:
-    from presence_sync.tasks.onboarding import OnboardingReport
+    from presence_sync.models.config import PresenceSyncConfig
+    from presence_sync.tasks.onboarding import OnboardingReport, StepName
 
 console = Console()
 
-ConfigArgument = Annotated[
-    Path, typer.Argument(help="The contact center's config file (see examples/demo-contact-center.yaml).")
-]
 PlanOption = Annotated[bool, typer.Option("--plan", help="Show what each step would change; change nothing.")]
 
 _OUTCOME_STYLES = {
@@ -40,16 +39,16 @@ _OUTCOME_STYLES = {
 
 def onboard(config: ConfigArgument, plan: PlanOption = False) -> None:
     """Set up presence sync as the config describes: every step of the seed procedure, idempotent."""
-    from presence_sync.flows.onboard import onboard as onboard_flow
+    from presence_sync.tasks.onboarding import StepName
 
-    _run(onboard_flow, config, plan, "Onboarding")
+    _run("onboard", tuple(StepName), config, plan, "Onboarding")
 
 
 def refresh_users(config: ConfigArgument, plan: PlanOption = False) -> None:
     """Fetch CXone agents and teams again and re-link them to Salesforce users."""
-    from presence_sync.flows.refresh_users import refresh_users as refresh_users_flow
+    from presence_sync.tasks.onboarding import REFRESH_USERS_STEPS
 
-    _run(refresh_users_flow, config, plan, "Refresh users")
+    _run("refresh-users", REFRESH_USERS_STEPS, config, plan, "Refresh users")
 
 
 def register(app: typer.Typer) -> None:
@@ -57,45 +56,78 @@ def register(app: typer.Typer) -> None:
     app.command(name="refresh-users")(refresh_users)
 
 
-def _run(flow: Callable[..., Awaitable[Any]], config: Path, plan: bool, what: str) -> None:
+def _run(flow_name: str, steps: Sequence[StepName], config: Path, plan: bool, what: str) -> None:
     from presence_sync.models.config import ConfigError, load_config
     from presence_sync.models.store import StoreError
     from presence_sync.tasks.context import open_store
-    from presence_sync.tasks.onboarding import OnboardingIncomplete
 
     try:
-        # Refuse a bad config or an unusable store before Prefect starts.
-        open_store(load_config(config)).close()
-        report = asyncio.run(flow(config_path=str(config.resolve()), plan=plan))
-    except OnboardingIncomplete as incomplete:
-        report = incomplete.report
-    except (ConfigError, StoreError) as error:  # e.g. a Prefect Secret block the flow could not load
+        # Refuse a bad config or an unusable store before anything starts.
+        loaded = load_config(config)
+        open_store(loaded).close()
+        report = asyncio.run(_plan(loaded, steps)) if plan else _run_flow(flow_name, config)
+    except (ConfigError, StoreError) as error:  # e.g. a Prefect Secret block that could not be loaded
         print_error(error)
-        raise typer.Exit(2) from None
+        raise typer.Exit(TO_FIX) from None
     print_report(report, what)
-    raise typer.Exit(0 if report.succeeded else 1)
+    raise typer.Exit(exit_code(report))
+
+
+def exit_code(report: OnboardingReport) -> int:
+    """0 all done; 2 a failure to fix in the config, credentials or org settings; 1 any other failure."""
+    if report.succeeded:
+        return SUCCESS
+    return TO_FIX if report.needs_fixing else FAILED
+
+
+async def _plan(config: PresenceSyncConfig, steps: Sequence[StepName]) -> OnboardingReport:
+    """The flow's steps in plan mode, run here: `run_steps` plans each step exactly as the flow's tasks do."""
+    from presence_sync.models.secrets import PrefectSecretStr, iter_secrets, preload_prefect_secrets
+    from presence_sync.tasks.context import open_context
+    from presence_sync.tasks.onboarding import run_steps
+
+    if any(isinstance(secret, PrefectSecretStr) for _, secret in iter_secrets(config)):
+        from presence_sync.cli.prefect_api import use_prefect_api
+
+        use_prefect_api()
+        preload_prefect_secrets(config)
+    async with open_context(config) as ctx:
+        return await run_steps(ctx, steps, plan_only=True)
+
+
+def _run_flow(flow_name: str, config: Path) -> OnboardingReport:
+    from presence_sync.cli.prefect_api import use_prefect_api
+
+    use_prefect_api()
+    from presence_sync.flows.onboard import onboard as onboard_flow
+    from presence_sync.flows.refresh_users import refresh_users as refresh_users_flow
+    from presence_sync.tasks.onboarding import OnboardingIncomplete
+
+    flow = onboard_flow if flow_name == "onboard" else refresh_users_flow
+    try:
+        return asyncio.run(flow(config_path=str(config.resolve())))
+    except OnboardingIncomplete as incomplete:
+        return incomplete.report
 
 
 def print_report(report: OnboardingReport, what: str = "Onboarding") -> None:
-    """The report as a table, each step's changes, and what still needs a human."""
-    from presence_sync.tasks.onboarding.report import capped, detail_lines, step_rows, title
+    """The report as a table, each step's changes, and what still needs a human (each cause once, in full)."""
+    from presence_sync.tasks.onboarding.report import detail_lines, needs_lines, step_rows, title
 
     # Texts from configs and servers go in as Text, never as markup: a `[...]` in them stays as written.
-    table = Table(title=Text(title(report, what)), title_justify="left")
-    for column in ("step", "outcome", "summary"):
-        table.add_column(column, overflow="fold")
+    table = report_table(whole("step"), whole("outcome"), "summary", title=Text(title(report, what)))
     for row in step_rows(report):
         style = _OUTCOME_STYLES.get(row["outcome"], "")
         table.add_row(Text(row["step"]), Text(row["outcome"], style=style), Text(row["summary"]))
     console.print(table)
     for result in report.results:
-        details = detail_lines(result)
+        details = detail_lines(result, report)
         if details:
             console.print(Text(f"\n{result.step}", style="bold"))
             for line in details:
                 console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
-    needs = report.needs_a_human()
+    needs = needs_lines(report)
     if needs:
         console.print("\n[bold]What still needs a human[/]")
-        for line in capped(needs):
-            console.print(f"  - {line}", highlight=False, markup=False, soft_wrap=True)
+        for line in needs:
+            console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from presence_sync.cli.output import print_error
+from presence_sync.cli.output import TO_FIX, print_error, report_table, whole
+
+if TYPE_CHECKING:
+    from presence_sync.deployments.serve import DeploymentSpec
 
 console = Console()
 
@@ -24,10 +27,11 @@ def serve(
 ) -> None:
     """Serve onboard, sync, reconcile, refresh-users and validate locally, for the Prefect UI to run.
 
-    Needs a Prefect server: `prefect server start` in another terminal, then
-    `export PREFECT_API_URL=http://127.0.0.1:4200/api`.
+    Needs a running Prefect server: `presence-sync server` in another terminal (found at
+    http://127.0.0.1:4200), or one that PREFECT_API_URL names.
     """
-    from presence_sync.deployments.serve import PREFECT_YAML, ServeError, api_url, read_deployments, serve_deployments
+    from presence_sync.cli.prefect_api import use_prefect_api
+    from presence_sync.deployments.serve import PREFECT_YAML, ServeError, read_deployments, serve_deployments
 
     path = prefect_yaml if prefect_yaml.is_absolute() or prefect_yaml.exists() else PREFECT_YAML
     try:
@@ -38,25 +42,44 @@ def serve(
                 known = ", ".join(spec.name for spec in specs)
                 raise ServeError(f"no deployment named {', '.join(unknown)} in {path}; deployments: {known}")
             specs = [spec for spec in specs if spec.name in only]
-        url = api_url()
+        url = use_prefect_api(say=lambda line: None).url
         if url is None:
             raise ServeError(
-                "no Prefect server configured: served deployments need one that the UI and this process share. "
-                "Start it with `prefect server start` (another terminal), then "
-                "`export PREFECT_API_URL=http://127.0.0.1:4200/api` and run `presence-sync serve` again"
+                "no Prefect server running: served deployments need one that the UI and this process share. "
+                "Start it with `presence-sync server` (another terminal), then run `presence-sync serve` again"
             )
-        table = Table("deployment", "entrypoint", "schedules", "concurrency", title=f"Serving {path} on {url}")
-        for spec in specs:
-            schedules = ", ".join(
-                f"cron {s['cron']}" if "cron" in s else f"every {s['interval']} s" if "interval" in s else "rrule"
-                for s in spec.schedules
-            )
-            table.add_row(spec.name, spec.entrypoint, schedules or "on demand", str(spec.concurrency_limit or "-"))
-        console.print(table)
+        console.print(deployments_table(specs, f"Serving {path} on {url}"))
         serve_deployments(specs, path.resolve().parent)
     except ServeError as error:
         print_error(error)
-        raise typer.Exit(2) from None
+        raise typer.Exit(TO_FIX) from None
+
+
+def deployments_table(specs: list[DeploymentSpec], title: str) -> Table:
+    """What is served: each deployment's flow file, schedules and concurrency, in words."""
+    table = report_table(whole("deployment"), whole("flow file"), "schedules", "concurrency", title=title)
+    for spec in specs:
+        schedules = ", ".join(
+            f"cron {s['cron']}" if "cron" in s else f"every {s['interval']} s" if "interval" in s else "rrule"
+            for s in spec.schedules
+        )
+        table.add_row(spec.name, spec.flow_file, schedules or "on demand", concurrency_text(spec.concurrency_limit))
+    return table
+
+
+def concurrency_text(limit: int | dict[str, Any] | None) -> str:
+    """prefect.yaml's `concurrency_limit` in words: `2`, or `{limit: 2, collision_strategy: ENQUEUE}`."""
+    if limit is None:
+        return "-"
+    if not isinstance(limit, dict):
+        return f"up to {limit}"
+    text = f"up to {limit.get('limit', '?')}"
+    strategy = str(limit.get("collision_strategy", "")).upper()
+    if strategy == "ENQUEUE":
+        return f"{text}; more wait"
+    if strategy == "CANCEL_NEW":
+        return f"{text}; more cancelled"
+    return text
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -17,8 +16,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
-from presence_sync.cli.output import print_error
+from presence_sync.cli.output import ConfigArgument, exit_code_for, print_error, report_table, whole
 
 if TYPE_CHECKING:
     from presence_sync.models.store import Audit
@@ -28,15 +28,14 @@ if TYPE_CHECKING:
 
 console = Console(highlight=False)
 
-ConfigArgument = Annotated[Path, typer.Argument(help="The contact center's config file (YAML).")]
-
 
 def _flow_outcome(state: Any) -> Any:
-    """The flow's result, or exit 1 with its message when the run failed."""
+    """The flow's result; when the run failed, its message and the exit code for its cause (cli/output.py)."""
     result = state.result(raise_on_failure=False)
     if state.is_failed():
-        print_error(state.message or "the run failed")
-        raise typer.Exit(1)
+        error = result if isinstance(result, BaseException) else None
+        print_error(str(error) if error is not None and str(error) else state.message or "the run failed")
+        raise typer.Exit(exit_code_for(error) if error is not None else 1)
     return result
 
 
@@ -51,6 +50,9 @@ def sync(
     from presence_sync.models.config import load_config
 
     settings = load_config(config).sync  # a config mistake is reported here, before any flow run starts
+    from presence_sync.cli.prefect_api import use_prefect_api
+
+    use_prefect_api()
     from presence_sync.flows.sync import sync as sync_flow
     from presence_sync.tasks.sync.window import watch_ticks
 
@@ -81,7 +83,8 @@ def sync(
 def print_window(result: WindowResult) -> None:
     from presence_sync.tasks.sync.summary import DIRECTION_LABELS, DIRECTIONS
 
-    table = Table("", *(DIRECTION_LABELS[d] for d in DIRECTIONS), title=f"Sync window ({result.seconds:g} s)")
+    labels = (DIRECTION_LABELS[d] for d in DIRECTIONS)
+    table = report_table(whole(""), *labels, title=f"Sync window ({result.seconds:g} s)")
     for figure, first, second in result.stats.figures():
         table.add_row(figure, first, second)
     console.print(table)
@@ -102,6 +105,9 @@ def reconcile(
     from presence_sync.models.config import load_config
 
     load_config(config)
+    from presence_sync.cli.prefect_api import use_prefect_api
+
+    use_prefect_api()
     from presence_sync.flows.reconcile import reconcile as reconcile_flow
 
     with console.status("reconciling both systems with the rule"):
@@ -111,11 +117,13 @@ def reconcile(
 
 def print_reconcile(report: ReconcileReport) -> None:
     if report.repairs:
-        table = Table("agent", "system", "was", "set to", "rule row", "result", title="Repairs")
+        table = report_table(whole("agent"), "repair (rule row)", "result", title="Repairs")
         for repair in report.repairs:
-            style = "green" if repair.result == "ok" else "red"
-            table.add_row(str(repair.agent_id), repair.system, repair.shown, repair.target, repair.rule_row or "",
-                          f"[{style}]{repair.result}[/]")
+            change = Text(f"{repair.system}: {repair.shown} → {repair.target}")
+            if repair.rule_row:
+                change.append(f"\n({repair.rule_row})", style="dim")
+            result = Text(repair.result, style="green" if repair.result == "ok" else "red")
+            table.add_row(str(repair.agent_id), change, result)
         console.print(table)
     console.print(f"{'[green]✔[/]' if not report.failed else '[yellow]![/]'} {report.headline} (by {report.held_by})")
 
@@ -144,11 +152,13 @@ def print_status(report: StatusReport) -> None:
     )
     console.print(f"sync: {running}")
     console.print(f"agents linked: {report.agents_linked}")
-    lags = Table("direction", "changes carried (15 min)", "lag p50", "lag p95", "last decision", title="Lag")
+    lags = report_table(
+        "direction", whole("carried (15 min)"), whole("lag p50"), whole("lag p95"), "last decision (UTC)", title="Lag"
+    )
     for lag in report.lags:
         lags.add_row(
             DIRECTION_LABELS[lag.direction], str(lag.carried), _seconds(lag.p50_seconds), _seconds(lag.p95_seconds),
-            "-" if lag.last_decision_at is None else f"{lag.last_decision_at:%Y-%m-%d %H:%M:%S} UTC",
+            "-" if lag.last_decision_at is None else f"{lag.last_decision_at:%Y-%m-%d %H:%M:%S}",
         )
     console.print(lags)
     counts = report.write_counts
@@ -157,10 +167,11 @@ def print_status(report: StatusReport) -> None:
         f"{counts.get('gave_up', 0)} given up"
     )
     if report.failures:
-        failed = Table("agent", "system", "target", "attempts", "status", "reason", title="Failed writes")
+        failed = report_table(whole("agent"), "write", "reason", title="Failed writes")
         for write in report.failures:
-            failed.add_row(str(write.agent_id), write.side, write.target, str(write.attempts), write.status.value,
-                           write.last_error or "")
+            attempts = f"{write.attempts} attempt{'' if write.attempts == 1 else 's'}"
+            what = f"{write.side}: {write.target}\n{write.status.value.replace('_', ' ')} after {attempts}"
+            failed.add_row(str(write.agent_id), Text(what), Text(write.last_error or ""))
         console.print(failed)
     if report.budget is None:
         console.print("Salesforce API budget: not read yet (no sync tick so far)")

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 from rich.text import Text
+
+from presence_sync.cli.output import ConfigArgument, exit_code_for, print_error, report_table, user_errors, whole
 
 if TYPE_CHECKING:
     from presence_sync.tasks.validate import ValidationReport
@@ -19,7 +19,7 @@ console = Console()
 
 
 def validate(
-    config: Annotated[Path, typer.Argument(help="The contact center's config file (YAML).")],
+    config: ConfigArgument,
     agent: Annotated[str, typer.Option("--agent", help="The test agent: CXone agent id, or email/username.")],
     timeout: Annotated[float, typer.Option(min=1, help="Seconds each hop may take before it fails.")] = 30.0,
     salesforce_status: Annotated[
@@ -33,12 +33,18 @@ def validate(
     from presence_sync.models.config import load_config
 
     load_config(config)  # a config mistake is reported here, plainly, before any flow run starts
+    from presence_sync.cli.prefect_api import use_prefect_api
+
+    use_prefect_api()
     from presence_sync.flows.validate import validate as validate_flow
 
     state = asyncio.run(
         validate_flow(str(config), agent, timeout, salesforce_status, cxone_state, return_state=True)  # type: ignore[call-overload]
     )
     result = state.result(raise_on_failure=False)
+    if isinstance(result, user_errors()):  # e.g. a refused login: the message and its exit code, no traceback
+        print_error(result)
+        raise typer.Exit(exit_code_for(result))
     if isinstance(result, BaseException):
         raise result
     print_report(result)
@@ -47,11 +53,14 @@ def validate(
 
 def print_report(report: ValidationReport) -> None:
     """The validation table, then the verdict and (on failure) the cause and the fix."""
-    table = Table("hop", "action", "expected", "observed", "result", "seconds", title=Text(f"Validation of {report.agent}"))
+    table = report_table(
+        "hop", whole("result"), whole("seconds"), "what was done and seen", title=Text(f"Validation of {report.agent}")
+    )
     for row in report.rows():
         style = {"passed": "green", "FAILED": "bold red"}.get(row["result"], "dim")
-        cells = [Text(row[key]) for key in ("hop", "action", "expected", "observed")]
-        table.add_row(*cells, Text(row["result"], style=style), Text(row["seconds"]))
+        what = Text(row["action"])
+        what.append(f"\nexpected {row['expected']}; saw {row['observed']}", style="dim")
+        table.add_row(Text(row["hop"]), Text(row["result"], style=style), Text(row["seconds"]), what)
     console.print(table)
     failure = report.failure
     if report.passed:

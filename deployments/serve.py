@@ -145,14 +145,6 @@ def runner_deployments(specs: list[DeploymentSpec], root: Path = PROJECT_ROOT) -
     return built
 
 
-def api_url() -> str | None:
-    """The Prefect API this process talks to; None means an ephemeral server, which no UI can reach."""
-    from prefect.settings import get_current_settings
-
-    url = get_current_settings().api.url
-    return str(url) if url else None
-
-
 def serve_deployments(specs: list[DeploymentSpec], root: Path = PROJECT_ROOT) -> None:
     """Serve `specs` until interrupted (Ctrl+C pauses their schedules and stops).
 

@@ -27,6 +27,7 @@ from rich.console import Console
 from presence_sync.emulators.demo_center import DEFAULT_AGENT_COUNT
 from presence_sync.emulators.stack import EmulatorStack
 from presence_sync.flows.onboard import onboard
+from presence_sync.flows.run_names import demo_run_name
 from presence_sync.flows.sync import sync
 from presence_sync.flows.sync_tasks import WINDOW_ARTIFACT_KEY
 from presence_sync.flows.validate import artifact_key, validate
@@ -117,7 +118,7 @@ class SyncWindows:
         return WindowStats.combined(r.stats for r in results if isinstance(r, WindowResult))
 
 
-@flow(name="demo", description="The whole product against built-in emulators: onboard, sync a simulated day, validate.")
+@flow(name="demo", flow_run_name=demo_run_name, description="The whole product against built-in emulators: onboard, sync a simulated day, validate.")
 async def demo(
     agents: int = DEFAULT_AGENT_COUNT,
     minutes: float = DEFAULT_MINUTES,

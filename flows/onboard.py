@@ -2,8 +2,9 @@
 
     report = await onboard("presence-sync.yaml", plan=True)    # what would change; writes nothing
 
-While it runs, a progress artifact moves step by step; at the end a table artifact lists every step's
-outcome and a markdown artifact says what still needs a human. When a step failed, the run ends Failed
+While it runs, a progress artifact moves step by step; at the end one markdown artifact holds the
+report: every step's outcome (a table), its changes and what still needs a human (`onboarding-outcome`,
+or `onboarding-plan` for a plan). When a step failed, the run ends Failed
 and calling the flow raises `OnboardingIncomplete`, whose `report` has every step's result.
 """
 
@@ -14,25 +15,21 @@ from collections.abc import Sequence
 from typing import Any
 
 from prefect import flow
-from prefect.artifacts import (
-    acreate_markdown_artifact,
-    acreate_progress_artifact,
-    acreate_table_artifact,
-    aupdate_progress_artifact,
-)
+from prefect.artifacts import acreate_markdown_artifact, acreate_progress_artifact, aupdate_progress_artifact
 from prefect.runtime import flow_run
 from prefect.states import Failed, State
 
+from presence_sync.flows.run_names import onboard_run_name
 from presence_sync.models.config import ConfigError, load_config
 from presence_sync.models.secrets import preload_prefect_secrets
 from presence_sync.models.store import StoreError
 from presence_sync.tasks.context import open_context, transports_for
 from presence_sync.tasks.onboarding import OnboardingIncomplete, OnboardingReport, StepName, StepResult, run_steps
 from presence_sync.flows.onboard_tasks import execute_as_task
-from presence_sync.tasks.onboarding.report import markdown_summary, step_rows, title
+from presence_sync.tasks.onboarding.report import markdown_summary, title
 
 
-@flow(name="onboard")
+@flow(name="onboard", flow_run_name=onboard_run_name)
 async def onboard(config_path: str, plan: bool = False) -> OnboardingReport:
     """Set up presence sync as the config describes: statuses, profile access, login checks, account
     mapping, agent links and the presence rule. With `plan`, only say what would change.
@@ -74,11 +71,8 @@ async def run_onboarding(
 
 async def _publish(report: OnboardingReport, artifact_key: str, what: str) -> None:
     kind = "plan" if report.plan_only else "outcome"
-    await acreate_table_artifact(
-        step_rows(report), key=f"{artifact_key}-{kind}", description=title(report, what)
-    )
     await acreate_markdown_artifact(
-        markdown_summary(report, what), key=f"{artifact_key}-{kind}-summary", description="What still needs a human"
+        markdown_summary(report, what), key=f"{artifact_key}-{kind}", description=title(report, what)
     )
 
 

@@ -18,6 +18,7 @@ from prefect import flow
 from prefect.states import Completed, Failed, State
 from prefect.utilities.annotations import quote
 
+from presence_sync.flows.run_names import reconcile_run_name
 from presence_sync.flows.sync import SYNC_USER_ERRORS, run_name
 from presence_sync.models.config import load_config
 from presence_sync.models.secrets import preload_prefect_secrets
@@ -26,7 +27,7 @@ from presence_sync.flows.sync_tasks import publish_reconcile, reconcile_pass
 from presence_sync.tasks.sync.window import RECONCILE_WAIT_SECONDS, ReconcileTimeout
 
 
-@flow(name="reconcile", description="Compare both systems with the presence rule and repair drift.")
+@flow(name="reconcile", flow_run_name=reconcile_run_name, description="Compare both systems with the presence rule and repair drift.")
 async def reconcile(config_path: str, wait_seconds: float = RECONCILE_WAIT_SECONDS) -> State[Any]:
     """Reconcile both systems with the rule once.
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 from prefect import flow
 
 from presence_sync.flows.onboard import run_onboarding
-from presence_sync.tasks.onboarding import OnboardingReport, StepName
+from presence_sync.flows.run_names import refresh_users_run_name
+from presence_sync.tasks.onboarding import REFRESH_USERS_STEPS, OnboardingReport
 
 
-@flow(name="refresh-users")
+@flow(name="refresh-users", flow_run_name=refresh_users_run_name)
 async def refresh_users(config_path: str, plan: bool = False) -> OnboardingReport:
     """Refresh the CXone agents and their links to Salesforce users ("Get NiCE CXone Users").
 
@@ -23,5 +24,5 @@ async def refresh_users(config_path: str, plan: bool = False) -> OnboardingRepor
         plan: true to list what would change without changing anything.
     """
     return await run_onboarding(
-        config_path, plan=plan, steps=(StepName.CXONE_USERS,), artifact_key="refresh-users", what="Refresh users"
+        config_path, plan=plan, steps=REFRESH_USERS_STEPS, artifact_key="refresh-users", what="Refresh users"
     )

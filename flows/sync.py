@@ -20,6 +20,7 @@ from prefect.states import Completed, Failed, State
 
 from presence_sync.connectors import ConnectorError
 from presence_sync.engine import EngineError
+from presence_sync.flows.run_names import sync_run_name
 from presence_sync.models.config import ConfigError, load_config
 from presence_sync.models.secrets import preload_prefect_secrets
 from presence_sync.models.store import StoreError
@@ -36,7 +37,7 @@ def run_name(kind: str) -> str:
     return f"{kind}/{flow_run.id or uuid.uuid4()}"
 
 
-@flow(name="sync", description="Keep every linked agent's state the same in CXone and Salesforce by the presence rule.")
+@flow(name="sync", flow_run_name=sync_run_name, description="Keep every linked agent's state the same in CXone and Salesforce by the presence rule.")
 async def sync(
     config_path: str,
     window_minutes: float | None = None,

@@ -1,7 +1,8 @@
 """The sync's batch-level Prefect pieces: artifacts per window and per anomaly, the reconcile pass as a task.
 
 Never one task per agent or per change: the hot loop (`tasks.sync.runner`) is plain async code. A
-window publishes one summary (markdown + table) and at most one artifact per kind of anomaly.
+window publishes one summary (a markdown artifact with its table) and at most one artifact per kind of
+anomaly; a reconcile pass one markdown artifact with its repairs.
 
     await publish_window(result)                    # inside the sync flow
     report = await reconcile_pass(ctx, holder, ...)  # a task run, retried on transient API errors
@@ -12,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import Task, task
-from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
+from prefect.artifacts import acreate_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
@@ -43,30 +44,33 @@ async def publish_anomaly(anomaly: Anomaly) -> None:
 
 
 async def publish_window(result: WindowResult) -> None:
-    """The window's summary: a table of the figures per direction and a markdown report."""
+    """The window's summary: one markdown artifact, its figures per direction as a table."""
     stats = result.stats
     notes = [f"Holder: `{result.holder}`; {result.headline}."]
     notes += [f"Reconcile during this window: {report.headline}." for report in result.reconciles]
-    await acreate_table_artifact(
-        key=WINDOW_ARTIFACT_KEY, table=stats.table_rows(), description=f"Sync window: {result.headline}"
-    )
     await acreate_markdown_artifact(
-        key=f"{WINDOW_ARTIFACT_KEY}-summary",
+        key=WINDOW_ARTIFACT_KEY,
         markdown=stats.markdown(f"Sync window of {result.seconds:g} s", notes),
-        description=result.headline,
+        description=f"Sync window: {result.headline}",
     )
 
 
 async def publish_reconcile(report: ReconcileReport) -> None:
-    """What a reconcile pass repaired: a table (one row per write) and a one-line summary."""
+    """What a reconcile pass repaired: one markdown artifact, a table row per write under its headline."""
     rows = [repair.as_row() for repair in report.repairs[:_SHOWN_REPAIRS]]
     more = len(report.repairs) - len(rows)
     lines = [f"# Reconcile: {report.headline}", "", f"Done by `{report.held_by}`."]
+    if rows:
+        header = list(rows[0])
+        lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(_cell(row[column]) for column in header) + " |" for row in rows]
     if more > 0:
-        lines.append(f"The table shows the first {len(rows)} repairs; {more} more are in the audit.")
-    await acreate_table_artifact(key=RECONCILE_ARTIFACT_KEY, table=rows, description=report.headline)
-    await acreate_markdown_artifact(key=f"{RECONCILE_ARTIFACT_KEY}-summary", markdown="\n".join(lines),
-                                    description=report.headline)
+        lines += ["", f"The table shows the first {len(rows)} repairs; {more} more are in the audit."]
+    await acreate_markdown_artifact(key=RECONCILE_ARTIFACT_KEY, markdown="\n".join(lines), description=report.headline)
+
+
+def _cell(value: Any) -> str:
+    return " ".join(str(value).split()).replace("|", "\\|")
 
 
 @task(

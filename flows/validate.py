@@ -1,7 +1,7 @@
 """The `validate` flow: the seed's "Validate Bidirectional Sync", automated for one test agent.
 
 The validation itself is `presence_sync.tasks.validate`; the flow runs it and publishes its report
-(a table and a markdown artifact). It ends Failed when a hop failed.
+(one markdown artifact holding its table). It ends Failed when a hop failed.
 
     presence-sync validate examples/demo-contact-center.yaml --agent agent7@example.com
 """
@@ -12,9 +12,10 @@ import re
 from typing import Any
 
 from prefect import flow
-from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
+from prefect.artifacts import acreate_markdown_artifact
 from prefect.states import Completed, Failed, State
 
+from presence_sync.flows.run_names import validate_run_name
 from presence_sync.tasks.context import open_context, transports_for
 from presence_sync.tasks.validate import DEFAULT_TIMEOUT_SECONDS, validate_agent
 
@@ -24,7 +25,7 @@ def artifact_key(agent: str) -> str:
     return "validation-" + (re.sub(r"[^a-z0-9]+", "-", agent.casefold()).strip("-") or "agent")
 
 
-@flow(name="validate", description="Prove, for one test agent, that a change in each system arrives in the other.")
+@flow(name="validate", flow_run_name=validate_run_name, description="Prove, for one test agent, that a change in each system arrives in the other.")
 async def validate(
     config_path: str,
     agent: str,
@@ -46,8 +47,7 @@ async def validate(
             ctx, agent, timeout_seconds=timeout_seconds, salesforce_status=salesforce_status, cxone_state=cxone_state
         )
     key = artifact_key(agent)
-    await acreate_table_artifact(key=key, table=report.rows(), description=report.headline)
-    await acreate_markdown_artifact(key=f"{key}-summary", markdown=report.markdown(), description=report.headline)
+    await acreate_markdown_artifact(key=key, markdown=report.markdown(), description=report.headline)
     if report.passed:
         return Completed(message=report.headline, data=report)
     return Failed(message=report.headline, data=report)

@@ -14,7 +14,10 @@ from presence_sync.tasks.onboarding.account_mapping import apply_account_mapping
 from presence_sync.tasks.onboarding.connected_app import SPRING_26_GUIDANCE, apply_check, plan_connected_app
 from presence_sync.tasks.onboarding.cxone_users import Linking, Unlinked, apply_cxone_users, link_agents, plan_cxone_users
 from presence_sync.tasks.onboarding.model import (
+    REFRESH_USERS_STEPS,
     Action,
+    Cause,
+    FailureKind,
     OnboardingIncomplete,
     OnboardingReport,
     PlanItem,
@@ -32,10 +35,13 @@ from presence_sync.tasks.onboarding.runner import STEPS, execute_plainly, execut
 
 __all__ = [
     "PASSWORD_FLOW_RETIREMENT_WARNING",
+    "REFRESH_USERS_STEPS",
     "SPRING_26_GUIDANCE",
     "STEPS",
     "Action",
+    "Cause",
     "CxoneAgent",
+    "FailureKind",
     "Linking",
     "OnboardingIncomplete",
     "OnboardingReport",

@@ -29,6 +29,18 @@ class StepName(StrEnum):
     PRESENCE_RULE = "presence-rule"
 
 
+REFRESH_USERS_STEPS = (StepName.CXONE_USERS,)
+"""What `refresh-users` runs: the CXone users step alone."""
+
+
+class FailureKind(StrEnum):
+    """Why a step failed, as far as the admin's next move goes (and the command's exit code)."""
+
+    TO_FIX = "to fix"  # the config, credentials or org settings: fix them, then run again (exit 2)
+    TRANSIENT = "transient"  # a system did not answer in time: run again later (exit 1)
+    BUG = "bug"  # unexpected: report it (exit 1)
+
+
 class Action(StrEnum):
     """What a step does (or would do) to one thing."""
 
@@ -98,27 +110,38 @@ class StepResult:
     summary: str
     items: tuple[PlanItem, ...] = ()
     notes: tuple[str, ...] = ()
+    failure_kind: FailureKind | None = None  # set when the step failed
+    cause_step: StepName | None = None  # for a skipped step: the failed step it depended on
 
     @classmethod
     def from_items(
         cls, step: StepName, items: tuple[PlanItem, ...], notes: Iterable[str] = (), *, noun: Noun, planned: bool
     ) -> StepResult:
+        outcome = _outcome(items, planned)
         return cls(
             step=step,
-            outcome=_outcome(items, planned),
+            outcome=outcome,
             summary=count_summary(items, noun, planned=planned),
             items=items,
             notes=tuple(notes),
+            # An item fails when a system refused it for a reason the admin can act on.
+            failure_kind=FailureKind.TO_FIX if outcome is StepOutcome.FAILED else None,
         )
 
     @classmethod
-    def failure(cls, step: StepName, reason: str) -> StepResult:
+    def failure(cls, step: StepName, reason: str, kind: FailureKind = FailureKind.TO_FIX) -> StepResult:
         """A step that could not run to the end, e.g. Salesforce refused the login."""
-        return cls(step=step, outcome=StepOutcome.FAILED, summary=reason)
+        return cls(step=step, outcome=StepOutcome.FAILED, summary=reason, failure_kind=kind)
 
     @classmethod
     def skipped(cls, step: StepName, cause: StepName, reason: str) -> StepResult:
-        return cls(step=step, outcome=StepOutcome.SKIPPED, summary=f"skipped: {cause} failed: {reason}")
+        return cls(
+            step=step, outcome=StepOutcome.SKIPPED, summary=f"skipped: {cause} failed: {reason}", cause_step=cause
+        )
+
+    @property
+    def failed_items(self) -> tuple[PlanItem, ...]:
+        return tuple(item for item in self.items if item.action is Action.FAILED)
 
     @property
     def failed(self) -> bool:
@@ -164,30 +187,62 @@ class OnboardingReport:
     def succeeded(self) -> bool:
         return not any(result.outcome in (StepOutcome.FAILED, StepOutcome.SKIPPED) for result in self.results)
 
-    def needs_a_human(self) -> list[str]:
-        """What a person still has to do or know: every failure in full (one line for a cause that
-        failed several steps, e.g. a refused login), then the notes."""
+    @property
+    def needs_fixing(self) -> bool:
+        """True when a failure is the admin's to fix (config, credentials or org settings)."""
+        return any(result.failure_kind is FailureKind.TO_FIX for result in self.failed)
+
+    def causes(self) -> list[Cause]:
+        """Every distinct failure, once, in the order the steps met it: a refused login that failed
+        several steps is one cause naming all of them."""
         failures: dict[str, list[str]] = {}
         for result in self.failed:
-            failed_items = [item for item in result.items if item.action is Action.FAILED]
-            found = [(f"{result.step}: {item.subject}", item.reason) for item in failed_items]
+            found = [(f"{result.step}: {item.subject}", item.reason) for item in result.failed_items]
             for where, text in found or [(str(result.step), result.summary)]:
                 failures.setdefault(text, []).append(where)
         # One cause, said at more length by a later step (e.g. oauth-flow adds where each cause of a
-        # refused login is fixed): one line, at the fuller text, naming every step it stopped.
+        # refused login is fixed): kept at the fuller text, naming every step it stopped.
         for short in sorted(failures, key=len):
             fuller = next((text for text in failures if len(text) > len(short) and short in text), None)
             if fuller is not None:
                 failures[fuller] = failures.pop(short) + failures[fuller]
-        lines = [f"{', '.join(where)}: {text}" for text, where in failures.items()]
-        # A note a failure already says in full (e.g. the Spring '26 guidance) is not said twice.
-        lines += [
+        causes = [Cause(text, tuple(where)) for text, where in failures.items()]
+        return sorted(causes, key=lambda cause: self._first_step_index(cause))
+
+    def cause_number(self, text: str) -> int | None:
+        """The 1-based number of the cause that states `text` (a failed step's or item's reason)."""
+        for number, cause in enumerate(self.causes(), start=1):
+            if text in cause.text:
+                return number
+        return None
+
+    def needs_a_human(self) -> list[str]:
+        """What a person still has to do or know: every failure in full (one line for a cause that
+        failed several steps, e.g. a refused login), then the notes."""
+        causes = self.causes()
+        lines = [f"{', '.join(cause.where)}: {cause.text}" for cause in causes]
+        return lines + self.notes_not_in(causes)
+
+    def notes_not_in(self, causes: list[Cause]) -> list[str]:
+        """The steps' notes, but not one a failure already says in full (e.g. the Spring '26 guidance)."""
+        return [
             f"{result.step}: {note}"
             for result in self.results
             for note in result.notes
-            if not any(note in text for text in failures)
+            if not any(note in cause.text for cause in causes)
         ]
-        return lines
+
+    def _first_step_index(self, cause: Cause) -> int:
+        order = [str(result.step) for result in self.results]
+        return min(order.index(where.split(":")[0]) for where in cause.where)
+
+
+@dataclass(frozen=True)
+class Cause:
+    """One reason a run failed, in full, and where it struck: `("presence-statuses", "connected-app: ...")`."""
+
+    text: str
+    where: tuple[str, ...]
 
 
 class OnboardingIncomplete(Exception):

@@ -22,7 +22,7 @@ from presence_sync.tasks.context import Context
 from presence_sync.tasks.onboarding.account_mapping import apply_account_mapping, plan_account_mapping
 from presence_sync.tasks.onboarding.connected_app import apply_check, plan_connected_app
 from presence_sync.tasks.onboarding.cxone_users import apply_cxone_users, plan_cxone_users
-from presence_sync.tasks.onboarding.model import Action, OnboardingReport, StepName, StepPlan, StepResult, Upcoming
+from presence_sync.tasks.onboarding.model import Action, FailureKind, OnboardingReport, StepName, StepPlan, StepResult, Upcoming
 from presence_sync.tasks.onboarding.oauth_flow import plan_oauth_flow
 from presence_sync.tasks.onboarding.presence_rule import apply_presence_rule, plan_presence_rule
 from presence_sync.tasks.onboarding.presence_statuses import apply_presence_statuses, plan_presence_statuses
@@ -76,14 +76,14 @@ def failure_of(step: StepName, error: BaseException) -> StepResult:
     """The failed result for an error that ended a step."""
     if isinstance(error, ConnectorError) and error.transient:
         reason = f"{error} (still failing after retries: run onboarding again once {error.system} answers)"
-    elif isinstance(error, USER_ERRORS):
-        reason = str(error)
-    else:
-        reason = (
-            f"unexpected error ({type(error).__name__}: {error}) -> this is a presence-sync bug: please report it "
-            "with this run's logs"
-        )
-    return StepResult.failure(step, reason)
+        return StepResult.failure(step, reason, FailureKind.TRANSIENT)
+    if isinstance(error, USER_ERRORS):
+        return StepResult.failure(step, str(error), FailureKind.TO_FIX)
+    reason = (
+        f"unexpected error ({type(error).__name__}: {error}) -> this is a presence-sync bug: please report it "
+        "with this run's logs"
+    )
+    return StepResult.failure(step, reason, FailureKind.BUG)
 
 
 async def execute_plainly(ctx: Context, step: StepName, plan_only: bool, upcoming: Upcoming) -> StepResult:

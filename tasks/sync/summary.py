@@ -2,7 +2,7 @@
 
     stats = WindowStats()
     stats.observed(observations); stats.decided(audit); stats.applied(writes, results)
-    stats.table_rows()      # [{"figure": "writes", "CXone → Salesforce": "12", ...}, ...]
+    stats.figures()         # [("changes seen", "14", "3"), ("writes (incl. retries)", "12", "3"), ...]
 """
 
 from __future__ import annotations
@@ -114,11 +114,6 @@ class WindowStats:
             rows.append((label, *(str(self.count(d, *outcomes)) for d in DIRECTIONS)))
         rows.append(("lag p50 / p95", *(self._lag_text(d) for d in DIRECTIONS)))
         return rows
-
-    def table_rows(self) -> list[dict[str, str]]:
-        """The figures as rows for a Prefect table artifact."""
-        labels = [DIRECTION_LABELS[d] for d in DIRECTIONS]
-        return [{"figure": figure, labels[0]: a, labels[1]: b} for figure, a, b in self.figures()]
 
     def markdown(self, title: str, notes: Sequence[str] = ()) -> str:
         lines = [

@@ -108,13 +108,27 @@ async def test_propagation_times_every_change_each_way_against_its_floor() -> No
     assert len(report.targets) == 2
 
 
+async def test_first_output_times_the_read_only_commands_without_prefect() -> None:
+    report = await run_benchmark("first-output", agents=12, quick=True)
+
+    assert_common(report, "first-output")
+    assert len(report.env["load_average"]) == 3 and "load average" in report.render()
+    figures = report.figures
+    assert figures["commands"] == 3  # status, audit, onboard --plan
+    for command in ("status", "audit", "onboard_plan"):
+        assert figures[f"no_server.{command}.first_line_seconds"] is not None
+        assert figures[f"no_server.{command}.done_seconds"] > 0
+    assert figures["baseline_seconds"] > 0
+    assert len(report.targets) == 1
+
+
 def test_the_command_line_knows_every_benchmark_and_refuses_others(capsys: pytest.CaptureFixture[str]) -> None:
     assert parse_args([]).names == []
     assert parse_args(["engine", "--quick", "--agents", "30"]).agents == 30
     with pytest.raises(SystemExit):
         parse_args(["no-such-bench"])
     assert "unknown benchmark" in capsys.readouterr().err
-    assert set(BENCHMARKS) == {"propagation", "burst", "engine"}
+    assert set(BENCHMARKS) == {"propagation", "burst", "engine", "first-output"}
 
 
 def test_the_command_line_runs_one_benchmark_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -11,9 +13,10 @@ import pytest
 from typer.testing import CliRunner
 
 from presence_sync.cli.main import app, main
+from presence_sync.emulators.faults import FaultSettings
 from presence_sync.emulators.salesforce.emulator import OrgUpdate
 from presence_sync.emulators.stack import EmulatorStack
-from tests.onboarding.onboarding_support import data_writes, variant
+from tests.onboarding.onboarding_support import AGENTS, data_writes, variant
 
 WIDE = {"COLUMNS": "250"}
 
@@ -31,19 +34,56 @@ def test_plan_prints_every_step_and_changes_nothing(prefect_harness: None, stack
 
 
 @pytest.mark.prefect
-def test_a_failed_step_exits_1_with_its_causes_and_no_traceback(
+def test_a_login_the_org_refuses_exits_2_with_its_causes_and_no_traceback(
     prefect_harness: None, stack: EmulatorStack, config_path: Path
 ) -> None:
+    # MFA enforced on the integration user: an org setting to fix, which the README's exit code 2 means.
     stack.salesforce.configure_org(OrgUpdate(mfa_users=["integration@example.com"]))
 
     outcome = CliRunner().invoke(app, ["onboard", str(config_path)], env=WIDE)
 
-    assert outcome.exit_code == 1
+    assert outcome.exit_code == 2
     assert "Onboarding: 7 steps, 2 failed" in outcome.output
     assert "MFA is enforced on this user" in outcome.output
     # stdout is ours; Prefect's own log lines go to stderr.
     assert "Traceback" not in outcome.stdout
-    assert isinstance(outcome.exception, SystemExit)  # typer.Exit(1), not an error
+    assert isinstance(outcome.exception, SystemExit)  # typer.Exit(2), not an error
+
+
+@pytest.mark.prefect
+def test_a_wrong_consumer_secret_exits_2_and_states_its_cause_once(
+    prefect_harness: None, stack: EmulatorStack, config_path: Path
+) -> None:
+    def wrong_secret(data: dict) -> None:
+        data["salesforce"]["auth"]["client_secret"] = "not-the-secret"
+
+    outcome = CliRunner().invoke(app, ["onboard", str(variant(config_path, wrong_secret))], env=WIDE)
+
+    assert outcome.exit_code == 2, outcome.output
+    assert outcome.output.count("The consumer secret (client_secret) is wrong") == 1
+    assert outcome.output.count("Manage Consumer Details") == 1
+    assert "connected-app     │ failed  │ same cause as presence-statuses (see 1 below)" in outcome.output
+    assert "profile-access    │ skipped │ skipped: presence-statuses failed" in outcome.output
+    assert "1. presence-statuses, connected-app: Salesforce refused the password login" in outcome.output
+    assert "Traceback" not in outcome.output
+
+
+@pytest.mark.prefect
+def test_a_system_that_keeps_failing_exits_1(
+    prefect_harness: None, stack: EmulatorStack, config_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from presence_sync.tasks.onboarding import prefect_tasks
+
+    for step, task in list(prefect_tasks.STEP_TASKS.items()):
+        monkeypatch.setitem(prefect_tasks.STEP_TASKS, step, task.with_options(retry_delay_seconds=0))
+    # CXone asks to wait far longer than a connector waits: its steps fail transiently, nothing to fix.
+    stack.cxone.faults.configure(FaultSettings(rate_limit_per_s=0.0001))
+
+    outcome = CliRunner().invoke(app, ["onboard", str(config_path)], env=WIDE)
+
+    assert outcome.exit_code == 1, outcome.output
+    assert "still failing after retries" in outcome.output
+    assert "Traceback" not in outcome.output
 
 
 @pytest.mark.prefect
@@ -166,3 +206,56 @@ def test_a_missing_prefect_secret_block_exits_2_naming_the_block_and_path(
     assert "cxone.client_secret: Prefect Secret block 'no-such-block' does not exist" in outcome.stderr
     assert "Traceback" not in outcome.stderr
     assert asyncio.run(data_writes(stack)) == {}
+
+
+def test_a_plan_runs_without_prefect_and_changes_nothing(tmp_path: Path) -> None:
+    # A plan only reads: it runs the flow's steps in the command's own process, without a Prefect server.
+    script = (
+        "import sys\n"
+        "from presence_sync.cli.main import main\n"
+        "sys.argv = ['presence-sync', 'onboard', sys.argv[1], '--plan']\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exited:\n"
+        "    print('exit', exited.code, 'prefect imported:', any(m.split('.')[0] == 'prefect' for m in sys.modules))\n"
+    )
+    with EmulatorStack.serve(agents=AGENTS) as stack:
+        config = asyncio.run(stack.write_config(tmp_path / "presence-sync.yaml"))
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(config)], capture_output=True, text=True, timeout=120,
+            env={**os.environ, "COLUMNS": "250"},
+        )
+        writes = asyncio.run(data_writes(stack))
+
+    assert done.stdout.rstrip().endswith("exit 0 prefect imported: False"), done.stdout + done.stderr
+    assert "Onboarding plan (7 steps, nothing changed)" in done.stdout
+    assert "Prefect" not in done.stderr
+    assert writes == {}
+
+
+def test_the_report_reads_at_80_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    from presence_sync.cli.onboard import console, print_report
+    from presence_sync.tasks.onboarding import FailureKind, OnboardingReport, StepName, StepResult
+
+    secret = (
+        "Salesforce refused the password login (invalid_client: invalid client credentials). The consumer secret "
+        "(client_secret) is wrong: copy the Consumer Secret from Setup > App Manager > the app > View > Manage "
+        "Consumer Details."
+    )
+    results = (
+        StepResult.failure(StepName.PRESENCE_STATUSES, secret),
+        StepResult.skipped(StepName.PROFILE_ACCESS, StepName.PRESENCE_STATUSES, secret),
+        StepResult.failure(StepName.CONNECTED_APP, secret),
+        StepResult.failure(StepName.CXONE_USERS, "CXone did not answer (still failing after retries)", FailureKind.TRANSIENT),
+    )
+    report = OnboardingReport("run", True, results)
+
+    monkeypatch.setattr(console, "width", 80)
+    with console.capture() as captured:
+        print_report(report)
+    shown = captured.get()
+
+    assert "…" not in shown
+    assert max(len(line) for line in shown.splitlines() if "│" in line) <= 80
+    assert "Onboarding plan: 4 steps, 3 failed, 1 skipped" in shown and "nothing changed" not in shown
+    assert shown.count("Manage Consumer Details") == 1

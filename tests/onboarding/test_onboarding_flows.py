@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,16 @@ async def _latest_artifact(key: str) -> Any:
     return max(found, key=lambda artifact: artifact.created)
 
 
+async def _artifacts_named(key: str) -> list[Any]:
+    async with get_client() as client:
+        return await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+
+
+async def _flow_run_name(flow_run_id: Any) -> str:
+    async with get_client() as client:
+        return (await client.read_flow_run(flow_run_id)).name
+
+
 async def _task_run_names(flow_run_id: Any) -> list[str]:
     async with get_client() as client:
         runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
@@ -51,24 +60,30 @@ async def test_the_onboard_flow_runs_one_task_per_step_and_reports_as_artifacts(
     assert await _task_run_names(state.state_details.flow_run_id) == sorted(step.value for step in StepName)
     assert report.run_id == str(state.state_details.flow_run_id)
 
-    table = await _latest_artifact("onboarding-outcome")
-    rows = table.data if isinstance(table.data, list) else json.loads(table.data)
-    assert [(row["step"], row["outcome"]) for row in rows] == [(r.step.value, r.outcome.value) for r in report.results]
-    summary = await _latest_artifact("onboarding-outcome-summary")
-    assert "## What still needs a human" in summary.data and "agent50@example.com" in summary.data
+    # One artifact for the report: the table of every step's outcome, the changes, what needs a human.
+    outcome = await _latest_artifact("onboarding-outcome")
+    assert outcome.type == "markdown" and outcome.description == "Onboarding: 7 steps, all done"
+    for result in report.results:
+        assert f"| {result.step.value} | {result.outcome.value} |" in outcome.data
+    assert "## What still needs a human" in outcome.data and "agent50@example.com" in outcome.data
+    assert not await _artifacts_named("onboarding-outcome-summary")
     progress = await _latest_artifact("onboarding-progress")
     assert progress.data == 100.0
+    assert await _flow_run_name(state.state_details.flow_run_id) == f"onboard-{config_path.parent.name}"
 
 
 async def test_a_plan_run_writes_nothing_and_publishes_the_plan(
     prefect_harness: None, stack: EmulatorStack, config_path: Path
 ) -> None:
-    report = await onboard(str(config_path), plan=True)
+    state = await onboard(str(config_path), plan=True, return_state=True)
+    report = await state.aresult()
 
     assert report.plan_only and outcomes(report)["presence-statuses"] == "planned"
     assert await data_writes(stack) == {}
-    plan = await _latest_artifact("onboarding-plan-summary")
+    plan = await _latest_artifact("onboarding-plan")
+    assert plan.type == "markdown" and plan.description == "Onboarding plan (7 steps, nothing changed)"
     assert "create status On_Break: new busy status 'On Break'" in plan.data
+    assert await _flow_run_name(state.state_details.flow_run_id) == f"onboard-{config_path.parent.name}-plan"
 
 
 async def test_a_failed_step_fails_the_run_with_every_result(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -48,9 +49,18 @@ async def test_the_sync_flow_runs_a_short_window_and_publishes_its_summary(prefe
         report = await reconciled.result()
         assert isinstance(report, ReconcileReport)
         assert [(r.target, r.result) for r in report.repairs] == [("On_Break", "ok")]
-    assert await artifact_keys("sync-window", "sync-window-summary", "reconcile") == {
-        "sync-window", "sync-window-summary", "reconcile"
+    # One markdown artifact per report, its table inside; runs named for what they do.
+    assert await artifact_keys("sync-window", "sync-window-summary", "reconcile", "reconcile-summary") == {
+        "sync-window", "reconcile"
     }
+    async with get_client() as client:
+        window = (await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["sync-window"]))))[0]
+        repairs = (await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["reconcile"]))))[0]
+        names = [(await client.read_flow_run(s.state_details.flow_run_id)).name for s in (state, reconciled)]
+    assert window.type == "markdown" and "| writes (incl. retries) |" in window.data
+    assert repairs.type == "markdown" and "| agent | system | was | set to | rule row | result |" in repairs.data
+    assert re.fullmatch(r"sync-\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", names[0]), names
+    assert names[1] == f"reconcile-{world.config_path.parent.name}", names
 
 
 @pytest.mark.prefect
@@ -75,6 +85,29 @@ def test_the_sync_command_runs_the_flow_in_the_foreground(
     assert result.exit_code == 0, result.output
     assert "writes (incl. retries)" in result.output and "CXone → Salesforce" in result.output
     assert world.writes() == Counter(salesforce=AGENTS)
+
+
+@pytest.mark.prefect
+@pytest.mark.parametrize("command", ["sync", "validate"])
+def test_a_wrong_consumer_secret_exits_2_with_one_clean_error(
+    prefect_harness: None, tmp_path: Path, command: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # The README: 2 is a problem to fix in the config, credentials or org settings; sync and validate
+    # say so alike (onboard too: tests/onboarding/test_onboard_cli.py).
+    world: World = asyncio.run(onboarded_world(tmp_path))
+
+    def wrong_secret(data: dict) -> None:
+        data["salesforce"]["auth"]["client_secret"] = "not-the-secret"
+
+    config = str(world.variant(wrong_secret))
+    arguments = {"sync": ["sync", config, "--seconds", "5"], "validate": ["validate", config, "--agent", "agent1@example.com"]}
+    with world.stack.routed():
+        result = CliRunner().invoke(app, arguments[command], env={"COLUMNS": "200"})
+    printed = result.output + "".join(capfd.readouterr())
+
+    assert result.exit_code == 2, printed
+    assert printed.count("The consumer secret (client_secret) is wrong") == 1, printed
+    assert "Traceback" not in printed and "Finished in state" not in printed
 
 
 async def test_a_window_over_real_loopback_http_carries_changes_both_ways(tmp_path: Path) -> None:

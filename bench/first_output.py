@@ -1,0 +1,277 @@
+"""first-output: how long each command takes to say something useful, with Prefect's temporary server and
+with a running Prefect server.
+
+Setup: the demo contact center (`--agents`, default 200; 20 with `--quick`) on loopback emulators
+(served in the bench's process), onboarded; a fresh PREFECT_HOME in a temp folder. Each command is the
+real CLI (`presence-sync ...`, a process of its own, as an admin runs it); the bench reads its output
+(stdout and stderr) line by line and records when the first line came and when the command ended.
+
+Modes:
+- `no server`: PREFECT_API_URL unset and nothing at 127.0.0.1:4200: commands that run a flow start
+  Prefect's temporary server (first warmed up once, untimed: a new PREFECT_HOME's database is created
+  by the first server that opens it).
+- `running server`: `presence-sync server`'s command (`prefect server start`, analytics off) on a free
+  port, named by PREFECT_API_URL (the commands find `presence-sync server` at 127.0.0.1:4200 the same
+  way, by one health request).
+When a server already answers at 127.0.0.1:4200 the `no server` mode can't be measured (the commands
+would use that server) and is left out, with a note.
+
+Commands: status, audit (read-only: never start Prefect), onboard --plan (read-only: runs the flow's
+steps without Prefect), onboard (the idempotent second run), reconcile, sync --seconds 2, and validate
+(beside a sync started in the same mode, as the README's sequence runs it). `--quick` times the
+read-only ones only (no Prefect server at all: a smoke run of a few seconds).
+
+Baseline (same run): `presence-sync --help`, the interpreter and the CLI's own imports.
+Targets: read-only commands answer within 2 s of the baseline; with a running server, onboard and
+reconcile (no time of their own: a second run changes nothing) answer within 3 s of the baseline.
+Checks: every command exits 0; read-only commands never mention Prefect; with no server, a command
+that runs a flow says so in its first line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.center import BenchError, onboarded_center
+from bench.report import Report
+from presence_sync.cli.prefect_api import LOCAL_API_URL, QUIET_DEFAULTS, local_server_answers
+
+NAME = "first-output"
+DEFAULT_AGENTS = 200
+QUICK_AGENTS = 20
+READ_ONLY = ("status", "audit", "onboard --plan")
+RUNS_A_FLOW = ("onboard", "reconcile", "sync --seconds 2", "validate")
+QUICK_FLOWS = ("onboard", "reconcile")  # flows with no time of their own: what's left is start-up
+READ_ONLY_TARGET_SECONDS = 2.0
+FIRST_LINE_TARGET_SECONDS = 3.0
+COMMAND_TIMEOUT_SECONDS = 300.0
+SERVER_START_TIMEOUT_SECONDS = 120.0
+VALIDATION_AGENT = "agent1@example.com"
+
+
+@dataclass(frozen=True)
+class Timed:
+    command_line: str  # as the table shows it, e.g. "onboard --plan" (the config path left out)
+    mode: str
+    first_line: float | None  # seconds from start to the first output line
+    done: float  # seconds from start to exit
+    exit_code: int
+    first_text: str
+    output: str
+
+
+async def run(agents: int | None = None, quick: bool = False, **_: Any) -> Report:
+    agents = agents or (QUICK_AGENTS if quick else DEFAULT_AGENTS)
+    report = Report(NAME, "time to a command's first output, no server vs a running Prefect server",
+                    params={"agents": agents, "quick": quick})
+    started = time.monotonic()
+    home = Path(tempfile.mkdtemp(prefix="presence-sync-bench-prefect-"))
+    try:
+        async with onboarded_center(agents) as center:
+            config = str(center.config_path)
+            base_env = _environment(home)
+            baseline = await _timed("--help", "baseline", base_env)
+            report.figure("baseline_seconds", round(baseline.done, 3), "s")
+            results: list[Timed] = []
+            modes = await _modes(quick, report)
+            for mode in modes:
+                env = dict(base_env)
+                async with _PrefectServer(mode, env, home):
+                    commands = READ_ONLY if quick else (*READ_ONLY, *RUNS_A_FLOW)
+                    if mode == "no server" and not quick:
+                        await _timed(f"reconcile {config}", "warm-up", env)  # creates the new home's database
+                    for command in commands:
+                        results.append(await _run_command(command, config, mode, env))
+            _figures(report, results, baseline, modes)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+async def _modes(quick: bool, report: Report) -> list[str]:
+    if quick:
+        return ["no server"]
+    if local_server_answers(LOCAL_API_URL):
+        report.note(f"a Prefect server answers at {LOCAL_API_URL}: the commands would use it, so the "
+                    "'no server' mode was not measured (stop that server to measure it)")
+        return ["running server"]
+    return ["no server", "running server"]
+
+
+def _environment(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_") or k in QUIET_DEFAULTS}
+    env.update({"PREFECT_HOME": str(home), "COLUMNS": "100", "PYTHONUNBUFFERED": "1"})
+    return env
+
+
+async def _run_command(command: str, config: str, mode: str, env: dict[str, str]) -> Timed:
+    words = command.split()
+    line = " ".join([words[0], config, *words[1:]])
+    if words[0] == "audit":
+        line += " --limit 5"
+    if words[0] != "validate":
+        return await _timed(line, mode, env, label=command)
+    # The README's sequence: a sync runs (another terminal), then validate proves both directions.
+    sync = await _start(f"sync {config} --seconds 120", env)
+    try:
+        await _wait_for_lease(config, env)
+        return await _timed(f"{line} --agent {VALIDATION_AGENT}", mode, env, label=command)
+    finally:
+        sync.send_signal(signal.SIGINT)
+        try:
+            await asyncio.wait_for(sync.wait(), timeout=60)
+        except TimeoutError:
+            sync.kill()
+            await sync.wait()
+
+
+async def _wait_for_lease(config: str, env: dict[str, str]) -> None:
+    deadline = time.monotonic() + COMMAND_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        status = await _timed(f"status {config}", "poll", env)
+        if "sync: running" in status.output:
+            return
+        await asyncio.sleep(0.5)
+    raise BenchError("the background sync never took the sync lease")
+
+
+async def _start(line: str, env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *_cli(line), env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+
+
+async def _timed(line: str, mode: str, env: dict[str, str], label: str | None = None) -> Timed:
+    started = time.monotonic()
+    process = await asyncio.create_subprocess_exec(
+        *_cli(line), env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    assert process.stdout is not None
+    first_line: float | None = None
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
+            async for raw in process.stdout:
+                text = raw.decode(errors="replace").rstrip()
+                if first_line is None and text.strip():
+                    first_line = time.monotonic() - started
+                lines.append(text)
+            await process.wait()
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise BenchError(f"`presence-sync {line}` did not end within {COMMAND_TIMEOUT_SECONDS:g} s") from None
+    output = "\n".join(lines)
+    first_text = next((text.strip() for text in lines if text.strip()), "")
+    done = time.monotonic() - started
+    return Timed(label or line, mode, first_line, done, process.returncode or 0, first_text, output)
+
+
+def _cli(line: str) -> list[str]:
+    return [sys.executable, "-m", "presence_sync.cli.main", *line.split()]
+
+
+class _PrefectServer:
+    """`mode` "running server": a Prefect server for the block, named by PREFECT_API_URL in `env`."""
+
+    def __init__(self, mode: str, env: dict[str, str], home: Path) -> None:
+        self.mode, self.env, self.home = mode, env, home
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def __aenter__(self) -> None:
+        if self.mode != "running server":
+            return
+        from presence_sync.cli.server import server_command
+
+        port = _free_port()
+        argv, server_env = server_command(self.env)
+        argv[argv.index("--port") + 1] = str(port)
+        log = open(self.home / "server.log", "wb")  # noqa: SIM115 (kept open while the server runs)
+        self.process = await asyncio.create_subprocess_exec(*argv, env=server_env, stdout=log, stderr=log)
+        url = f"http://127.0.0.1:{port}/api"
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_SECONDS
+        async with httpx.AsyncClient(trust_env=False, timeout=1) as client:
+            while time.monotonic() < deadline:
+                try:
+                    if (await client.get(f"{url}/health")).status_code == 200:
+                        self.env["PREFECT_API_URL"] = url
+                        return
+                except httpx.HTTPError:
+                    pass
+                if self.process.returncode is not None:
+                    break
+                await asyncio.sleep(0.25)
+        raise BenchError(f"the Prefect server did not start (log: {self.home / 'server.log'})")
+
+    async def __aexit__(self, *_: object) -> None:
+        if self.process is None or self.process.returncode is not None:
+            return
+        self.process.send_signal(signal.SIGINT)
+        try:
+            await asyncio.wait_for(self.process.wait(), timeout=30)
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _figures(report: Report, results: list[Timed], baseline: Timed, modes: list[str]) -> None:
+    rows = []
+    for timed in results:
+        rows.append([timed.command_line, timed.mode, _seconds(timed.first_line), _seconds(timed.done),
+                     timed.exit_code, timed.first_text[:60]])
+        key = f"{timed.mode.replace(' ', '_')}.{timed.command_line.replace(' ', '_').replace('-', '')}"
+        report.figure(f"{key}.first_line_seconds", None if timed.first_line is None else round(timed.first_line, 3), "s")
+        report.figure(f"{key}.done_seconds", round(timed.done, 3), "s")
+    report.table(f"baseline `presence-sync --help`: {baseline.done:.2f} s", [
+        "command", "Prefect", "first line (s)", "done (s)", "exit", "first line"
+    ], rows)
+    report.figure("commands", len(results))
+
+    read_only = [t for t in results if t.command_line in READ_ONLY]
+    flows = [t for t in results if t.command_line not in READ_ONLY]
+    slowest = max((t.done for t in read_only), default=0.0)
+    report.target(
+        f"read-only commands answer within {READ_ONLY_TARGET_SECONDS:g} s of the baseline",
+        slowest - baseline.done <= READ_ONLY_TARGET_SECONDS, f"slowest {slowest:.2f} s, baseline {baseline.done:.2f} s",
+    )
+    # sync and validate take their own time (the window; the hops), so the target is on the others.
+    running = [t for t in flows if t.mode == "running server" and t.command_line in QUICK_FLOWS]
+    if running:
+        late = max(t.first_line or t.done for t in running)
+        report.target(
+            f"with a running server, {' and '.join(QUICK_FLOWS)} answer within {FIRST_LINE_TARGET_SECONDS:g} s "
+            "of the baseline",
+            late - baseline.done <= FIRST_LINE_TARGET_SECONDS, f"latest {late:.2f} s",
+        )
+    failed = [f"{t.command_line} ({t.mode}): exit {t.exit_code}: {t.output[-300:]}" for t in results if t.exit_code != 0]
+    report.check("every command exits 0", not failed, "; ".join(failed))
+    chatty = [t.command_line for t in read_only if "Prefect" in t.output]
+    report.check("read-only commands never mention (or start) Prefect", not chatty, ", ".join(chatty))
+    unsaid = [f"{t.command_line} ({t.mode})" for t in flows if t.mode == "no server" and "Prefect: " not in t.first_text]
+    report.check("a command that starts a temporary server says so in its first line", not unsaid, ", ".join(unsaid))
+    if "no server" in modes and running:
+        report.note("first line with no server is our one line saying a temporary server starts; the answer "
+                    "comes when the command is done")
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
