@@ -65,7 +65,7 @@ def _run(flow_name: str, steps: Sequence[StepName], config: Path, plan: bool, wh
         # Refuse a bad config or an unusable store before anything starts.
         loaded = load_config(config)
         open_store(loaded).close()
-        report = asyncio.run(_plan(loaded, steps)) if plan else _run_flow(flow_name, config)
+        report = asyncio.run(_plan(loaded, config, steps)) if plan else _run_flow(flow_name, config)
     except (ConfigError, StoreError) as error:  # e.g. a Prefect Secret block that could not be loaded
         print_error(error)
         raise typer.Exit(TO_FIX) from None
@@ -80,10 +80,10 @@ def exit_code(report: OnboardingReport) -> int:
     return TO_FIX if report.needs_fixing else FAILED
 
 
-async def _plan(config: PresenceSyncConfig, steps: Sequence[StepName]) -> OnboardingReport:
+async def _plan(config: PresenceSyncConfig, path: Path, steps: Sequence[StepName]) -> OnboardingReport:
     """The flow's steps in plan mode, run here: `run_steps` plans each step exactly as the flow's tasks do."""
     from presence_sync.models.secrets import PrefectSecretStr, iter_secrets, preload_prefect_secrets
-    from presence_sync.tasks.context import open_context
+    from presence_sync.tasks.context import open_context, transports_for
     from presence_sync.tasks.onboarding import run_steps
 
     if any(isinstance(secret, PrefectSecretStr) for _, secret in iter_secrets(config)):
@@ -91,7 +91,7 @@ async def _plan(config: PresenceSyncConfig, steps: Sequence[StepName]) -> Onboar
 
         use_prefect_api()
         preload_prefect_secrets(config)
-    async with open_context(config) as ctx:
+    async with open_context(config, transports_for(path)) as ctx:
         return await run_steps(ctx, steps, plan_only=True)
 
 

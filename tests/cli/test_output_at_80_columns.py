@@ -91,7 +91,7 @@ def test_a_sync_window_and_a_reconcile(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_validate(monkeypatch: pytest.MonkeyPatch) -> None:
-    from presence_sync.flows.validate import Cause, Diagnosis, Hop, HopResult, ValidationReport
+    from presence_sync.tasks.validate.report import Cause, Diagnosis, Hop, HopResult, ValidationReport
 
     closed = Diagnosis(Cause.CONSOLE_CLOSED, "no new presence spell for the user.", "open the Service Console")
     report = ValidationReport(LONG_AGENT, hops=[
@@ -119,7 +119,7 @@ def test_serve(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_demo_summary(monkeypatch: pytest.MonkeyPatch) -> None:
-    from presence_sync.flows.demo import DemoSummary, Latency
+    from presence_sync.tasks.demo.summary import DemoSummary, Latency
 
     summary = DemoSummary(
         agents=200, day_seconds=60, seed=0, config_path=str(Path("/tmp/presence-sync-demo-abcdefgh/presence-sync.yaml")),

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from presence_sync.emulators.stack import EmulatorStack
+from presence_sync.models.config import write_emulator_config
 from presence_sync.tasks.context import open_context
 from presence_sync.tasks.onboarding import run_steps
 
@@ -26,7 +27,7 @@ def test_a_flow_command_prints_one_line_about_prefect_and_none_of_its_chatter(tm
     environment = {name: value for name, value in os.environ.items() if not name.startswith("PREFECT_")}
     environment |= {"PREFECT_HOME": str(tmp_path / "prefect-home"), "COLUMNS": "120"}
     with EmulatorStack.serve(agents=12) as stack:
-        config = asyncio.run(stack.write_config(tmp_path / "presence-sync.yaml"))
+        config = asyncio.run(write_emulator_config(stack, tmp_path / "presence-sync.yaml"))
         asyncio.run(_onboard(config))
         done = subprocess.run(
             [sys.executable, "-m", "presence_sync.cli.main", "reconcile", str(config)],

@@ -16,7 +16,9 @@ from presence_sync.cli.main import app, main
 from presence_sync.emulators.faults import FaultSettings
 from presence_sync.emulators.salesforce.emulator import OrgUpdate
 from presence_sync.emulators.stack import EmulatorStack
-from tests.onboarding.onboarding_support import AGENTS, data_writes, variant
+from presence_sync.models.config import write_emulator_config
+from presence_sync.tasks.context import routed
+from tests.onboarding.onboarding_support import AGENTS, data_writes, transports_of, variant
 
 WIDE = {"COLUMNS": "250"}
 
@@ -57,7 +59,9 @@ def test_a_wrong_consumer_secret_exits_2_and_states_its_cause_once(
     def wrong_secret(data: dict) -> None:
         data["salesforce"]["auth"]["client_secret"] = "not-the-secret"
 
-    outcome = CliRunner().invoke(app, ["onboard", str(variant(config_path, wrong_secret))], env=WIDE)
+    wrong = variant(config_path, wrong_secret)
+    with routed(wrong, transports_of(stack)):
+        outcome = CliRunner().invoke(app, ["onboard", str(wrong)], env=WIDE)
 
     assert outcome.exit_code == 2, outcome.output
     assert outcome.output.count("The consumer secret (client_secret) is wrong") == 1
@@ -72,7 +76,7 @@ def test_a_wrong_consumer_secret_exits_2_and_states_its_cause_once(
 def test_a_system_that_keeps_failing_exits_1(
     prefect_harness: None, stack: EmulatorStack, config_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from presence_sync.tasks.onboarding import prefect_tasks
+    from presence_sync.flows import onboard_tasks as prefect_tasks
 
     for step, task in list(prefect_tasks.STEP_TASKS.items()):
         monkeypatch.setitem(prefect_tasks.STEP_TASKS, step, task.with_options(retry_delay_seconds=0))
@@ -220,7 +224,7 @@ def test_a_plan_runs_without_prefect_and_changes_nothing(tmp_path: Path) -> None
         "    print('exit', exited.code, 'prefect imported:', any(m.split('.')[0] == 'prefect' for m in sys.modules))\n"
     )
     with EmulatorStack.serve(agents=AGENTS) as stack:
-        config = asyncio.run(stack.write_config(tmp_path / "presence-sync.yaml"))
+        config = asyncio.run(write_emulator_config(stack, tmp_path / "presence-sync.yaml"))
         done = subprocess.run(
             [sys.executable, "-c", script, str(config)], capture_output=True, text=True, timeout=120,
             env={**os.environ, "COLUMNS": "250"},

@@ -101,7 +101,7 @@ def test_a_wrong_consumer_secret_exits_2_with_one_clean_error(
 
     config = str(world.variant(wrong_secret))
     arguments = {"sync": ["sync", config, "--seconds", "5"], "validate": ["validate", config, "--agent", "agent1@example.com"]}
-    with world.stack.routed():
+    with routed(config, world.transports()):
         result = CliRunner().invoke(app, arguments[command], env={"COLUMNS": "200"})
     printed = result.output + "".join(capfd.readouterr())
 
