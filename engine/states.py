@@ -452,7 +452,7 @@ SubscriberTarget: TypeAlias = CxoneTarget | PreviousState
 def display(value: CxoneState | CxoneTarget | PreviousState) -> str:
     """How a CXone state reads to people: audit records, decision reasons, the CLI, reports.
 
-    The engine key for now ("Unavailable:Lunch"); `return str(value.rule_state)` writes every one of
-    them as the config does ("Unavailable: Lunch").
+    Written as the config writes it ("Unavailable: Lunch"), so what people read matches what they wrote;
+    the engine key ("Unavailable:Lunch") stays internal.
     """
-    return value.key
+    return str(value.rule_state)

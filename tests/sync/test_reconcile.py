@@ -33,8 +33,8 @@ async def test_reconcile_repairs_drift_the_polls_missed_and_says_what_it_did(wor
     report = await run_reconcile(ctx, holder="reconcile-1", clock=world.clock)
 
     assert sorted(report.repairs, key=lambda r: r.agent_id) == [
-        Repair(agent_id(1), "Salesforce", "Available_for_Chats", "Lunch", "publisher: Unavailable:Lunch -> Lunch", "ok"),
-        Repair(agent_id(2), "Salesforce", "Available_for_Chats", "On_Break", "publisher: Unavailable:Break -> On_Break",
+        Repair(agent_id(1), "Salesforce", "Available_for_Chats", "Lunch", "publisher: Unavailable: Lunch -> Lunch", "ok"),
+        Repair(agent_id(2), "Salesforce", "Available_for_Chats", "On_Break", "publisher: Unavailable: Break -> On_Break",
                "ok"),
     ]
     assert report.agents_checked == 8 and report.drift_seen == 2 and not report.failed

@@ -56,7 +56,7 @@ async def test_the_seed_example_available_for_chats_and_open_map_both_ways(world
     assert world.cx(1) == AVAILABLE
     assert world.writes() - before == Counter(salesforce=1, cxone=1)
     assert audit_of(ctx, 1)[-4:] == [
-        ("cxone->salesforce", "write", "Unavailable:Break", "On_Break"),
+        ("cxone->salesforce", "write", "Unavailable: Break", "On_Break"),
         ("cxone->salesforce", "echo", None, "On_Break"),  # our own write coming back: not synced back
         ("salesforce->cxone", "write", "Available_for_Chats", "Available"),
         ("salesforce->cxone", "echo", None, "Available"),
