@@ -28,6 +28,9 @@ def validate(
     cxone_state: Annotated[
         str | None, typer.Option(help="CXone state to set, e.g. 'Unavailable: Lunch' (default: from the rule).")
     ] = None,
+    with_sync: Annotated[
+        bool, typer.Option("--with-sync", help="Run a sync window beside the validation (no sync running yet).")
+    ] = False,
 ) -> None:
     """Prove that a change in each system arrives in the other for one test agent, and time each hop."""
     from presence_sync.models.config import load_config
@@ -39,7 +42,7 @@ def validate(
     from presence_sync.flows.validate import validate as validate_flow
 
     state = asyncio.run(
-        validate_flow(str(config), agent, timeout, salesforce_status, cxone_state, return_state=True)  # type: ignore[call-overload]
+        validate_flow(str(config), agent, timeout, salesforce_status, cxone_state, with_sync, return_state=True)  # type: ignore[call-overload]
     )
     result = state.result(raise_on_failure=False)
     if isinstance(result, user_errors()):  # e.g. a refused login: the message and its exit code, no traceback

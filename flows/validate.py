@@ -17,7 +17,7 @@ from prefect.states import Completed, Failed, State
 
 from presence_sync.flows.run_names import validate_run_name
 from presence_sync.tasks.context import open_context, transports_for
-from presence_sync.tasks.validate import DEFAULT_TIMEOUT_SECONDS, validate_agent
+from presence_sync.tasks.validate import DEFAULT_TIMEOUT_SECONDS, validate_agent, validate_with_sync
 
 
 def artifact_key(agent: str) -> str:
@@ -32,6 +32,7 @@ async def validate(
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     salesforce_status: str | None = None,
     cxone_state: str | None = None,
+    with_sync: bool = False,
 ) -> State[Any]:
     """Validate bidirectional presence sync for one test agent (the seed's last section).
 
@@ -41,9 +42,11 @@ async def validate(
         timeout_seconds: How long each hop may take before it fails.
         salesforce_status: Optional DeveloperName to set in Salesforce (default: a rule row that maps both ways).
         cxone_state: Optional CXone state to set, e.g. "Unavailable: Lunch" (default: chosen from the rule).
+        with_sync: Run a sync window beside the validation (when no sync deployment is running yet).
     """
     async with open_context(config_path, transports_for(config_path)) as ctx:
-        report = await validate_agent(
+        validation = validate_with_sync if with_sync else validate_agent
+        report = await validation(
             ctx, agent, timeout_seconds=timeout_seconds, salesforce_status=salesforce_status, cxone_state=cxone_state
         )
     key = artifact_key(agent)

@@ -15,6 +15,7 @@ On_Break <-> Unavailable: Break). A failed hop is named with its likely cause an
 from presence_sync.tasks.validate.report import Cause, Diagnosis, Hop, HopResult, ValidationError, ValidationReport
 from presence_sync.tasks.validate.run import DEFAULT_TIMEOUT_SECONDS, validate_agent
 from presence_sync.tasks.validate.trips import RoundTrip, round_trips
+from presence_sync.tasks.validate.with_sync import validate_with_sync
 
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
@@ -27,4 +28,5 @@ __all__ = [
     "ValidationReport",
     "round_trips",
     "validate_agent",
+    "validate_with_sync",
 ]

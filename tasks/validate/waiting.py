@@ -63,6 +63,7 @@ def sync_not_running(activity: SyncActivity) -> Diagnosis:
     return Diagnosis(
         Cause.SYNC_NOT_RUNNING,
         f"no sync run holds the sync lease in the state store ({history}), so nothing carries changes across.",
-        "start it: `presence-sync sync CONFIG`, or run/schedule the sync deployment (`presence-sync serve`); "
+        "validate again with `--with-sync` (a short sync window runs beside the validation), or start the "
+        "sync: `presence-sync sync CONFIG`, or run/schedule the sync deployment (`presence-sync serve`); "
         "check that it uses the same sync.store_url as this config",
     )

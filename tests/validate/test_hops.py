@@ -11,7 +11,7 @@ import pytest
 
 from presence_sync.connectors.soql import quote_string
 from presence_sync.tasks.sync.status import sync_activity
-from presence_sync.tasks.validate import Cause, Hop, ValidationReport, validate_agent
+from presence_sync.tasks.validate import Cause, Hop, ValidationReport, validate_agent, validate_with_sync
 from presence_sync.tasks.context import open_context
 from presence_sync.tasks.sync.window import run_window
 from tests.validate.conftest import TEST_AGENT, Center
@@ -105,3 +105,14 @@ async def test_a_status_the_profile_can_not_use_is_named(syncing: Center) -> Non
     report = await validate_agent(syncing.ctx, TEST_AGENT, timeout_seconds=HOP_TIMEOUT, poll_seconds=0.05)
     assert diagnosed(report, Hop.SALESFORCE_TO_CXONE) is Cause.NO_PROFILE_ACCESS
     assert "On_Break" in report.failure.diagnosis.fix
+
+
+async def test_with_sync_a_window_of_its_own_carries_both_hops_and_hands_the_lease_back(center: Center) -> None:
+    # The README's sequence: onboard, then validate, with no sync deployment running yet.
+    assert not sync_activity(center.ctx.store).running
+
+    report = await validate_with_sync(center.ctx, TEST_AGENT, timeout_seconds=60)
+
+    assert report.passed, report.markdown()
+    assert [r.hop for r in report.hops if r.passed][:2] == [Hop.SALESFORCE_TO_CXONE, Hop.CXONE_TO_SALESFORCE]
+    assert not sync_activity(center.ctx.store).running  # the window ended with the validation

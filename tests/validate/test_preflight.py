@@ -28,6 +28,7 @@ async def test_without_a_running_sync_nothing_is_changed(center: Center) -> None
     report = await validate_agent(center.ctx, TEST_AGENT, timeout_seconds=1)
     assert report.failure is not None and report.failure.diagnosis.cause is Cause.SYNC_NOT_RUNNING
     assert "presence-sync sync CONFIG" in report.failure.diagnosis.fix
+    assert "--with-sync" in report.failure.diagnosis.fix
     assert [row["result"] for row in report.rows()] == ["FAILED", "skipped", "skipped"]
     assert center.commands_published() == 0
     assert (center.cxone_shows(), center.salesforce_shows()) == before
