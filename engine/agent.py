@@ -248,7 +248,9 @@ class AgentSync:
                 change.deferred = True
                 return
             self.deferred = None
-            change.intent = self._salesforce_intent(status, observation.at, observation.source_id)
+            change.intent = self._salesforce_intent(
+                status, observation.at, observation.source_id, first_sight=not change.before_known
+            )
         else:
             state = observation.value
             assert isinstance(state, CxoneState)
@@ -263,7 +265,7 @@ class AgentSync:
                 applied_at = max(observation.at, deferred.at)
                 change.intent = self._salesforce_intent(deferred.status, applied_at, deferred.source_id)
             else:
-                change.intent = self._cxone_intent(observation)
+                change.intent = self._cxone_intent(observation, first_sight=not change.before_known)
         self.intent = change.intent
 
     def _release_deferred(self) -> None:
@@ -296,7 +298,7 @@ class AgentSync:
                 loses = change.side is Side.CXONE and (other_is_newer or other in changed_sides)
         return f"{other.label} was changed too and wins under the {policy} policy" if loses else None
 
-    def _cxone_intent(self, observation: Observation) -> Intent:
+    def _cxone_intent(self, observation: Observation, *, first_sight: bool = False) -> Intent:
         state = observation.value
         assert isinstance(state, CxoneState)
         own = state.as_target()
@@ -305,16 +307,20 @@ class AgentSync:
             if own is not None
             else Resolution(None, None, f"CXone manages {describe(state)} itself", Outcome.NOOP)
         )
-        return Intent(Side.CXONE, state, observation.at, observation.source_id, keep, self.rule.publish(state))
+        return Intent(
+            Side.CXONE, state, observation.at, observation.source_id, keep, self.rule.publish(state), first_sight
+        )
 
-    def _salesforce_intent(self, status: str | None, at: datetime, source_id: str) -> Intent:
+    def _salesforce_intent(
+        self, status: str | None, at: datetime, source_id: str, *, first_sight: bool = False
+    ) -> Intent:
         keep = (
             Resolution(status, None, f"keeps Salesforce at the agent's own choice, {status}")
             if status is not None
             else Resolution(None, None, "the agent logged out of Omni-Channel", Outcome.LOGGED_OUT)
         )
         to_cxone = self.rule.subscribe(status, self.link.team_codes, self.previous)
-        return Intent(Side.SALESFORCE, status, at, source_id, to_cxone, keep)
+        return Intent(Side.SALESFORCE, status, at, source_id, to_cxone, keep, first_sight)
 
     def _count_change(self, observation: Observation) -> None:
         """Flap detection counts the agent's own changes, not contacts coming and going nor first sights."""
@@ -412,9 +418,12 @@ class AgentSync:
             attempts=1,
             status=CommandStatus.IN_FLIGHT,
             due_at=self.now + self.policy.echo_timeout,
+            initial=intent.first_sight,
         )
         self.commands[side] = command
-        self.writes.append(Write(self.agent_id, side, target, command.command_id, row, reason, 1, intent.source_id))
+        self.writes.append(
+            Write(self.agent_id, side, target, command.command_id, row, reason, 1, intent.source_id, intent.first_sight)
+        )
         return _Verdict(side, Outcome.WRITE, reason, row, target, command)
 
     def _follow_up(self, command: Command) -> _Verdict:
@@ -440,6 +449,7 @@ class AgentSync:
                     reason,
                     again.attempts,
                     command.cause_id,
+                    command.initial,
                 )
             )
             return _Verdict(side, Outcome.WRITE, reason, command.rule_row, command.target, again)
@@ -526,6 +536,9 @@ class AgentSync:
 
     def _record_echo(self, observation: Observation, command: Command, late: bool) -> None:
         latency = (observation.at - command.cause_at).total_seconds()
+        # An initial alignment's cause is whenever the agent took that state, maybe hours ago: not a lag.
+        timed = latency >= 0 and not command.initial
+        what = "our initial alignment write" if command.initial else "our write"
         self.audit.append(
             AuditRecord(
                 at=self.now,
@@ -535,11 +548,10 @@ class AgentSync:
                 from_value=None,
                 to_value=describe(observation.value),
                 rule_row=command.rule_row,
-                reason=("a late echo" if late else "the echo")
-                + f" of our write {command.command_id}; not synced back",
+                reason=("a late echo" if late else "the echo") + f" of {what} {command.command_id}; not synced back",
                 observed_at=observation.at,
                 command_id=command.command_id,
-                latency_ms=round(latency * 1000) if latency >= 0 else None,
+                latency_ms=round(latency * 1000) if timed else None,
             )
         )
 

@@ -47,6 +47,7 @@ class Command:
     status: CommandStatus
     due_at: datetime | None
     last_error: str | None = None
+    initial: bool = False  # issued for a first sight (initial alignment): its echo times nothing
 
     @property
     def is_live(self) -> bool:
@@ -74,6 +75,9 @@ class Intent:
     source_id: str
     cxone: Resolution[CxoneTarget]
     salesforce: Resolution[str]
+    # The first sight of a side (after onboarding, or a new agent): writes for it align the systems;
+    # they answer no human change, so no propagation time is measured from it.
+    first_sight: bool = False
 
     def resolution(self, side: Side) -> Resolution[Any]:
         return self.cxone if side is Side.CXONE else self.salesforce
@@ -211,6 +215,7 @@ def _intent_to_json(intent: Intent) -> dict[str, Any]:
         "source_id": intent.source_id,
         "cxone": _resolution_to_json(intent.cxone),
         "salesforce": _resolution_to_json(intent.salesforce),
+        "first_sight": intent.first_sight,
     }
 
 
@@ -223,6 +228,7 @@ def _intent_from_json(data: Mapping[str, Any]) -> Intent:
         source_id=data["source_id"],
         cxone=_resolution_from_json(Side.CXONE, data["cxone"]),
         salesforce=_resolution_from_json(Side.SALESFORCE, data["salesforce"]),
+        first_sight=bool(data.get("first_sight", False)),
     )
 
 
@@ -248,6 +254,7 @@ def _command_to_json(command: Command) -> dict[str, Any]:
         "status": command.status.value,
         "due_at": _opt(command.due_at, datetime.isoformat),
         "last_error": command.last_error,
+        "initial": command.initial,
     }
 
 
@@ -269,4 +276,5 @@ def _command_from_json(data: Mapping[str, Any]) -> Command:
         status=CommandStatus(data["status"]),
         due_at=_opt(data["due_at"], datetime.fromisoformat),
         last_error=data["last_error"],
+        initial=bool(data.get("initial", False)),
     )

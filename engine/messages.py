@@ -80,6 +80,7 @@ class Write:
     reason: str
     attempt: int = 1
     cause_id: str = ""
+    initial: bool = False  # aligns a side seen for the first time (not a human change carried over)
 
 
 class WriteOutcome(StrEnum):

@@ -53,8 +53,9 @@ class Reports(StorePart):
             return [float(value) for value in conn.execute(stmt.order_by(table.c.at.desc()).limit(limit)).scalars()]
 
     def count_echoes(self, direction: str, since: datetime) -> int:
-        """How many changes of one direction showed on the other side from ``since`` on (timed echoes)."""
-        stmt = select(func.count()).select_from(table_of(Audit)).where(*_timed_echoes(direction, since))
+        """How many of our writes of one direction showed on the other side from ``since`` on (their echoes,
+        initial alignments included; only echoes of human changes are timed)."""
+        stmt = select(func.count()).select_from(table_of(Audit)).where(*_echoes(direction, since))
         with self._read() as conn:
             return int(conn.execute(stmt).scalar_one())
 
@@ -79,11 +80,11 @@ def _held_writes() -> Join:
     )
 
 
-def _timed_echoes(direction: str, since: datetime) -> tuple[ColumnElement[Any], ...]:
+def _echoes(direction: str, since: datetime) -> tuple[ColumnElement[Any], ...]:
     table = table_of(Audit)
-    return (
-        table.c.direction == direction,
-        table.c.at >= since,
-        table.c.outcome == "echo",
-        table.c.latency_ms.is_not(None),
-    )
+    return (table.c.direction == direction, table.c.at >= since, table.c.outcome == "echo")
+
+
+def _timed_echoes(direction: str, since: datetime) -> tuple[ColumnElement[Any], ...]:
+    """Echoes of human changes (an initial alignment's echo has no latency)."""
+    return (*_echoes(direction, since), table_of(Audit).c.latency_ms.is_not(None))

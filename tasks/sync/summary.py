@@ -48,6 +48,8 @@ class WindowStats:
     changes_seen: Counter[Side] = field(default_factory=Counter)
     outcomes: dict[Direction, Counter[Outcome]] = field(default_factory=lambda: {d: Counter() for d in DIRECTIONS})
     writes: Counter[Direction] = field(default_factory=Counter)
+    # Agents aligned on first sight (after onboarding, or new agents): writes that carry no human change.
+    aligned: Counter[Direction] = field(default_factory=Counter)
     write_results: dict[Direction, Counter[WriteOutcome]] = field(
         default_factory=lambda: {d: Counter() for d in DIRECTIONS}
     )
@@ -86,6 +88,7 @@ class WindowStats:
     def applied(self, writes: Sequence[Write], results: Sequence[WriteResult]) -> None:
         direction_of = {w.command_id: Direction.toward(w.side) for w in writes}
         self.writes.update(direction_of.values())
+        self.aligned.update(Direction.toward(w.side) for w in writes if w.initial and w.attempt == 1)
         for result in results:
             self.write_results[direction_of[result.command_id]][result.outcome] += 1
 
@@ -103,6 +106,8 @@ class WindowStats:
             ("changes seen", str(self.changes_seen[Side.CXONE]), str(self.changes_seen[Side.SALESFORCE])),
             ("writes (incl. retries)", *(str(self.writes[d]) for d in DIRECTIONS)),
         ]
+        if any(self.aligned.values()):
+            rows.append(("of which initial alignment", *(f"{self.aligned[d]} agents" for d in DIRECTIONS)))
         for label, outcomes in (
             ("echoes suppressed", (Outcome.ECHO,)),
             ("conflicts", (Outcome.CONFLICT,)),

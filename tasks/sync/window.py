@@ -79,7 +79,9 @@ class WindowResult:
         stats = self.stats
         writes = sum(stats.writes.values())
         seen = sum(stats.changes_seen.values())
-        return f"{stats.ticks} ticks, {seen} changes seen, {writes} writes; {self.ended}"
+        aligned = sum(stats.aligned.values())
+        alignment = f" (initial alignment of {aligned} agents)" if aligned else ""
+        return f"{stats.ticks} ticks, {seen} changes seen, {writes} writes{alignment}; {self.ended}"
 
 
 async def run_window(

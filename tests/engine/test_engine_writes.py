@@ -289,3 +289,21 @@ def test_memory_for_10000_agents_changes_only_for_agents_observed():
     assert set(decision.memory) == {42} and len(decision.writes) == 1
     assert decide(book, links, h.memory, [], h.at(2), h.policy, due_agents=()).memory == {}
     assert timedelta(0) < h.policy.echo_timeout
+
+
+def test_an_initial_alignment_is_marked_and_times_nothing_while_a_later_change_is_timed():
+    # After onboarding the sync first sees agents in states they took hours ago: aligning the other
+    # side answers no human change, so its echo must not report hours of "lag".
+    h = Harness(policy=FAST)
+    first = h.step(h.cx(AGENT_A, unavailable("Break"), seconds=0), h.sf(AGENT_A, "Available_for_Chats", seconds=0),
+                   seconds=3600)
+    assert [w.initial for w in first.writes] == [True]
+    echo = h.step(h.sf(AGENT_A, "On_Break", seconds=3601), seconds=3602)
+    [record] = [r for r in echo.audit if r.outcome is Outcome.ECHO]
+    assert record.latency_ms is None and "initial alignment" in record.reason
+
+    change = h.step(h.cx(AGENT_A, available(), seconds=3700), seconds=3701)
+    assert [w.initial for w in change.writes] == [False]
+    echo = h.step(h.sf(AGENT_A, "Available_for_Chats", seconds=3702), seconds=3703)
+    [record] = [r for r in echo.audit if r.outcome is Outcome.ECHO]
+    assert record.latency_ms == 2000

@@ -36,7 +36,8 @@ async def test_the_first_window_brings_salesforce_to_the_rule_then_stays_quiet(w
     assert all(world.sf(i) == "Available_for_Chats" for i in range(1, AGENTS + 1))
     assert world.writes() == Counter(salesforce=AGENTS, cxone=0)
     echoes = [a for a in ctx.store.reports.audit_for(limit=500) if a.outcome == "echo"]
-    assert len(echoes) == AGENTS and all(a.latency_ms is not None and a.latency_ms >= 0 for a in echoes)
+    # The first window aligns agents seen for the first time: no human change, so no lag is measured.
+    assert len(echoes) == AGENTS and all(a.latency_ms is None and "initial alignment" in a.reason for a in echoes)
 
     await world.ticks(runner, 5)
     assert world.writes() == Counter(salesforce=AGENTS, cxone=0)
