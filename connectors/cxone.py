@@ -27,7 +27,7 @@ from typing import Any, Literal, Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ConfigDict, SecretStr, with_config
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, with_config
 from typing_extensions import Required, TypedDict  # pydantic needs this one on Python < 3.12
 
 from presence_sync.connectors.auth import BearerAuth, TokenGate
@@ -35,6 +35,7 @@ from presence_sync.connectors.errors import (
     AgentLoggedOut,
     ApiError,
     InvalidReason,
+    MalformedResponse,
     NotFound,
     NotPermitted,
     SessionRejected,
@@ -142,14 +143,28 @@ class _Code(TypedDict, total=False):
     name: Required[str]
 
 
+class _Links(BaseModel):
+    next: str | None = None
+
+
 class _Listing(BaseModel):
     """One page of a skip/top listing (field names are the API's own)."""
 
     totalRecords: int | None = None  # noqa: N815
+    links: _Links | None = Field(None, alias="_links")
 
     @property
     def items(self) -> list[dict[str, Any]]:
         raise NotImplementedError
+
+    def more_after(self, received: int, top: int) -> bool:
+        """Whether records follow the `received` ones so far: `_links.next` or `totalRecords` says so,
+        or, from a server that reports neither, this page came full."""
+        if self.links is not None and self.links.next:
+            return True
+        if self.totalRecords is not None:
+            return received < self.totalRecords
+        return self.links is None and len(self.items) >= top
 
 
 class _AgentsPage(_Listing):
@@ -184,8 +199,12 @@ class _TeamCodes(BaseModel):
     unavailableCodes: list[_TeamCode]  # noqa: N815
 
 
-class _Codes(BaseModel):
+class _CodesPage(_Listing):
     unavailableCodes: list[_Code]  # noqa: N815
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        return list(self.unavailableCodes)
 
 
 class _JoinAnswer(BaseModel):
@@ -201,6 +220,9 @@ class CxoneClient:
     The token is renewed ahead of expiry (at `refresh_fraction` of its lifetime, read on `clock`)
     with the refresh token, single-flight; a 401 renews once and retries.
     """
+
+    max_pages: int = 1_000
+    """A listing of more pages is refused (MalformedResponse): the server does not end it."""
 
     def __init__(
         self,
@@ -298,11 +320,8 @@ class CxoneClient:
 
     async def list_unavailable_codes(self) -> list[dict[str, Any]]:
         """Every active unavailable code of the tenant (`name`, `isACW`, ...)."""
-        response = self._checked(await self._call("GET", "/unavailable-codes", params={"isActive": "true"}))
-        if response.status_code == 204:
-            return []
-        codes: _Codes = self._parse(response, _Codes, "the unavailable codes")
-        return list(codes.unavailableCodes)
+        pages = await self._all_pages("/unavailable-codes", {"isActive": "true"}, _CodesPage, "unavailable codes")
+        return [code for page in pages for code in page.items]
 
     async def agent_states(self, updated_since: datetime | str | None = None) -> AgentStatesPage:
         """Agent states changed since `updated_since` (all of them when None), every page.
@@ -411,7 +430,13 @@ class CxoneClient:
     async def _all_pages(
         self, path: str, params: Mapping[str, str], shape: type[ListingT], what: str
     ) -> list[ListingT]:
-        """Every page of a skip/top listing; stops at totalRecords, a short page, or 204 No Content."""
+        """Every page of a skip/top listing (apis.md C2), however many records each page holds.
+
+        The API promises neither full pages nor that `top` is honoured, so `skip` advances by the
+        records received, and pages follow while `_links.next` or `totalRecords` says there are more.
+        An empty page or 204 No Content ends the listing. The next link is read as a signal, never
+        followed: the token only goes to the configured API host.
+        """
         pages: list[ListingT] = []
         skip = 0
         while True:
@@ -423,9 +448,15 @@ class CxoneClient:
             pages.append(page)
             count = len(page.items)
             skip += count
-            total = page.totalRecords
-            if count < self._page_size or (total is not None and skip >= total):
+            if count == 0 or not page.more_after(skip, self._page_size):
                 return pages
+            if len(pages) == self.max_pages:
+                raise MalformedResponse(
+                    f"CXone's listing of {what} on {endpoint_of(response)} does not end: {len(pages)} pages "
+                    f"({skip} records) read, and it still says more follow (totalRecords / _links.next). "
+                    "Try again later; if it persists, report it to NICE support.",
+                    system=SYSTEM, endpoint=endpoint_of(response), status_code=response.status_code,
+                )
 
     async def _call(
         self,

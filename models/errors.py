@@ -2,11 +2,13 @@
 
 Validators raise `config_problems(...)`; `problems_from_validation_error` turns pydantic's error list
 (including those) into `ConfigProblem`s with YAML-style paths such as `rule.subscriber[3].acd`.
-No problem text ever carries a config value that could be a secret.
+No problem text ever carries a config value that could be a secret, and none is long or unprintable:
+whatever a value or key in the file holds, a message quotes at most `SHOWN_CHARS` of it.
 """
 
 from __future__ import annotations
 
+import re
 import types
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -32,6 +34,7 @@ __all__ = [
     "ConfigError",
     "ConfigProblem",
     "Loc",
+    "SHOWN_CHARS",
     "SecretReferenceError",
     "closest",
     "config_problem",
@@ -39,17 +42,47 @@ __all__ = [
     "did_you_mean",
     "format_path",
     "problems_from_validation_error",
+    "shorten",
 ]
+SHOWN_CHARS = 80  # of one word (a key, a value, a name) quoted in a message
+_MESSAGE_CHARS = 400  # of a whole path, problem or fix
+_LONG_WORD = re.compile(rf"\S{{{SHOWN_CHARS + 1},}}")
+
+
+def shorten(text: str, limit: int = SHOWN_CHARS) -> str:
+    """`text` as a message may quote it: unprintable characters escaped, the middle left out when long.
+
+    Example:
+        shorten("x" * 100_000)   # 'xxxxxxxxxxxxxxxxxxxxxxxxxx…(99,950 characters)…xxxxxxxxxxxxxxxxxxxxxxxx'
+    """
+    text = "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+    if len(text) <= limit:
+        return text
+    kept = max(2, limit - 20)
+    head, tail = text[: kept - kept // 2], text[len(text) - kept // 2 :]
+    return f"{head}…({len(text) - len(head) - len(tail):,} characters)…{tail}"
+
+
+def _readable(text: str) -> str:
+    """A message part with every overlong word, then the whole, shortened (a hostile file's keys and values)."""
+    return shorten(_LONG_WORD.sub(lambda word: shorten(word.group()), text), _MESSAGE_CHARS)
 
 
 @dataclass(frozen=True)
 class ConfigProblem:
-    """One problem in a config: `path: problem -> fix`, with the YAML line when known."""
+    """One problem in a config: `path: problem -> fix`, with the YAML line when known.
+
+    Long keys and values quoted in the path, problem or fix are shortened here, once for every producer.
+    """
 
     path: str
     problem: str
     fix: str
     line: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("path", "problem", "fix"):
+            object.__setattr__(self, name, _readable(getattr(self, name)))
 
     def __str__(self) -> str:
         where = self.path or "(config)"

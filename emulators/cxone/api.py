@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from presence_sync.emulators.cxone.emulator import CxoneEmulator, emulator_of
 from presence_sync.emulators.cxone.errors import BadRequest, NotFound, UnsupportedGrantType
 from presence_sync.emulators.cxone.tenant import Page
-from presence_sync.emulators.faults import iso_z
+from presence_sync.emulators.faults import MalformedRecordFault, ShortPagesFault, iso_z, spoil_record, targeted_fault
 
 API_PREFIX = "/incontactapi/services/{version}"
 
@@ -139,7 +139,7 @@ async def list_agents(
     updated_since: UpdatedSince = None,
     is_active: IsActive = None,
 ) -> JSONResponse:
-    size = _page_size(emulator, top)
+    size = _page_size(request, emulator, top)
     page = emulator.tenant.agents_page(skip, size, updated_since=_parse_since(updated_since), is_active=is_active)
     return _paged(request, emulator, page, "agents", skip, size, with_poll_time=True)
 
@@ -152,7 +152,7 @@ async def agent_states(
 
     Page through a delta with the same `updatedSince` and send the *first* page's `lastPollTime` next.
     """
-    size = _page_size(emulator, top)
+    size = _page_size(request, emulator, top)
     page = emulator.tenant.states_page(skip, size, updated_since=_parse_since(updated_since))
     return _paged(request, emulator, page, "agentStates", skip, size, with_poll_time=True)
 
@@ -161,7 +161,7 @@ async def agent_states(
 async def list_teams(
     request: Request, emulator: Emulator, skip: Skip = 0, top: Top = None, is_active: IsActive = None
 ) -> JSONResponse:
-    size = _page_size(emulator, top)
+    size = _page_size(request, emulator, top)
     page = emulator.tenant.teams_page(skip, size, is_active=is_active)
     return _paged(request, emulator, page, "teams", skip, size, with_poll_time=False)
 
@@ -175,7 +175,7 @@ async def team_unavailable_codes(team_id: TeamId, emulator: Emulator) -> JSONRes
 async def list_unavailable_codes(
     request: Request, emulator: Emulator, skip: Skip = 0, top: Top = None, is_active: IsActive = None
 ) -> JSONResponse:
-    size = _page_size(emulator, top)
+    size = _page_size(request, emulator, top)
     page = emulator.tenant.codes_page(skip, size, is_active=is_active)
     return _paged(request, emulator, page, "unavailableCodes", skip, size, with_poll_time=False)
 
@@ -207,8 +207,10 @@ async def logout_agent(agent_id: AgentId, emulator: Emulator) -> Response:
     return Response(status_code=202)
 
 
-def _page_size(emulator: CxoneEmulator, top: int | None) -> int:
-    return min(top or emulator.options.page_size, emulator.options.max_page_size)
+def _page_size(request: Request, emulator: CxoneEmulator, top: int | None) -> int:
+    size = min(top or emulator.options.page_size, emulator.options.max_page_size)
+    short = targeted_fault(request.scope, ShortPagesFault)  # the API promises no full pages
+    return min(size, short.records_per_page) if short is not None else size
 
 
 def _parse_since(value: str | None) -> datetime | None:
@@ -241,5 +243,6 @@ def _paged(
         "next": link(skip + top) if skip + top < page.total else None,
         "previous": link(max(0, skip - top)) if skip > 0 else None,
     }
-    body[key] = page.records
+    malformed = targeted_fault(request.scope, MalformedRecordFault)
+    body[key] = spoil_record(page.records, malformed) if malformed is not None else page.records
     return JSONResponse(body)

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
+from presence_sync.emulators.faults import MalformedRecordFault, spoil_record, targeted_fault
 from presence_sync.emulators.salesforce import dml
 from presence_sync.emulators.salesforce.auth import Session
 from presence_sync.emulators.salesforce.emulator import SalesforceEmulator
@@ -66,20 +67,26 @@ def _schema(name: str) -> ObjectSchema:
 
 
 @router.get("/query")
-async def query(call: Call, q: str | None = None) -> JSONResponse:
+async def query(call: Call, request: Request, q: str | None = None) -> JSONResponse:
     emulator = call.emulator
     with emulator.lock:
         total, rows = run_query(emulator.org, q or "", call.version)
         page = emulator.cursors.first_page(call.session.user_id, total, rows, call.version, emulator.clock.now())
-    return JSONResponse(page)
+    return JSONResponse(_with_fault(request, page))
 
 
 @router.get("/query/{locator}")
-async def query_more(call: Call, locator: str) -> JSONResponse:
+async def query_more(call: Call, request: Request, locator: str) -> JSONResponse:
     emulator = call.emulator
     with emulator.lock:
         page = emulator.cursors.next_page(call.session.user_id, locator, call.version, emulator.clock.now())
-    return JSONResponse(page)
+    return JSONResponse(_with_fault(request, page))
+
+
+def _with_fault(request: Request, page: dict[str, Any]) -> dict[str, Any]:
+    """The query page as sent: with one spoiled record when a `malformed_record` fault hits it."""
+    malformed = targeted_fault(request.scope, MalformedRecordFault)
+    return {**page, "records": spoil_record(page["records"], malformed)} if malformed is not None else page
 
 
 @router.get("/limits")

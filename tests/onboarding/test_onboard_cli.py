@@ -72,6 +72,51 @@ def test_a_bad_config_exits_2_with_the_problem_and_no_traceback(
     assert "Traceback" not in err
 
 
+_DEMO_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "demo-contact-center.yaml"
+
+
+def _hostile(kind: str) -> str:
+    demo = _DEMO_CONFIG.read_text(encoding="utf-8")
+    if kind == "control character":
+        return demo.replace("rule:", "ru\x01le:", 1)
+    if kind == "3000 nested brackets":
+        return "salesforce: " + "[" * 3_000 + "]" * 3_000 + "\n"
+    if kind == "alias bomb":
+        lines = ['lol: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+        lines += [f"l{n}: &l{n} [" + ", ".join([f"*l{n - 1}"] * 9) + "]" for n in range(1, 9)]
+        return "\n".join(lines) + "\n"
+    return demo.replace("flow: password", "flow: " + "x" * 100_000)
+
+
+@pytest.mark.parametrize(
+    ("kind", "words"),
+    [
+        ("control character", "character U+0001 (column 3) is not allowed in YAML"),
+        ("3000 nested brackets", "values are nested more than 32 levels deep"),
+        ("alias bomb", "YAML aliases (*name) here expand to more than 50,000 values"),
+        ("100,000-character value", "is not supported"),
+    ],
+)
+def test_a_hostile_config_exits_2_with_one_short_message_and_no_traceback(
+    kind: str, words: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "presence-sync.yaml"
+    config.write_text(_hostile(kind), encoding="utf-8")
+    for name in re.findall(r"\$\{(PRESENCE_SYNC_\w+)\}", _DEMO_CONFIG.read_text(encoding="utf-8")):
+        monkeypatch.setenv(name, "fake")
+    monkeypatch.setattr(sys, "argv", ["presence-sync", "onboard", str(config), "--plan"])
+    monkeypatch.setenv("COLUMNS", "250")
+
+    with pytest.raises(SystemExit) as exited:
+        main()
+
+    assert exited.value.code == 2
+    captured = capsys.readouterr()
+    assert "1 problem in the presence-sync config" in captured.err and words in captured.err
+    assert "Traceback" not in captured.err + captured.out
+    assert len(captured.err) < 1_000
+
+
 def test_brackets_in_a_config_problem_are_printed_as_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
