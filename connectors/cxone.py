@@ -41,7 +41,15 @@ from presence_sync.connectors.errors import (
     SessionRejected,
     redact,
 )
-from presence_sync.connectors.http import DEFAULT_TIMEOUT, HttpSession, describe_error_body, endpoint_of, parse_json
+from presence_sync.connectors.http import (
+    DEFAULT_DEADLINE_SECONDS,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_TIMEOUT,
+    HttpSession,
+    describe_error_body,
+    endpoint_of,
+    parse_json,
+)
 from presence_sync.connectors.presence import CxoneAgentState, Records
 from presence_sync.connectors.retry import RetryPolicy
 from presence_sync.connectors.timestamps import to_utc_iso
@@ -232,6 +240,8 @@ class CxoneClient:
         max_concurrency: int = 16,
         retry: RetryPolicy | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         page_size: int = 1000,
         clock: Callable[[], float] = time.monotonic,
         refresh_fraction: float = 0.8,
@@ -248,6 +258,8 @@ class CxoneClient:
             max_concurrency=max_concurrency,
             retry=retry or RetryPolicy(),
             timeout=timeout,
+            deadline_seconds=deadline_seconds,
+            max_body_bytes=max_body_bytes,
             headers={"Accept": "application/json"},
             redact=self._redact,
         )

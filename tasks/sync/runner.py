@@ -1,16 +1,33 @@
-"""The sync tick: poll both systems, decide, record, apply; plain async functions, no Prefect per change.
+"""The sync tick: poll both systems, decide, record, hand the writes over; plain async, no Prefect per change.
 
 One `SyncRunner` is one holder of the store's sync lease (a sync window, or a standalone reconcile).
 It loads what it needs once (links, rules, team codes, status ids, every agent's memory, cursors)
 and then each tick does a fixed number of store queries and API reads, however many agents:
 
-1. renew the lease; poll CXone deltas and Salesforce changes concurrently;
-2. `decide` on the observations plus the agents whose echo or retry is due;
-3. save memory, audit, in-flight writes and the cursors that cover the observations in ONE
+1. renew the lease; fold in the results of writes that finished since the last tick;
+2. poll CXone and Salesforce concurrently, each as its own unit under `poll_deadline_seconds`: a
+   system whose poll fails or runs out of time is simply polled again next tick, and the other
+   system's changes go ahead without it;
+3. `decide` on the observations plus the agents whose echo or retry is due;
+4. save memory, audit, in-flight writes and the cursors that cover the observations in ONE
    transaction (fenced by the lease);
-4. apply the writes; fold their results into memory, saved by the next tick's transaction.
+5. hand the writes to the system's `Applier` (tasks/sync/apply.py), which applies them in the
+   background, each unit (a CXone state, a batch of Salesforce commands) under
+   `write_deadline_seconds`; the tick waits for them at most that long, then goes on. Results are
+   folded into memory by the tick that sees them, saved by its transaction.
 
-Saving before applying is what makes a crash harmless: a restart finds every write it may have
+A tick therefore takes at most `poll_deadline_seconds + write_deadline_seconds` plus its store
+transaction, whatever either system does; what could not be done is retried by a later tick.
+
+What runs concurrently, and why each agent's order still holds: the two polls; the two systems'
+appliers; within an applier, writes of different agents. Per agent and system there is at most one
+write in flight: a later decision for a busy agent waits in the applier behind the earlier write
+and replaces any write still waiting there (it supersedes it, so only the newest decision is sent).
+Polls are not ordered against writes, and need not be: the engine recognises the echo of a write
+from the observation, whenever it arrives, and a late write result for a superseded command is
+ignored (`record_write_results` matches by command id).
+
+Saving before handing over is what makes a crash harmless: a restart finds every write it may have
 made in memory as in flight, so its echo is recognised and nothing is written twice; a write that
 never left is retried after the echo timeout. Cursors never run ahead of the decisions they cover.
 
@@ -33,6 +50,7 @@ from typing import Any
 from presence_sync.connectors import (
     ConnectorError,
     CxoneAgentState,
+    DeadlineExceeded,
     MalformedResponse,
     PresenceSpell,
     RequestLimitExceeded,
@@ -58,11 +76,12 @@ from presence_sync.engine import (
     reconcile,
     record_write_results,
 )
+from presence_sync.connectors.salesforce import COMPOSITE_LIMIT
 from presence_sync.engine.audit import describe
 from presence_sync.models.config import SyncSettings
 from presence_sync.models.store import Lease, LeaseLostError, Store
 from presence_sync.tasks.context import Context
-from presence_sync.tasks.sync.apply import WriteTargets, apply_writes
+from presence_sync.tasks.sync.apply import Applier, WriteTargets, publish_commands, set_cxone_states
 from presence_sync.tasks.sync.budget import PollBudget
 from presence_sync.tasks.sync.observations import cxone_observation, no_spell_observation, spell_observations
 from presence_sync.tasks.sync.record import agent_row, audit_rows
@@ -258,6 +277,7 @@ class SyncRunner:
         self._wake = WakeQueue()
         self._pending = _Pending()
         self._sources: list[ChangeSource] = []
+        self._appliers: dict[Side, Applier] = {}
         self._reconciled_request: str | None = None
         self._anomaly_kinds: set[str] = set()
         self._notable: list[AuditRecord] = []
@@ -284,6 +304,9 @@ class SyncRunner:
         return True
 
     async def release(self) -> None:
+        appliers, self._appliers = self._appliers, {}
+        for applier in appliers.values():
+            await applier.aclose()
         if self.lease is not None:
             lease, self.lease = self.lease, None
             await asyncio.to_thread(self.store.leases.release, lease)
@@ -292,6 +315,8 @@ class SyncRunner:
         """Save what the last writes came to, then hand the lease over at once."""
         try:
             if self.lease is not None:
+                await self._wait_for_writes(self.settings.write_deadline_seconds)
+                self._fold_results()
                 self._pending.sessions.update(self.ctx.cxone.session_changes())
                 if self._pending:
                     await self._commit()
@@ -301,11 +326,13 @@ class SyncRunner:
     # -- the tick ------------------------------------------------------------------------------
 
     async def tick(self) -> None:
-        """One poll-decide-record-apply round. Raises `LeaseLostError` when another run took over."""
+        """One poll-decide-record-apply round (see the module docstring). Raises `LeaseLostError`
+        when another run took over."""
         setup = self._require_setup()
         now = self.clock()
         await self._renew(now)
         self.stats.ticks += 1
+        self._fold_results()
         batches = await self._poll(now)
         observations = [o for _, polled in batches for o in polled.observations]
         self.stats.observed(observations)
@@ -319,13 +346,17 @@ class SyncRunner:
         await self._commit()
         for source, polled in batches:
             source.committed(polled)
-        await self._apply(decision.writes)
+        self._submit(decision.writes)
+        # Only this tick's writes are waited for: one stuck earlier does not hold every later tick.
+        await self._wait_for_writes(self.settings.write_deadline_seconds, {w.command_id for w in decision.writes})
+        self._fold_results()
         await self._report_notable()
 
     async def _poll(self, now: datetime) -> list[tuple[ChangeSource, Polled]]:
-        """Both systems at once; a side whose read failed transiently is simply read again next tick."""
+        """Both systems at once, each under its deadline; a side whose read failed transiently or ran
+        out of time is simply read again next tick."""
         due = [source for source in self._sources if source.ready(now)]
-        answers = await asyncio.gather(*(source.fetch(now) for source in due), return_exceptions=True)
+        answers = await asyncio.gather(*(self._fetch(source, now) for source in due), return_exceptions=True)
         batches: list[tuple[ChangeSource, Polled]] = []
         for source, answer in zip(due, answers, strict=True):
             if isinstance(answer, ConnectorError) and _passing(answer):
@@ -343,31 +374,71 @@ class SyncRunner:
             await self._note_budget()
         return batches
 
+    async def _fetch(self, source: ChangeSource, now: datetime) -> Polled:
+        deadline = self.settings.poll_deadline_seconds
+        try:
+            async with asyncio.timeout(deadline):
+                return await source.fetch(now)
+        except TimeoutError:
+            raise DeadlineExceeded(
+                f"polling {source.system} took longer than its {deadline:g} s deadline "
+                "(sync.poll_deadline_seconds); it is polled again next tick",
+                system=source.system,
+            ) from None
+
     async def _skipped(self, system: str, problems: list[str]) -> None:
         for problem in problems:
             await self._anomaly("record-skipped", f"{system}: {problem}")
 
-    async def _apply(self, writes: list[Write]) -> list[WriteResult]:
-        """Apply the writes and fold their results into memory (saved by the next commit)."""
-        if not writes:
+    def _submit(self, writes: list[Write]) -> None:
+        """Hand the writes (already saved as in flight) to their system's applier."""
+        for side, applier in self._appliers.items():
+            applier.submit(write for write in writes if write.side is side)
+
+    async def _wait_for_writes(self, timeout: float, commands: set[str] | None = None) -> None:
+        """Until the appliers have applied `commands` (all they hold when None), at most `timeout`
+        seconds; the lease is renewed meanwhile, so that no other run takes over in the middle."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + timeout
+        step = self.lease_ttl / 3
+        while (left := until - loop.time()) > 0:
+            busy = [
+                applier for applier in self._appliers.values()
+                if (applier.in_flight_commands() & commands if commands is not None else applier.in_flight)
+            ]
+            if not busy:
+                return
+            await asyncio.gather(*(a.wait(min(step, left), commands) for a in busy))
+            await self._renew(self.clock())
+
+    def _fold_results(self) -> list[WriteResult]:
+        """Fold the results of finished writes into memory (saved by the next commit)."""
+        finished = [pair for applier in self._appliers.values() for pair in applier.collect()]
+        if not finished:
             return []
-        setup = self._require_setup()
-        applying = asyncio.ensure_future(apply_writes(
-            writes, self.ctx.salesforce, self.ctx.cxone, setup.targets, concurrency=self.settings.max_concurrency
-        ))
-        try:
-            # A burst can take longer than the lease lives: keep it while applying, so that no other
-            # run takes over (and syncs the same agents) in the middle; stop if it was taken anyway.
-            while not (await asyncio.wait({applying}, timeout=self.lease_ttl / 3))[0]:
-                await self._renew(self.clock())
-        except BaseException:
-            applying.cancel()
-            raise
-        results = applying.result()
+        writes = [write for write, _ in finished]
+        results = [result for _, result in finished]
         self.stats.applied(writes, results)
         changed, audit = record_write_results(self.memory, results, self.clock(), self.policy)
         self._take(changed, audit)
         return results
+
+    async def _apply(self, writes: list[Write]) -> list[WriteResult]:
+        """Apply the writes through the appliers and wait for every one of their results (reconcile)."""
+        if not writes:
+            return []
+        commands = {write.command_id for write in writes}
+        self._submit(writes)
+        results: dict[str, WriteResult] = {}
+        while True:
+            for result in self._fold_results():
+                if result.command_id in commands:
+                    results[result.command_id] = result
+            if commands <= results.keys():
+                return [results[write.command_id] for write in writes]
+            if not self._appliers:
+                raise LeaseLostError(f"this run ({self.holder}) released the sync lease while applying")
+            await self._wait_for_writes(self.lease_ttl / 3, commands - results.keys())
 
     # -- reconcile -----------------------------------------------------------------------------
 
@@ -449,6 +520,18 @@ class SyncRunner:
             except MemoryFormatError as error:
                 await self._anomaly("memory-unreadable", f"agent {agent_id}: {error}; starting it afresh")
         self._wake = WakeQueue(self.memory)
+        bound, deadline = self.settings.max_concurrency, self.settings.write_deadline_seconds
+        cxone, salesforce = self.ctx.cxone, self.ctx.salesforce
+        self._appliers = {
+            Side.CXONE: Applier(
+                "CXone", lambda batch: set_cxone_states(batch, cxone, bound),
+                batch_size=1, deadline_seconds=deadline, concurrency=bound,
+            ),
+            Side.SALESFORCE: Applier(
+                "Salesforce", lambda batch: publish_commands(batch, salesforce, setup.targets),
+                batch_size=COMPOSITE_LIMIT, deadline_seconds=deadline, concurrency=bound,
+            ),
+        }
         await asyncio.to_thread(store.prune_seen_spells, self.clock() - SEEN_SPELLS_KEPT)
         cx_cursor, sf_cursor, seen, done, sessions = await asyncio.gather(
             asyncio.to_thread(store.get_cursor, CXONE_CURSOR),

@@ -48,7 +48,7 @@ async def test_short_pages_are_read_to_the_end_by_total_records_and_next_links(r
         states = await cx.agent_states()
 
     assert len({agent["agentId"] for agent in agents}) == len(agents) == AGENTS
-    assert len({state["agentId"] for state in states.states}) == len(states.states) == AGENTS
+    assert len({state.agent_id for state in states.states}) == len(states.states) == AGENTS
     assert listing_requests(app) == {"agents": 7, "states": 7}  # ceil(250 / 40) pages each, no more
 
 
