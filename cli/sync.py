@@ -156,6 +156,11 @@ def print_status(report: StatusReport) -> None:
         f"writes: {counts.get('pending', 0)} in flight, {counts.get('failed', 0)} failed, "
         f"{counts.get('gave_up', 0)} given up"
     )
+    rejected = report.rejected_records
+    console.print(
+        f"rejected records (malformed, skipped): {rejected.get('CXone', 0)} from CXone, "
+        f"{rejected.get('Salesforce', 0)} from Salesforce"
+    )
     if report.failures:
         failed = Table("agent", "system", "target", "attempts", "status", "reason", title="Failed writes")
         for write in report.failures:

@@ -33,6 +33,12 @@ class RecordError(ValueError):
     """An API record without the fields the sync needs (the message names the record and the field)."""
 
 
+def _excerpt(value: Any, limit: int = 60) -> str:
+    """A value as a message may quote it: repr, shortened."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
+
+
 def parse_api_time(text: Any, what: str) -> datetime:
     """`2026-11-25T10:00:00.000Z` or `...+0000` (both APIs' formats) -> an aware UTC datetime."""
     try:
@@ -107,14 +113,18 @@ class CxoneAgentState:
 
     @classmethod
     def from_api(cls, item: Mapping[str, Any]) -> CxoneAgentState:
-        """`RecordError` naming the record when it lacks what the sync needs."""
+        """`RecordError` naming the record (its agent when known) when it lacks what the sync needs."""
+        if not isinstance(item, Mapping):
+            raise RecordError(f"a CXone agent state is not an object but {type(item).__name__} {_excerpt(item)}")
         try:
             agent_id = int(item["agentId"])
             since = parse_api_time(item.get("startDate") or item.get("lastUpdateTime"), f"agent {agent_id}'s startDate")
             source_id = f"cx:{item['agentId']}:{item.get('agentStateId')}:{item.get('outStateId')}:{item.get('startDate')}"
             return cls(agent_id, cxone_state_from_api(item), since, source_id)
         except (KeyError, TypeError, ValueError) as error:
-            raise RecordError(f"CXone agent state {dict(item)!r} can't be read: {error}") from None
+            agent = item.get("agentId")
+            whose = f"of agent {_excerpt(agent)}" if agent is not None else "without an agentId"
+            raise RecordError(f"the CXone agent state {whose} can't be read: {error}") from None
 
 
 # --- Salesforce -------------------------------------------------------------------------------------------
@@ -138,6 +148,8 @@ class PresenceSpell:
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> PresenceSpell:
         """`RecordError` naming the record when it lacks what the sync needs."""
+        if not isinstance(record, Mapping):
+            raise RecordError(f"a UserServicePresence record is not an object but {type(record).__name__} {_excerpt(record)}")
         try:
             spell_id = str(record["Id"])
             end = record.get("StatusEndDate")
@@ -151,7 +163,10 @@ class PresenceSpell:
                 is_current=bool(record.get("IsCurrentState")),
             )
         except (KeyError, TypeError, AttributeError) as error:
-            raise RecordError(f"UserServicePresence record {record.get('Id')!r} lacks {error}") from None
+            raise RecordError(
+                f"UserServicePresence record {_excerpt(record.get('Id'))} (user {_excerpt(record.get('UserId'))}) "
+                f"can't be read: {type(error).__name__} {error}"
+            ) from None
 
     @property
     def latest(self) -> datetime:

@@ -4,7 +4,9 @@ Salesforce presence can only be set by the agent's console, so a Salesforce writ
 `Presence_Sync_Command__e` event for the presence applier, published 200 to a `/composite/sobjects`
 call. A CXone write sets the state through the agent's session (the client caches sessions and
 re-joins on 404). Every write comes back as a `WriteResult`: ok, transient (retried later with
-backoff) or permanent (recorded with its reason, not retried).
+backoff) or permanent (recorded with its reason, not retried). A write whose answer was lost is never
+re-sent blindly: CXone's `set_state` reads the agent's state first; a Salesforce command counts as sent
+and awaits its echo (re-sent only after the echo timeout, like any write whose echo never came).
 
     results = await set_cxone_states(writes, ctx.cxone, concurrency=32)
     results = await publish_commands(writes, ctx.salesforce, targets)
@@ -74,6 +76,16 @@ async def publish_commands(
         return_exceptions=True,
     )
     for chunk, answer in zip(chunks, answers, strict=True):
+        if isinstance(answer, TransientError) and answer.outcome_unknown:
+            # The API has no idempotency key and the event bus can't be read back: the poll is the read.
+            # Counted as sent, each command awaits its echo; one that never shows is sent again after
+            # the echo timeout (the engine's rule for every write), never blindly now.
+            logger.warning(
+                "Salesforce: the answer to %d presence command(s) was lost (%s); their echo is awaited "
+                "before any is sent again", len(chunk), answer,
+            )
+            results.extend(WriteResult(write.agent_id, write.command_id, WriteOutcome.OK) for write, _ in chunk)
+            continue
         if isinstance(answer, ConnectorError):
             results.extend(failed(write, answer) for write, _ in chunk)
             continue

@@ -104,6 +104,8 @@ AnomalyHook = Callable[[Anomaly], Awaitable[None]]
 LEASE_NAME = "sync"
 MIN_LEASE_TTL_SECONDS = 15.0
 API_USAGE_CURSOR = "salesforce-api-usage"
+REJECTED_RECORDS_CURSOR = "rejected-records"  # {"CXone": n, "Salesforce": n, "last": problem}: for status
+PROBLEMS_REMEMBERED = 10_000  # a record read again (poll overlap, reconcile) is logged and counted once
 RECONCILE_REQUEST_CURSOR = "reconcile-request"
 RECONCILE_DONE_CURSOR = "reconcile-done"
 RECONCILE_REPORT_CURSOR = "reconcile-report"
@@ -278,6 +280,8 @@ class SyncRunner:
         self._pending = _Pending()
         self._sources: list[ChangeSource] = []
         self._appliers: dict[Side, Applier] = {}
+        self._problems_seen: dict[tuple[str, str], None] = {}  # insertion-ordered: oldest forgotten first
+        self._rejected: dict[str, int] = {}  # malformed records skipped, by system, over the store's life
         self._reconciled_request: str | None = None
         self._anomaly_kinds: set[str] = set()
         self._notable: list[AuditRecord] = []
@@ -387,8 +391,18 @@ class SyncRunner:
             ) from None
 
     async def _skipped(self, system: str, problems: list[str]) -> None:
-        for problem in problems:
-            await self._anomaly("record-skipped", f"{system}: {problem}")
+        """Malformed records were skipped (the rest of their page used): log and count each one once."""
+        new = [problem for problem in dict.fromkeys(problems) if (system, problem) not in self._problems_seen]
+        for problem in new:
+            self._problems_seen[(system, problem)] = None
+            await self._anomaly("record-rejected", f"{system}: skipped a malformed record: {problem}")
+        while len(self._problems_seen) > PROBLEMS_REMEMBERED:
+            del self._problems_seen[next(iter(self._problems_seen))]
+        if new:
+            self._rejected[system] = self._rejected.get(system, 0) + len(new)
+            self._pending.cursors[REJECTED_RECORDS_CURSOR] = json.dumps(
+                {**self._rejected, "last": f"{system}: {new[-1]}", "at": self.clock().isoformat()}
+            )
 
     def _submit(self, writes: list[Write]) -> None:
         """Hand the writes (already saved as in flight) to their system's applier."""
@@ -533,13 +547,15 @@ class SyncRunner:
             ),
         }
         await asyncio.to_thread(store.prune_seen_spells, self.clock() - SEEN_SPELLS_KEPT)
-        cx_cursor, sf_cursor, seen, done, sessions = await asyncio.gather(
+        cx_cursor, sf_cursor, seen, done, sessions, rejected = await asyncio.gather(
             asyncio.to_thread(store.get_cursor, CXONE_CURSOR),
             asyncio.to_thread(store.get_cursor, SALESFORCE_CURSOR),
             asyncio.to_thread(store.seen_spells),
             asyncio.to_thread(store.get_cursor, RECONCILE_DONE_CURSOR),
             asyncio.to_thread(store.cxone_sessions),
+            asyncio.to_thread(store.get_cursor, REJECTED_RECORDS_CURSOR),
         )
+        self._rejected = rejected_records(rejected)
         # The last window's agent sessions: its successor's first write to an agent needs no join.
         self.ctx.cxone.adopt_sessions(sessions)
         self._reconciled_request = done
@@ -624,6 +640,17 @@ class SyncRunner:
         return self.setup
 
 
+def rejected_records(saved: str | None) -> dict[str, int]:
+    """Malformed records skipped so far, by system, from the saved `REJECTED_RECORDS_CURSOR`."""
+    if not saved:
+        return {}
+    try:
+        data = json.loads(saved)
+    except ValueError:
+        return {}
+    return {system: int(data[system]) for system in ("CXone", "Salesforce") if isinstance(data.get(system), int)}
+
+
 def _shown(memory: AgentMemory | None, side: Side) -> str:
     """What `side` showed for an agent, as far as its memory knows."""
     if memory is None:
@@ -642,11 +669,13 @@ __all__ = [
     "RECONCILE_DONE_CURSOR",
     "RECONCILE_REPORT_CURSOR",
     "RECONCILE_REQUEST_CURSOR",
+    "REJECTED_RECORDS_CURSOR",
     "ReconcileReport",
     "Repair",
     "SyncRunner",
     "SyncSetup",
     "load_setup",
     "lease_ttl_seconds",
+    "rejected_records",
     "sync_policy",
 ]
