@@ -27,6 +27,13 @@ ConfigArgument = Annotated[
     Path, typer.Argument(help="The contact center's config file (see examples/demo-contact-center.yaml).")
 ]
 PlanOption = Annotated[bool, typer.Option("--plan", help="Show what each step would change; change nothing.")]
+ResetStoreOption = Annotated[
+    bool,
+    typer.Option(
+        "--reset-store",
+        help="Delete everything in the config's state store first (e.g. one that belongs to another contact center).",
+    ),
+]
 
 _OUTCOME_STYLES = {
     "created": "green",
@@ -38,11 +45,14 @@ _OUTCOME_STYLES = {
 }
 
 
-def onboard(config: ConfigArgument, plan: PlanOption = False) -> None:
+def onboard(config: ConfigArgument, plan: PlanOption = False, reset_store: ResetStoreOption = False) -> None:
     """Set up presence sync as the config describes: every step of the seed procedure, idempotent."""
     from presence_sync.flows.onboard import onboard as onboard_flow
 
-    _run(onboard_flow, config, plan, "Onboarding")
+    if reset_store and plan:
+        print_error("--reset-store changes the store and --plan changes nothing: use one of them")
+        raise typer.Exit(2)
+    _run(onboard_flow, config, plan, "Onboarding", reset_store=reset_store)
 
 
 def refresh_users(config: ConfigArgument, plan: PlanOption = False) -> None:
@@ -57,15 +67,22 @@ def register(app: typer.Typer) -> None:
     app.command(name="refresh-users")(refresh_users)
 
 
-def _run(flow: Callable[..., Awaitable[Any]], config: Path, plan: bool, what: str) -> None:
+def _run(
+    flow: Callable[..., Awaitable[Any]], config: Path, plan: bool, what: str, *, reset_store: bool = False
+) -> None:
     from presence_sync.models.config import ConfigError, load_config
     from presence_sync.models.store import StoreError
     from presence_sync.tasks.context import open_store
+    from presence_sync.tasks.context import reset_store as reset
     from presence_sync.tasks.onboarding import OnboardingIncomplete
 
     try:
         # Refuse a bad config or an unusable store before Prefect starts.
-        open_store(load_config(config)).close()
+        loaded = load_config(config)
+        open_store(loaded).close()
+        if reset_store:
+            reset(loaded)
+            console.print("the state store was reset: onboarding starts it over")
         report = asyncio.run(flow(config_path=str(config.resolve()), plan=plan))
     except OnboardingIncomplete as incomplete:
         report = incomplete.report

@@ -46,11 +46,25 @@ def sync(
         float | None,
         typer.Option("--seconds", min=1, help="How long to sync (default: the config's sync.window_minutes)."),
     ] = None,
+    reset_store: Annotated[
+        bool,
+        typer.Option(
+            "--reset-store",
+            help="Delete everything in the config's state store first (e.g. one that belongs to another "
+            "contact center); run onboard next to link the agents again.",
+        ),
+    ] = False,
 ) -> None:
     """Run the sync loop in the foreground for one window (the same flow the sync deployment runs)."""
     from presence_sync.models.config import load_config
 
-    settings = load_config(config).sync  # a config mistake is reported here, before any flow run starts
+    loaded = load_config(config)
+    settings = loaded.sync  # a config mistake is reported here, before any flow run starts
+    if reset_store:
+        from presence_sync.tasks.context import reset_store as reset
+
+        reset(loaded)
+        console.print("the state store was reset")
     from presence_sync.flows.sync import sync as sync_flow
     from presence_sync.tasks.sync.window import watch_ticks
 

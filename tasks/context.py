@@ -82,6 +82,19 @@ def open_store(config: PresenceSyncConfig) -> Store:
     return Store.open(config.sync.store_url.get_secret_value())
 
 
+def reset_store(config: PresenceSyncConfig) -> None:
+    """Start the config's store over: every row deleted (onboarding records, sync state, its owner).
+
+    For a store that belongs to another contact center (`StoreOwnedElsewhereError`) or should be
+    rebuilt; onboarding and the sync fill it again.
+    """
+    store = open_store(config)
+    try:
+        store.identity.reset()
+    finally:
+        store.close()
+
+
 @dataclass
 class Context:
     config: PresenceSyncConfig

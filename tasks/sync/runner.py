@@ -79,7 +79,7 @@ from presence_sync.engine import (
 from presence_sync.connectors.salesforce import COMPOSITE_LIMIT
 from presence_sync.engine.audit import describe
 from presence_sync.models.config import SyncSettings
-from presence_sync.models.store import Lease, LeaseLostError, Store
+from presence_sync.models.store import ContactCenter, Lease, LeaseLostError, Store
 from presence_sync.tasks.context import Context
 from presence_sync.tasks.sync.apply import Applier, WriteTargets, publish_commands, set_cxone_states
 from presence_sync.tasks.sync.budget import PollBudget
@@ -173,6 +173,20 @@ async def load_setup(ctx: Context) -> SyncSetup:
             status_ids={str(s["DeveloperName"]): str(s["Id"]) for s in statuses},
         ),
     )
+
+
+async def claim_store(ctx: Context) -> None:
+    """Refuse a store of another contact center (`StoreOwnedElsewhereError`); claim an unclaimed one.
+
+    Both connectors are logged in by then (`load_setup` read through them). Without a tenant id
+    (configured API URLs and a token that names none) the store can't be told apart: it is left as is.
+    """
+    tenant = ctx.cxone.tenant_id or await ctx.cxone.authenticate()  # the token's id_token names it
+    if tenant is None:
+        logger.info("CXone did not say which tenant this is: the store's contact center is not checked")
+        return
+    center = ContactCenter(tenant, ctx.salesforce.org_id)
+    await asyncio.to_thread(ctx.store.identity.claim, center)
 
 
 @dataclass(frozen=True)
@@ -526,6 +540,7 @@ class SyncRunner:
     async def _load(self) -> None:
         """Everything a holder starts from, read once, after the lease is ours."""
         setup = self.setup = await load_setup(self.ctx)
+        await claim_store(self.ctx)
         store = self.store.sync
         raw_memory = await asyncio.to_thread(store.load_agent_memory)
         for agent_id, data in raw_memory.items():
@@ -671,6 +686,7 @@ __all__ = [
     "RECONCILE_REQUEST_CURSOR",
     "REJECTED_RECORDS_CURSOR",
     "ReconcileReport",
+    "claim_store",
     "Repair",
     "SyncRunner",
     "SyncSetup",
