@@ -260,6 +260,8 @@ class SyncRunner:
 
     `budget` paces the Salesforce source and is what the runner reports as the API budget
     (default: the config's reserve, polling every `interval_seconds` while the budget allows).
+    `write_wait_seconds` is how long a tick waits for the writes it handed to the appliers
+    (default: `sync.write_deadline_seconds`; 0 leaves them wholly to the background).
     """
 
     def __init__(
@@ -273,6 +275,7 @@ class SyncRunner:
         on_anomaly: AnomalyHook | None = None,
         interval_seconds: float | None = None,
         budget: PollBudget | None = None,
+        write_wait_seconds: float | None = None,
     ) -> None:
         self.ctx = ctx
         self.store: Store = ctx.store
@@ -286,6 +289,11 @@ class SyncRunner:
         self.clock = clock
         self.on_anomaly = on_anomaly
         self.lease_ttl = lease_ttl_seconds(self.interval_seconds)
+        # How long a tick waits for the writes it handed over (0: not at all, the next tick folds
+        # their results in; polling then keeps its interval through a burst of writes).
+        self.write_wait_seconds = (
+            self.settings.write_deadline_seconds if write_wait_seconds is None else write_wait_seconds
+        )
         self.stats = WindowStats()
         self.lease: Lease | None = None
         self.setup: SyncSetup | None = None
@@ -366,7 +374,7 @@ class SyncRunner:
             source.committed(polled)
         self._submit(decision.writes)
         # Only this tick's writes are waited for: one stuck earlier does not hold every later tick.
-        await self._wait_for_writes(self.settings.write_deadline_seconds, {w.command_id for w in decision.writes})
+        await self._wait_for_writes(self.write_wait_seconds, {w.command_id for w in decision.writes})
         self._fold_results()
         await self._report_notable()
 
