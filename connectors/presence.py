@@ -178,15 +178,21 @@ class PresenceSpell:
         return self.status or OFFLINE
 
 
-def spell_query(changed_after: datetime | None = None, *, user_id: str | None = None) -> str:
-    """Spells that started or ended after `changed_after`; without it, the current ones (of `user_id`)."""
+def spell_query(
+    changed_after: datetime | None = None, *, user_id: str | None = None, user_ids: Iterable[str] = ()
+) -> str:
+    """Spells that started or ended after `changed_after`; without it, the current ones (of `user_id`,
+    or of `user_ids`)."""
     if changed_after is not None:
         since = quote(changed_after)
         where = f"StatusStartDate > {since} OR StatusEndDate > {since}"
     else:
         where = "IsCurrentState = true"
-        if user_id is not None:
-            where = f"UserId = {quote_string(user_id)} AND {where}"
+        users = sorted({*user_ids, *([user_id] if user_id is not None else [])})
+        if len(users) == 1:
+            where = f"UserId = {quote_string(users[0])} AND {where}"
+        elif users:
+            where = f"UserId IN ({', '.join(quote_string(user) for user in users)}) AND {where}"
     return f"SELECT {SPELL_FIELDS} FROM UserServicePresence WHERE {where} ORDER BY StatusStartDate"
 
 
@@ -196,10 +202,13 @@ async def spell_pages(salesforce: SalesforceClient, changed_after: datetime | No
         yield Records.read(page, PresenceSpell.from_record)
 
 
-async def current_spells(salesforce: SalesforceClient, user_id: str | None = None) -> Records[PresenceSpell]:
-    """Every user's current spell (or one user's), oldest first: who is in which Omni status now."""
+async def current_spells(
+    salesforce: SalesforceClient, user_id: str | None = None, *, user_ids: Iterable[str] = ()
+) -> Records[PresenceSpell]:
+    """Every user's current spell (or one user's, or those of `user_ids`), oldest first: who is in
+    which Omni status now."""
     spells: Records[PresenceSpell] = Records()
-    async for page in salesforce.query_pages(spell_query(user_id=user_id)):
+    async for page in salesforce.query_pages(spell_query(user_id=user_id, user_ids=user_ids)):
         spells.extend(Records.read(page, PresenceSpell.from_record))
     return spells
 

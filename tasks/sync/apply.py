@@ -5,8 +5,8 @@ Salesforce presence can only be set by the agent's console, so a Salesforce writ
 call. A CXone write sets the state through the agent's session (the client caches sessions and
 re-joins on 404). Every write comes back as a `WriteResult`: ok, transient (retried later with
 backoff) or permanent (recorded with its reason, not retried). A write whose answer was lost is never
-re-sent blindly: CXone's `set_state` reads the agent's state first; a Salesforce command counts as sent
-and awaits its echo (re-sent only after the echo timeout, like any write whose echo never came).
+re-sent blindly: CXone's `set_state` reads the agent's state first; for Salesforce commands the users'
+current status is read, and only those not showing the target are retried (later, with backoff).
 
     results = await set_cxone_states(writes, ctx.cxone, concurrency=32)
     results = await publish_commands(writes, ctx.salesforce, targets)
@@ -32,6 +32,7 @@ from presence_sync.connectors import (
     RequestLimitExceeded,
     SalesforceClient,
     TransientError,
+    current_spells,
 )
 from presence_sync.connectors.salesforce import COMPOSITE_LIMIT
 from presence_sync.engine import CxoneTarget, Side, Write, WriteOutcome, WriteResult
@@ -77,14 +78,7 @@ async def publish_commands(
     )
     for chunk, answer in zip(chunks, answers, strict=True):
         if isinstance(answer, TransientError) and answer.outcome_unknown:
-            # The API has no idempotency key and the event bus can't be read back: the poll is the read.
-            # Counted as sent, each command awaits its echo; one that never shows is sent again after
-            # the echo timeout (the engine's rule for every write), never blindly now.
-            logger.warning(
-                "Salesforce: the answer to %d presence command(s) was lost (%s); their echo is awaited "
-                "before any is sent again", len(chunk), answer,
-            )
-            results.extend(WriteResult(write.agent_id, write.command_id, WriteOutcome.OK) for write, _ in chunk)
+            results.extend(await _after_lost_answer([write for write, _ in chunk], answer, salesforce, targets))
             continue
         if isinstance(answer, ConnectorError):
             results.extend(failed(write, answer) for write, _ in chunk)
@@ -98,6 +92,30 @@ async def publish_commands(
                 first = saved.errors[0] if saved.errors else None
                 why = f"{first.status_code}: {first.message}" if first else "no reason given"
                 results.append(_permanent(write, f"Salesforce refused the presence command ({why})"))
+    return results
+
+
+async def _after_lost_answer(
+    writes: Sequence[Write], lost: TransientError, salesforce: SalesforceClient, targets: WriteTargets
+) -> list[WriteResult]:
+    """Presence commands whose publishing answer was lost: the API has no idempotency key, so read the
+    users' current status first. Those that show the target took effect; the others are retried later
+    (and if their command lands meanwhile, its echo settles them before the retry is due)."""
+    try:
+        shown = {
+            spell.user_id: spell.label
+            for spell in (await current_spells(salesforce, user_ids={targets.sf_user_of[w.agent_id] for w in writes})).records
+        }
+    except ConnectorError as error:
+        logger.warning("Salesforce: the answer to %d presence command(s) was lost (%s) and reading the users' "
+                       "status failed too (%s); retried later", len(writes), lost, error)
+        shown = {}
+    results = []
+    for write in writes:
+        if shown.get(targets.sf_user_of[write.agent_id]) == str(write.target):
+            results.append(WriteResult(write.agent_id, write.command_id, WriteOutcome.OK))
+        else:
+            results.append(failed(write, lost))
     return results
 
 
