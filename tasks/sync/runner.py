@@ -434,18 +434,19 @@ class SyncRunner:
     async def _wait_for_writes(self, timeout: float, commands: set[str] | None = None) -> None:
         """Until the appliers have applied `commands` (all they hold when None), at most `timeout`
         seconds; the lease is renewed meanwhile, so that no other run takes over in the middle."""
-        loop = asyncio.get_running_loop()
-        until = loop.time() + timeout
-        step = self.lease_ttl / 3
-        while (left := until - loop.time()) > 0:
-            busy = [
+        def busy() -> list[Applier]:
+            return [
                 applier for applier in self._appliers.values()
                 if (applier.in_flight_commands() & commands if commands is not None else applier.in_flight)
             ]
-            if not busy:
-                return
-            await asyncio.gather(*(a.wait(min(step, left), commands) for a in busy))
-            await self._renew(self.clock())
+
+        loop = asyncio.get_running_loop()
+        until = loop.time() + timeout
+        step = self.lease_ttl / 3
+        while (waiting := busy()) and (left := until - loop.time()) > 0:
+            await asyncio.gather(*(applier.wait(min(step, left), commands) for applier in waiting))
+            if busy():
+                await self._renew(self.clock())
 
     def _fold_results(self) -> list[WriteResult]:
         """Fold the results of finished writes into memory (saved by the next commit)."""
