@@ -26,6 +26,13 @@ if TYPE_CHECKING:
 console = Console()
 
 PlanOption = Annotated[bool, typer.Option("--plan", help="Show what each step would change; change nothing.")]
+ResetStoreOption = Annotated[
+    bool,
+    typer.Option(
+        "--reset-store",
+        help="Delete everything in the config's state store first (e.g. one that belongs to another contact center).",
+    ),
+]
 
 _OUTCOME_STYLES = {
     "created": "green",
@@ -37,11 +44,14 @@ _OUTCOME_STYLES = {
 }
 
 
-def onboard(config: ConfigArgument, plan: PlanOption = False) -> None:
+def onboard(config: ConfigArgument, plan: PlanOption = False, reset_store: ResetStoreOption = False) -> None:
     """Set up presence sync as the config describes: every step of the seed procedure, idempotent."""
     from presence_sync.tasks.onboarding import StepName
 
-    _run("onboard", tuple(StepName), config, plan, "Onboarding")
+    if reset_store and plan:
+        print_error("--reset-store changes the store and --plan changes nothing: use one of them")
+        raise typer.Exit(TO_FIX)
+    _run("onboard", tuple(StepName), config, plan, "Onboarding", reset_store=reset_store)
 
 
 def refresh_users(config: ConfigArgument, plan: PlanOption = False) -> None:
@@ -56,15 +66,21 @@ def register(app: typer.Typer) -> None:
     app.command(name="refresh-users")(refresh_users)
 
 
-def _run(flow_name: str, steps: Sequence[StepName], config: Path, plan: bool, what: str) -> None:
+def _run(
+    flow_name: str, steps: Sequence[StepName], config: Path, plan: bool, what: str, *, reset_store: bool = False
+) -> None:
     from presence_sync.models.config import ConfigError, load_config
     from presence_sync.models.store import StoreError
     from presence_sync.tasks.context import open_store
+    from presence_sync.tasks.context import reset_store as reset
 
     try:
         # Refuse a bad config or an unusable store before anything starts.
         loaded = load_config(config)
         open_store(loaded).close()
+        if reset_store:
+            reset(loaded)
+            console.print("the state store was reset: onboarding starts it over")
         report = asyncio.run(_plan(loaded, config, steps)) if plan else _run_flow(flow_name, config)
     except (ConfigError, StoreError) as error:  # e.g. a Prefect Secret block that could not be loaded
         print_error(error)

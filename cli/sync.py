@@ -45,11 +45,25 @@ def sync(
         float | None,
         typer.Option("--seconds", min=1, help="How long to sync (default: the config's sync.window_minutes)."),
     ] = None,
+    reset_store: Annotated[
+        bool,
+        typer.Option(
+            "--reset-store",
+            help="Delete everything in the config's state store first (e.g. one that belongs to another "
+            "contact center); run onboard next to link the agents again.",
+        ),
+    ] = False,
 ) -> None:
     """Run the sync loop in the foreground for one window (the same flow the sync deployment runs)."""
     from presence_sync.models.config import load_config
 
-    settings = load_config(config).sync  # a config mistake is reported here, before any flow run starts
+    loaded = load_config(config)
+    settings = loaded.sync  # a config mistake is reported here, before any flow run starts
+    if reset_store:
+        from presence_sync.tasks.context import reset_store as reset
+
+        reset(loaded)
+        console.print("the state store was reset")
     from presence_sync.cli.prefect_api import use_prefect_api
 
     use_prefect_api()
@@ -165,6 +179,11 @@ def print_status(report: StatusReport) -> None:
     console.print(
         f"writes: {counts.get('pending', 0)} in flight, {counts.get('failed', 0)} failed, "
         f"{counts.get('gave_up', 0)} given up"
+    )
+    rejected = report.rejected_records
+    console.print(
+        f"rejected records (malformed, skipped): {rejected.get('CXone', 0)} from CXone, "
+        f"{rejected.get('Salesforce', 0)} from Salesforce"
     )
     if report.failures:
         failed = report_table(whole("agent"), "write", "reason", title="Failed writes")

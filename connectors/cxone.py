@@ -39,12 +39,22 @@ from presence_sync.connectors.errors import (
     NotFound,
     NotPermitted,
     SessionRejected,
+    TransientError,
     redact,
 )
-from presence_sync.connectors.http import DEFAULT_TIMEOUT, HttpSession, describe_error_body, endpoint_of, parse_json
+from presence_sync.connectors.http import (
+    DEFAULT_DEADLINE_SECONDS,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_TIMEOUT,
+    HttpSession,
+    describe_error_body,
+    endpoint_of,
+    parse_json,
+)
 from presence_sync.connectors.presence import CxoneAgentState, Records
 from presence_sync.connectors.retry import RetryPolicy
 from presence_sync.connectors.timestamps import to_utc_iso
+from presence_sync.engine import CxoneState
 
 logger = logging.getLogger(__name__)
 
@@ -123,12 +133,6 @@ class _Agent(TypedDict, total=False):
 
 
 @with_config(ConfigDict(extra="allow"))
-class _AgentState(TypedDict, total=False):
-    agentId: Required[int]
-    agentStateName: Required[str]
-
-
-@with_config(ConfigDict(extra="allow"))
 class _Team(TypedDict, total=False):
     teamId: Required[int | str]
 
@@ -177,10 +181,11 @@ class _AgentsPage(_Listing):
 
 class _AgentStatesPage(_Listing):
     lastPollTime: str | None = None  # noqa: N815
-    agentStates: list[_AgentState]  # noqa: N815
+    # Items are read one by one (CxoneAgentState.from_api): a malformed one is skipped, not the page.
+    agentStates: list[Any]  # noqa: N815
 
     @property
-    def items(self) -> list[dict[str, Any]]:
+    def items(self) -> list[Any]:
         return list(self.agentStates)
 
 
@@ -223,6 +228,8 @@ class CxoneClient:
 
     max_pages: int = 1_000
     """A listing of more pages is refused (MalformedResponse): the server does not end it."""
+    max_state_resends: int = 2
+    """How often a state change whose answer was lost, and which did not take effect, is sent again."""
 
     def __init__(
         self,
@@ -232,6 +239,8 @@ class CxoneClient:
         max_concurrency: int = 16,
         retry: RetryPolicy | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         page_size: int = 1000,
         clock: Callable[[], float] = time.monotonic,
         refresh_fraction: float = 0.8,
@@ -248,6 +257,8 @@ class CxoneClient:
             max_concurrency=max_concurrency,
             retry=retry or RetryPolicy(),
             timeout=timeout,
+            deadline_seconds=deadline_seconds,
+            max_body_bytes=max_body_bytes,
             headers={"Accept": "application/json"},
             redact=self._redact,
         )
@@ -390,16 +401,42 @@ class CxoneClient:
 
         Uses the agent's cached session, joining it first if needed; a 404 (the session ended)
         re-joins once and retries.
+
+        The set-state POST is not idempotent and the API documents no idempotency key, so it is never
+        blindly re-sent: when its answer is lost (a dropped connection, a deadline, a 5xx after the
+        request may have been handled), the agent's state is read first and the request is sent again
+        only if it did not take effect, at most `max_state_resends` times.
         """
         if state not in SETTABLE_STATES:
             raise ValueError(f"state must be one of {', '.join(SETTABLE_STATES)}; got {state!r}")
         if reason is not None and state != "Unavailable":
             raise ValueError(f"a reason (unavailable code) only goes with state 'Unavailable'; got {state!r}")
+        for resend in range(self.max_state_resends + 1):
+            try:
+                await self._send_state(agent_id, state, reason)
+                return
+            except TransientError as error:
+                if not error.outcome_unknown:
+                    raise
+                if await self._shows(agent_id, state, reason):
+                    logger.info(
+                        "CXone: the answer to agent %s's state change was lost, and the change had taken effect",
+                        agent_id,
+                    )
+                    return
+                if resend == self.max_state_resends:
+                    raise
+                logger.info(
+                    "CXone: the answer to agent %s's state change was lost and it did not take effect; "
+                    "sending it again", agent_id,
+                )
+
+    async def _send_state(self, agent_id: int, state: SettableState, reason: str | None) -> None:
         body: dict[str, str] = {"state": state} if reason is None else {"state": state, "reason": reason}
         for attempt in (1, 2):
             session_id = self._sessions.get(agent_id) or await self.join_session(agent_id)
             path = f"/agent-sessions/{quote(session_id, safe='')}/state"
-            response = await self._call("POST", path, json=body, idempotent=True)
+            response = await self._call("POST", path, json=body, idempotent=False)
             if response.status_code != 404:
                 break
             self._session(agent_id, None)
@@ -418,6 +455,13 @@ class CxoneClient:
                 system=SYSTEM, endpoint=endpoint_of(response), status_code=400,
             )
         self._checked(response)
+
+    async def _shows(self, agent_id: int, state: SettableState, reason: str | None) -> bool:
+        """Whether CXone shows the agent in `state` (with `reason`) now. The API has no read of one
+        agent's state, so this reads the listing (only after a lost answer: rare)."""
+        wanted = CxoneState(state, reason)
+        page = await self.agent_states()
+        return any(record.agent_id == agent_id and record.state == wanted for record in page.states)
 
     async def logout_agent(self, agent_id: int) -> None:
         """Force the agent out of their session."""

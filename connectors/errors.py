@@ -16,8 +16,8 @@ Hierarchy (leaves are named after the condition, like httpx's):
     ├── AuthenticationError: InvalidCredentials, InvalidClient, UnsupportedGrant, SessionRejected
     ├── ApiError: NotFound, InvalidField, MalformedQuery, DuplicateValue, RequiredFieldMissing,
     │             ValidationRuleFailed, RequestLimitExceeded, NotPermitted, AgentLoggedOut, InvalidReason
-    ├── TransientError: RateLimited
-    └── MalformedResponse
+    ├── TransientError: RateLimited, DeadlineExceeded
+    └── MalformedResponse: BodyTooLarge
 """
 
 from __future__ import annotations
@@ -165,8 +165,16 @@ class RateLimited(TransientError):
     """429/503 that outlasted the retry policy, or whose Retry-After is longer than it will wait."""
 
 
+class DeadlineExceeded(TransientError):
+    """No complete answer (connect, headers and whole body) within the request's overall deadline."""
+
+
 class MalformedResponse(ConnectorError):
     """The server answered with something that is not the documented shape (non-JSON, missing keys)."""
+
+
+class BodyTooLarge(MalformedResponse):
+    """The answer's body is larger than the connector's size cap; it was not read."""
 
 
 def is_transient(error: BaseException) -> bool:

@@ -8,6 +8,13 @@ flight, the loop that applies the RetryPolicy, and decoding answers into typed v
 
 Transient statuses (5xx, 429) never come back out of `request`: they are retried or raised as
 TransientError / RateLimited. Every other response is returned for the client to interpret.
+
+Every attempt has one overall deadline (`deadline_seconds`: connect, headers and the whole body;
+httpx's own timeouts are per phase and per read, so a body trickling a byte at a time never trips
+them) and a body size cap (`max_body_bytes`, read as a stream, so an oversized answer is never held
+whole). A deadline hit is a `DeadlineExceeded` (transient: retried for idempotent requests, like a
+read timeout; for others the outcome is unknown), a cap hit a `BodyTooLarge`; both name the host,
+method and path and are logged once, when the call gives up.
 """
 
 from __future__ import annotations
@@ -23,7 +30,14 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
-from presence_sync.connectors.errors import ConnectorError, MalformedResponse, RateLimited, TransientError
+from presence_sync.connectors.errors import (
+    BodyTooLarge,
+    ConnectorError,
+    DeadlineExceeded,
+    MalformedResponse,
+    RateLimited,
+    TransientError,
+)
 from presence_sync.connectors.retry import (
     IDEMPOTENT_METHODS,
     THROTTLE_STATUSES,
@@ -38,6 +52,16 @@ T = TypeVar("T")
 
 _EXCERPT_LIMIT = 300
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+DEFAULT_DEADLINE_SECONDS = 30.0  # one attempt, connect to last body byte
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024  # far above any documented page (2,000 records)
+
+
+class _AttemptFailed(Exception):
+    """An attempt that ran past its deadline or its body cap (internal to `HttpSession.request`)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind  # "deadline" | "too large"
 
 
 def endpoint_label(method: str, url: httpx.URL | str) -> str:
@@ -85,10 +109,18 @@ class HttpSession:
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         headers: Mapping[str, str] | None = None,
         redact: Callable[[str], str] = str,
+        deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1; got {max_concurrency}")
+        if deadline_seconds <= 0 or max_body_bytes < 1:
+            raise ValueError(
+                f"deadline_seconds and max_body_bytes must be positive; got {deadline_seconds}, {max_body_bytes}"
+            )
         self.system = system
+        self.deadline_seconds = deadline_seconds
+        self.max_body_bytes = max_body_bytes
         self.retry = retry or RetryPolicy()
         self._redact = redact
         self._slots = asyncio.Semaphore(max_concurrency)
@@ -137,9 +169,16 @@ class HttpSession:
             attempt += 1
             try:
                 async with self._slots if bounded else contextlib.nullcontext():
-                    response = await self._client.request(
-                        method, url, headers=headers, params=params, json=json, data=data, auth=auth
+                    request = self._client.build_request(
+                        method, url, headers=headers, params=params, json=json, data=data
                     )
+                    response = await self._exchange(request, auth)
+            except _AttemptFailed as failure:
+                # A deadline hit is like a read timeout: repeated when that is safe, else outcome unknown.
+                if failure.kind == "deadline" and attempt < policy.max_attempts and repeatable:
+                    await self._pause(endpoint, attempt, "no complete answer in time", policy.backoff(attempt))
+                    continue
+                raise self._limit_failure(failure.kind, request, attempt, repeatable) from None
             except httpx.RequestError as error:
                 if attempt < policy.max_attempts and policy.should_retry_error(error, idempotent=repeatable):
                     await self._pause(endpoint, attempt, type(error).__name__, policy.backoff(attempt))
@@ -159,6 +198,50 @@ class HttpSession:
                 await self._pause(endpoint, attempt, reason, policy.backoff(attempt, retry_after))
                 continue
             raise self._status_failure(endpoint, response, attempt, repeatable, retry_after)
+
+    async def _exchange(self, request: httpx.Request, auth: httpx.Auth | tuple[str, str] | None) -> httpx.Response:
+        """One attempt within the deadline, its body read (up to the cap) before it is returned."""
+        try:
+            async with asyncio.timeout(self.deadline_seconds):
+                response = await self._client.send(request, auth=auth, stream=True)
+                try:
+                    declared = response.headers.get("Content-Length", "")
+                    if declared.isdigit() and int(declared) > self.max_body_bytes:
+                        raise _AttemptFailed("too large")
+                    chunks: list[bytes] = []
+                    size = 0
+                    async for chunk in response.aiter_bytes():
+                        size += len(chunk)
+                        if size > self.max_body_bytes:
+                            raise _AttemptFailed("too large")
+                        chunks.append(chunk)
+                    # What `Response.aread()` does, with the cap: the body is then read once and for all.
+                    response._content = b"".join(chunks)
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            raise _AttemptFailed("deadline") from None
+        return response
+
+    def _limit_failure(self, kind: str, request: httpx.Request, attempts: int, repeatable: bool) -> ConnectorError:
+        endpoint = endpoint_label(request.method, request.url)
+        where = f"{request.url.host} {endpoint}"
+        if kind == "too large":
+            error: ConnectorError = BodyTooLarge(
+                f"{self.system} answered {where} with a body larger than {self.max_body_bytes:,} bytes; it was "
+                "not read. Check that the URL points at the API itself; if it does, raise the body size cap.",
+                system=self.system, endpoint=endpoint,
+            )
+        else:
+            unknown = not repeatable
+            error = DeadlineExceeded(
+                f"{self.system} did not answer {where} completely within {self.deadline_seconds:g} s "
+                f"(after {_attempts(attempts)}); {_unknown_outcome_note() if unknown else ''}"
+                f"check the network path to {self.system} and its status page; it is retried later.",
+                system=self.system, endpoint=endpoint, outcome_unknown=unknown,
+            )
+        logger.warning("%s", error)
+        return error
 
     def redact(self, text: str) -> str:
         """`text` (something a server said) with every known secret scrubbed, fit for an error message."""

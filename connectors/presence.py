@@ -33,6 +33,12 @@ class RecordError(ValueError):
     """An API record without the fields the sync needs (the message names the record and the field)."""
 
 
+def _excerpt(value: Any, limit: int = 60) -> str:
+    """A value as a message may quote it: repr, shortened."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
+
+
 def parse_api_time(text: Any, what: str) -> datetime:
     """`2026-11-25T10:00:00.000Z` or `...+0000` (both APIs' formats) -> an aware UTC datetime."""
     try:
@@ -107,14 +113,18 @@ class CxoneAgentState:
 
     @classmethod
     def from_api(cls, item: Mapping[str, Any]) -> CxoneAgentState:
-        """`RecordError` naming the record when it lacks what the sync needs."""
+        """`RecordError` naming the record (its agent when known) when it lacks what the sync needs."""
+        if not isinstance(item, Mapping):
+            raise RecordError(f"a CXone agent state is not an object but {type(item).__name__} {_excerpt(item)}")
         try:
             agent_id = int(item["agentId"])
             since = parse_api_time(item.get("startDate") or item.get("lastUpdateTime"), f"agent {agent_id}'s startDate")
             source_id = f"cx:{item['agentId']}:{item.get('agentStateId')}:{item.get('outStateId')}:{item.get('startDate')}"
             return cls(agent_id, cxone_state_from_api(item), since, source_id)
         except (KeyError, TypeError, ValueError) as error:
-            raise RecordError(f"CXone agent state {dict(item)!r} can't be read: {error}") from None
+            agent = item.get("agentId")
+            whose = f"of agent {_excerpt(agent)}" if agent is not None else "without an agentId"
+            raise RecordError(f"the CXone agent state {whose} can't be read: {error}") from None
 
 
 # --- Salesforce -------------------------------------------------------------------------------------------
@@ -138,6 +148,8 @@ class PresenceSpell:
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> PresenceSpell:
         """`RecordError` naming the record when it lacks what the sync needs."""
+        if not isinstance(record, Mapping):
+            raise RecordError(f"a UserServicePresence record is not an object but {type(record).__name__} {_excerpt(record)}")
         try:
             spell_id = str(record["Id"])
             end = record.get("StatusEndDate")
@@ -151,7 +163,10 @@ class PresenceSpell:
                 is_current=bool(record.get("IsCurrentState")),
             )
         except (KeyError, TypeError, AttributeError) as error:
-            raise RecordError(f"UserServicePresence record {record.get('Id')!r} lacks {error}") from None
+            raise RecordError(
+                f"UserServicePresence record {_excerpt(record.get('Id'))} (user {_excerpt(record.get('UserId'))}) "
+                f"can't be read: {type(error).__name__} {error}"
+            ) from None
 
     @property
     def latest(self) -> datetime:
@@ -163,15 +178,21 @@ class PresenceSpell:
         return self.status or OFFLINE
 
 
-def spell_query(changed_after: datetime | None = None, *, user_id: str | None = None) -> str:
-    """Spells that started or ended after `changed_after`; without it, the current ones (of `user_id`)."""
+def spell_query(
+    changed_after: datetime | None = None, *, user_id: str | None = None, user_ids: Iterable[str] = ()
+) -> str:
+    """Spells that started or ended after `changed_after`; without it, the current ones (of `user_id`,
+    or of `user_ids`)."""
     if changed_after is not None:
         since = quote(changed_after)
         where = f"StatusStartDate > {since} OR StatusEndDate > {since}"
     else:
         where = "IsCurrentState = true"
-        if user_id is not None:
-            where = f"UserId = {quote_string(user_id)} AND {where}"
+        users = sorted({*user_ids, *([user_id] if user_id is not None else [])})
+        if len(users) == 1:
+            where = f"UserId = {quote_string(users[0])} AND {where}"
+        elif users:
+            where = f"UserId IN ({', '.join(quote_string(user) for user in users)}) AND {where}"
     return f"SELECT {SPELL_FIELDS} FROM UserServicePresence WHERE {where} ORDER BY StatusStartDate"
 
 
@@ -181,10 +202,13 @@ async def spell_pages(salesforce: SalesforceClient, changed_after: datetime | No
         yield Records.read(page, PresenceSpell.from_record)
 
 
-async def current_spells(salesforce: SalesforceClient, user_id: str | None = None) -> Records[PresenceSpell]:
-    """Every user's current spell (or one user's), oldest first: who is in which Omni status now."""
+async def current_spells(
+    salesforce: SalesforceClient, user_id: str | None = None, *, user_ids: Iterable[str] = ()
+) -> Records[PresenceSpell]:
+    """Every user's current spell (or one user's, or those of `user_ids`), oldest first: who is in
+    which Omni status now."""
     spells: Records[PresenceSpell] = Records()
-    async for page in salesforce.query_pages(spell_query(user_id=user_id)):
+    async for page in salesforce.query_pages(spell_query(user_id=user_id, user_ids=user_ids)):
         spells.extend(Records.read(page, PresenceSpell.from_record))
     return spells
 

@@ -42,6 +42,8 @@ from presence_sync.connectors.errors import (
     redact,
 )
 from presence_sync.connectors.http import (
+    DEFAULT_DEADLINE_SECONDS,
+    DEFAULT_MAX_BODY_BYTES,
     DEFAULT_TIMEOUT,
     HttpSession,
     decode_json,
@@ -236,6 +238,8 @@ class SalesforceClient:
         max_concurrency: int = 16,
         retry: RetryPolicy | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         self.credentials = credentials
         self._http = HttpSession(
@@ -244,6 +248,8 @@ class SalesforceClient:
             max_concurrency=max_concurrency,
             retry=retry or RetryPolicy(),
             timeout=timeout,
+            deadline_seconds=deadline_seconds,
+            max_body_bytes=max_body_bytes,
             headers={"Accept": "application/json"},
             redact=self._redact,
         )

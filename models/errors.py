@@ -34,14 +34,15 @@ __all__ = [
     "ConfigError",
     "ConfigProblem",
     "Loc",
+    "SHOWN_CHARS",
     "SecretReferenceError",
     "closest",
     "config_problem",
     "config_problems",
     "did_you_mean",
-    "shorten",
     "format_path",
     "problems_from_validation_error",
+    "shorten",
 ]
 
 SHOWN_CHARS = 80  # of one word (a key, a value, a name) quoted in a message

@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -67,8 +68,31 @@ def transports_for(config_path: str | Path) -> Transports:
     return _routes.get(Path(config_path).resolve(), NETWORK)
 
 
+def connector_options(config: PresenceSyncConfig) -> dict[str, Any]:
+    """What both connectors take from the `sync` section: the request bound, deadline and body cap."""
+    sync = config.sync
+    return {
+        "max_concurrency": sync.max_concurrency,
+        "deadline_seconds": sync.request_deadline_seconds,
+        "max_body_bytes": sync.max_response_bytes,
+    }
+
+
 def open_store(config: PresenceSyncConfig) -> Store:
     return Store.open(config.sync.store_url.get_secret_value())
+
+
+def reset_store(config: PresenceSyncConfig) -> None:
+    """Start the config's store over: every row deleted (onboarding records, sync state, its owner).
+
+    For a store that belongs to another contact center (`StoreOwnedElsewhereError`) or should be
+    rebuilt; onboarding and the sync fill it again.
+    """
+    store = open_store(config)
+    try:
+        store.identity.reset()
+    finally:
+        store.close()
 
 
 @dataclass
@@ -87,11 +111,11 @@ async def open_context(
     if not isinstance(config, PresenceSyncConfig):
         config = load_config(config)
     store = open_store(config)
-    bound = config.sync.max_concurrency
+    options = connector_options(config)
     try:
         async with (
-            config.salesforce.get_client(transport=transports.salesforce, max_concurrency=bound) as salesforce,
-            config.cxone.get_client(transport=transports.cxone, max_concurrency=bound) as cxone,
+            config.salesforce.get_client(transport=transports.salesforce, **options) as salesforce,
+            config.cxone.get_client(transport=transports.cxone, **options) as cxone,
         ):
             yield Context(config=config, salesforce=salesforce, cxone=cxone, store=store)
     finally:

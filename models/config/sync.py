@@ -33,6 +33,14 @@ class SyncSettings(ConfigModel):
     max_concurrency: int = Field(default=32, ge=1, le=1024)
     store_url: SecretValue = Field(default=DEFAULT_STORE_URL, validate_default=True)
     budget_reserve_fraction: float = Field(default=0.2, ge=0, lt=1)
+    # Deadlines and caps: what one bad answer may cost. One HTTP attempt (connect to last body byte);
+    # one system's poll (all its pages and retries); one write unit (a CXone state, or a batch of
+    # Salesforce commands). A tick waits at most poll + write deadline for its work; the rest carries
+    # on in the background or is retried next tick.
+    request_deadline_seconds: float = Field(default=30.0, gt=0, le=600)
+    max_response_bytes: int = Field(default=32 * 1024 * 1024, ge=64 * 1024, le=1024**3)
+    poll_deadline_seconds: float = Field(default=60.0, gt=0, le=3600)
+    write_deadline_seconds: float = Field(default=60.0, gt=0, le=3600)
 
     @field_validator("store_url")
     @classmethod

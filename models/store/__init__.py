@@ -17,8 +17,10 @@ from presence_sync.models.store.errors import (
     SchemaTooNewError,
     StoreConflictError,
     StoreError,
+    StoreOwnedElsewhereError,
     StoreUnavailableError,
 )
+from presence_sync.models.store.identity import ContactCenter, StoreIdentity
 from presence_sync.models.store.leases import Lease, Leases
 from presence_sync.models.store.migrations import MIGRATIONS, Migration, migrate
 from presence_sync.models.store.part import utc_now
@@ -42,6 +44,7 @@ from presence_sync.models.store.tables import (
     RuleAssignment,
     SeenSpell,
     StepOutcome,
+    StoreOwner,
     SyncLease,
     WriteStatus,
 )
@@ -56,6 +59,7 @@ __all__ = [
     "AssignmentKind",
     "Audit",
     "AuditRow",
+    "ContactCenter",
     "Cursor",
     "CxoneSession",
     "InvalidStoreUrlError",
@@ -78,6 +82,9 @@ __all__ = [
     "Store",
     "StoreConflictError",
     "StoreError",
+    "StoreIdentity",
+    "StoreOwnedElsewhereError",
+    "StoreOwner",
     "StoreUnavailableError",
     "SyncLease",
     "SyncState",

@@ -27,3 +27,7 @@ class StoreConflictError(StoreError):
 
 class LeaseLostError(StoreError):
     """Another sync run took over the lease; this run must stop writing."""
+
+
+class StoreOwnedElsewhereError(StoreError):
+    """The store belongs to another contact center (CXone tenant and Salesforce org) than the config's."""

@@ -253,10 +253,30 @@ def _keep_writes_with_their_memory(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE agent_state_v3 RENAME TO agent_state"))
 
 
+def _record_the_contact_center(conn: Connection) -> None:
+    Table(
+        "store_owner",
+        MetaData(),
+        Column("id", Integer, primary_key=True, autoincrement=False),
+        Column("cxone_tenant_id", String, nullable=False),
+        Column("sf_org_id", String, nullable=False),
+        Column("claimed_at", UTCDateTime(), nullable=False),
+    ).create(conn)
+    # A store onboarded before: its one account mapping says whose it is.
+    mapped = conn.execute(text("SELECT cxone_tenant_id, sf_org_id FROM account_mapping")).all()
+    if len(mapped) == 1 and mapped[0].sf_org_id:
+        conn.execute(
+            text("INSERT INTO store_owner (id, cxone_tenant_id, sf_org_id, claimed_at) VALUES (1, :t, :o, :at)"),
+            {"t": mapped[0].cxone_tenant_id, "o": mapped[0].sf_org_id, "at": datetime.now(UTC)},
+        )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the onboarding and sync tables", _create_version_1),
     Migration(2, "keep CXone agent sessions from one sync window to the next", _create_cxone_sessions),
     Migration(3, "one record of an agent's memory, with the writes it holds", _keep_writes_with_their_memory),
+    Migration(4, "record which contact center (CXone tenant, Salesforce org) the store belongs to",
+              _record_the_contact_center),
 )
 
 

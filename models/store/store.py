@@ -4,6 +4,7 @@
     store.sync      SyncState      agent memory, audit, cursors, spells, sessions (``commit_tick``)
     store.leases    Leases         who may sync now, and fencing
     store.reports   Reports        what status, audit and validate read back
+    store.identity  StoreIdentity  which contact center (CXone tenant, Salesforce org) it belongs to
 """
 
 from typing import Self
@@ -17,6 +18,7 @@ from presence_sync.models.store.connection import (
     redact,
     transaction,
 )
+from presence_sync.models.store.identity import StoreIdentity
 from presence_sync.models.store.leases import Leases
 from presence_sync.models.store.migrations import current_version, migrate
 from presence_sync.models.store.part import Clock, utc_now
@@ -43,6 +45,7 @@ class Store:
         self.sync = SyncState(engine, clock)
         self.leases = Leases(engine, clock)
         self.reports = Reports(engine, clock)
+        self.identity = StoreIdentity(engine, clock)
 
     @classmethod
     def open(cls, url: str | SecretStr, *, clock: Clock = utc_now) -> Self:

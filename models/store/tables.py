@@ -241,6 +241,17 @@ class SyncLease(SQLModel, table=True):
     expires_at: datetime
 
 
+class StoreOwner(SQLModel, table=True):
+    """The contact center the store belongs to (one row): see ``identity.py``."""
+
+    __tablename__ = "store_owner"
+
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    cxone_tenant_id: str
+    sf_org_id: str
+    claimed_at: datetime
+
+
 STORE_TABLES = tuple(
     model.__table__  # type: ignore[attr-defined]
     for model in (
@@ -256,5 +267,6 @@ STORE_TABLES = tuple(
         Audit,
         SyncLease,
         CxoneSession,
+        StoreOwner,
     )
 )

@@ -14,7 +14,7 @@ import asyncio
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from presence_sync.models.store import AccountMapping, utc_now
+from presence_sync.models.store import AccountMapping, ContactCenter, StoreOwnedElsewhereError, utc_now
 from presence_sync.tasks.context import Context
 from presence_sync.tasks.onboarding.model import NOTHING_UPCOMING, Action, PlanItem, StepName, StepPlan, StepResult, Upcoming
 from presence_sync.tasks.onboarding.salesforce_setup import verify_salesforce_login
@@ -56,6 +56,10 @@ async def plan_account_mapping(ctx: Context, upcoming: Upcoming = NOTHING_UPCOMI
         sf_org_id=login.org_id,
         verified_at=utc_now(),
     )
+    try:
+        await asyncio.to_thread(ctx.store.identity.check, ContactCenter(tenant, login.org_id))
+    except StoreOwnedElsewhereError as error:
+        return _plan(PlanItem(subject, Action.FAILED, str(error)))
     stored = await asyncio.to_thread(ctx.store.setup.get_account_mapping, tenant)
     described = (
         f"CXone tenant {tenant} (access key of {mapping.cxone_access_key_user}) <-> Salesforce org "
@@ -74,7 +78,10 @@ async def plan_account_mapping(ctx: Context, upcoming: Upcoming = NOTHING_UPCOMI
 async def apply_account_mapping(ctx: Context, plan: AccountMappingPlan) -> StepResult:
     """Store the verified mapping; an unchanged one only gets its `verified_at` refreshed."""
     if plan.mapping is not None:
-        await asyncio.to_thread(ctx.store.setup.upsert_account_mapping, plan.mapping)
+        mapping = plan.mapping
+        center = ContactCenter(mapping.cxone_tenant_id, mapping.sf_org_id or "")
+        await asyncio.to_thread(ctx.store.identity.claim, center)
+        await asyncio.to_thread(ctx.store.setup.upsert_account_mapping, mapping)
     return plan.result()
 
 

@@ -1,18 +1,25 @@
-"""Applying the engine's writes: Salesforce commands in batches, CXone states concurrently under a bound.
+"""Applying the engine's writes: Salesforce commands in batches, CXone states one by one under a bound.
 
 Salesforce presence can only be set by the agent's console, so a Salesforce write is a
 `Presence_Sync_Command__e` event for the presence applier, published 200 to a `/composite/sobjects`
 call. A CXone write sets the state through the agent's session (the client caches sessions and
 re-joins on 404). Every write comes back as a `WriteResult`: ok, transient (retried later with
-backoff) or permanent (recorded with its reason, not retried).
+backoff) or permanent (recorded with its reason, not retried). A write whose answer was lost is never
+re-sent blindly: CXone's `set_state` reads the agent's state first; for Salesforce commands the users'
+current status is read, and only those not showing the target are retried (later, with backoff).
 
-    results = await apply_writes(decision.writes, ctx.salesforce, ctx.cxone, targets, concurrency=32)
+    results = await set_cxone_states(writes, ctx.cxone, concurrency=32)
+    results = await publish_commands(writes, ctx.salesforce, targets)
+
+The sync runs them through one `Applier` per system (below): in the background, each unit under its
+own deadline, at most one write in flight per agent.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from presence_sync.connectors import (
@@ -25,9 +32,12 @@ from presence_sync.connectors import (
     RequestLimitExceeded,
     SalesforceClient,
     TransientError,
+    current_spells,
 )
 from presence_sync.connectors.salesforce import COMPOSITE_LIMIT
 from presence_sync.engine import CxoneTarget, Side, Write, WriteOutcome, WriteResult
+
+logger = logging.getLogger(__name__)
 
 COMMAND_REASON = "presence-sync"
 # A spent daily budget replenishes over hours; try again after a while rather than at once.
@@ -40,24 +50,6 @@ class WriteTargets:
 
     sf_user_of: Mapping[int, str]
     status_ids: Mapping[str, str]
-
-
-async def apply_writes(
-    writes: Sequence[Write],
-    salesforce: SalesforceClient,
-    cxone: CxoneClient,
-    targets: WriteTargets,
-    *,
-    concurrency: int = 32,
-) -> list[WriteResult]:
-    """Apply every write (both systems at once); one result per write."""
-    to_salesforce = [w for w in writes if w.side is Side.SALESFORCE]
-    to_cxone = [w for w in writes if w.side is Side.CXONE]
-    sf_results, cx_results = await asyncio.gather(
-        publish_commands(to_salesforce, salesforce, targets),
-        set_cxone_states(to_cxone, cxone, concurrency),
-    )
-    return [*sf_results, *cx_results]
 
 
 async def publish_commands(
@@ -85,6 +77,9 @@ async def publish_commands(
         return_exceptions=True,
     )
     for chunk, answer in zip(chunks, answers, strict=True):
+        if isinstance(answer, TransientError) and answer.outcome_unknown:
+            results.extend(await _after_lost_answer([write for write, _ in chunk], answer, salesforce, targets))
+            continue
         if isinstance(answer, ConnectorError):
             results.extend(failed(write, answer) for write, _ in chunk)
             continue
@@ -97,6 +92,30 @@ async def publish_commands(
                 first = saved.errors[0] if saved.errors else None
                 why = f"{first.status_code}: {first.message}" if first else "no reason given"
                 results.append(_permanent(write, f"Salesforce refused the presence command ({why})"))
+    return results
+
+
+async def _after_lost_answer(
+    writes: Sequence[Write], lost: TransientError, salesforce: SalesforceClient, targets: WriteTargets
+) -> list[WriteResult]:
+    """Presence commands whose publishing answer was lost: the API has no idempotency key, so read the
+    users' current status first. Those that show the target took effect; the others are retried later
+    (and if their command lands meanwhile, its echo settles them before the retry is due)."""
+    try:
+        shown = {
+            spell.user_id: spell.label
+            for spell in (await current_spells(salesforce, user_ids={targets.sf_user_of[w.agent_id] for w in writes})).records
+        }
+    except ConnectorError as error:
+        logger.warning("Salesforce: the answer to %d presence command(s) was lost (%s) and reading the users' "
+                       "status failed too (%s); retried later", len(writes), lost, error)
+        shown = {}
+    results = []
+    for write in writes:
+        if shown.get(targets.sf_user_of[write.agent_id]) == str(write.target):
+            results.append(WriteResult(write.agent_id, write.command_id, WriteOutcome.OK))
+        else:
+            results.append(failed(write, lost))
     return results
 
 
@@ -131,3 +150,121 @@ def failed(write: Write, error: ConnectorError) -> WriteResult:
 
 def _permanent(write: Write, reason: str) -> WriteResult:
     return WriteResult(write.agent_id, write.command_id, WriteOutcome.PERMANENT, reason)
+
+
+ApplyBatch = Callable[[Sequence[Write]], Awaitable[list[WriteResult]]]
+
+
+class Applier:
+    """One system's writes, applied in the background in units of at most `batch_size`, each unit
+    under its own deadline; the tick submits and later collects the results.
+
+    Per agent there is at most one write in flight: a later write for a busy agent waits behind it,
+    and replaces an earlier one still waiting (the later decision supersedes it; the superseded write
+    gets a transient result, which the engine ignores since its command is no longer the agent's).
+    A unit that outlives `deadline_seconds` is cancelled and its writes come back transient (retried
+    later by the engine; an echo seen meanwhile settles them).
+
+        applier = Applier("CXone", lambda batch: set_cxone_states(batch, cxone, 32), batch_size=1)
+        applier.submit(writes)
+        await applier.wait(5.0, {w.command_id for w in writes})   # this tick's share of waiting
+        for write, result in applier.collect(): ...
+        await applier.aclose()
+    """
+
+    def __init__(
+        self,
+        system: str,
+        apply_batch: ApplyBatch,
+        *,
+        batch_size: int = 1,
+        deadline_seconds: float = 60.0,
+        concurrency: int = 32,
+    ) -> None:
+        self.system = system
+        self._apply_batch = apply_batch
+        self._batch_size = batch_size
+        self._deadline = deadline_seconds
+        self._bound = asyncio.Semaphore(concurrency)
+        self._waiting: dict[int, Write] = {}  # by agent, in submission order
+        self._busy: dict[int, str] = {}  # agent -> command id being applied
+        self._done: list[tuple[Write, WriteResult]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._changed = asyncio.Event()
+
+    @property
+    def in_flight(self) -> int:
+        """Writes being applied or waiting for their agent's earlier write."""
+        return len(self._busy) + len(self._waiting)
+
+    def in_flight_commands(self) -> set[str]:
+        return {*self._busy.values(), *(write.command_id for write in self._waiting.values())}
+
+    def submit(self, writes: Iterable[Write]) -> None:
+        for write in writes:
+            superseded = self._waiting.pop(write.agent_id, None)
+            if superseded is not None and superseded.command_id != write.command_id:
+                self._done.append((superseded, WriteResult(
+                    superseded.agent_id, superseded.command_id, WriteOutcome.TRANSIENT,
+                    "superseded by a later decision for the agent before it was sent",
+                )))
+            self._waiting[write.agent_id] = write
+        self._start()
+
+    def collect(self) -> list[tuple[Write, WriteResult]]:
+        """The writes finished since the last call, with their results."""
+        done, self._done = self._done, []
+        return done
+
+    async def wait(self, timeout: float, commands: set[str] | None = None) -> None:
+        """Until nothing (of `commands`, when given) is in flight, or `timeout` seconds have passed
+        (what is left carries on)."""
+        try:
+            async with asyncio.timeout(timeout):
+                while self.in_flight_commands() & commands if commands is not None else self.in_flight:
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            pass
+
+    async def aclose(self) -> None:
+        """Cancel what is still being applied (its writes stay in flight in memory: the echo or the
+        echo timeout settles them, as after a crash)."""
+        tasks, self._tasks = set(self._tasks), set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._waiting.clear()
+        self._busy.clear()
+
+    def _start(self) -> None:
+        ready = [write for agent_id, write in self._waiting.items() if agent_id not in self._busy]
+        for write in ready:
+            del self._waiting[write.agent_id]
+            self._busy[write.agent_id] = write.command_id
+        for start in range(0, len(ready), self._batch_size):
+            task = asyncio.ensure_future(self._run(ready[start : start + self._batch_size]))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self._changed.set()
+
+    async def _run(self, batch: list[Write]) -> None:
+        try:
+            async with self._bound:
+                async with asyncio.timeout(self._deadline):
+                    results = await self._apply_batch(batch)
+        except TimeoutError:
+            reason = (
+                f"{self.system} did not finish this write within its {self._deadline:g} s deadline; "
+                "it is checked and retried later"
+            )
+            results = [WriteResult(w.agent_id, w.command_id, WriteOutcome.TRANSIENT, reason) for w in batch]
+        except Exception as error:  # noqa: BLE001 - one unit's bug must not stop the others; retried later
+            logger.exception("applying %d %s write(s) failed unexpectedly", len(batch), self.system)
+            reason = f"applying the write failed unexpectedly: {type(error).__name__}: {error}"
+            results = [WriteResult(w.agent_id, w.command_id, WriteOutcome.TRANSIENT, reason) for w in batch]
+        by_command = {result.command_id: result for result in results}
+        for write in batch:
+            self._done.append((write, by_command[write.command_id]))
+            self._busy.pop(write.agent_id, None)
+        self._start()

@@ -1,16 +1,33 @@
-"""The sync tick: poll both systems, decide, record, apply; plain async functions, no Prefect per change.
+"""The sync tick: poll both systems, decide, record, hand the writes over; plain async, no Prefect per change.
 
 One `SyncRunner` is one holder of the store's sync lease (a sync window, or a standalone reconcile).
 It loads what it needs once (links, rules, team codes, status ids, every agent's memory, cursors)
 and then each tick does a fixed number of store queries and API reads, however many agents:
 
-1. renew the lease; poll CXone deltas and Salesforce changes concurrently;
-2. `decide` on the observations plus the agents whose echo or retry is due;
-3. save memory, audit, in-flight writes and the cursors that cover the observations in ONE
+1. renew the lease; fold in the results of writes that finished since the last tick;
+2. poll CXone and Salesforce concurrently, each as its own unit under `poll_deadline_seconds`: a
+   system whose poll fails or runs out of time is simply polled again next tick, and the other
+   system's changes go ahead without it;
+3. `decide` on the observations plus the agents whose echo or retry is due;
+4. save memory, audit, in-flight writes and the cursors that cover the observations in ONE
    transaction (fenced by the lease);
-4. apply the writes; fold their results into memory, saved by the next tick's transaction.
+5. hand the writes to the system's `Applier` (tasks/sync/apply.py), which applies them in the
+   background, each unit (a CXone state, a batch of Salesforce commands) under
+   `write_deadline_seconds`; the tick waits for them at most that long, then goes on. Results are
+   folded into memory by the tick that sees them, saved by its transaction.
 
-Saving before applying is what makes a crash harmless: a restart finds every write it may have
+A tick therefore takes at most `poll_deadline_seconds + write_deadline_seconds` plus its store
+transaction, whatever either system does; what could not be done is retried by a later tick.
+
+What runs concurrently, and why each agent's order still holds: the two polls; the two systems'
+appliers; within an applier, writes of different agents. Per agent and system there is at most one
+write in flight: a later decision for a busy agent waits in the applier behind the earlier write
+and replaces any write still waiting there (it supersedes it, so only the newest decision is sent).
+Polls are not ordered against writes, and need not be: the engine recognises the echo of a write
+from the observation, whenever it arrives, and a late write result for a superseded command is
+ignored (`record_write_results` matches by command id).
+
+Saving before handing over is what makes a crash harmless: a restart finds every write it may have
 made in memory as in flight, so its echo is recognised and nothing is written twice; a write that
 never left is retried after the echo timeout. Cursors never run ahead of the decisions they cover.
 
@@ -33,6 +50,7 @@ from typing import Any
 from presence_sync.connectors import (
     ConnectorError,
     CxoneAgentState,
+    DeadlineExceeded,
     MalformedResponse,
     PresenceSpell,
     RequestLimitExceeded,
@@ -58,11 +76,12 @@ from presence_sync.engine import (
     reconcile,
     record_write_results,
 )
+from presence_sync.connectors.salesforce import COMPOSITE_LIMIT
 from presence_sync.engine.audit import describe
 from presence_sync.models.config import SyncSettings
-from presence_sync.models.store import Lease, LeaseLostError, Store
+from presence_sync.models.store import ContactCenter, Lease, LeaseLostError, Store
 from presence_sync.tasks.context import Context
-from presence_sync.tasks.sync.apply import WriteTargets, apply_writes
+from presence_sync.tasks.sync.apply import Applier, WriteTargets, publish_commands, set_cxone_states
 from presence_sync.tasks.sync.budget import PollBudget
 from presence_sync.tasks.sync.observations import cxone_observation, no_spell_observation, spell_observations
 from presence_sync.tasks.sync.record import agent_row, audit_rows
@@ -85,6 +104,8 @@ AnomalyHook = Callable[[Anomaly], Awaitable[None]]
 LEASE_NAME = "sync"
 MIN_LEASE_TTL_SECONDS = 15.0
 API_USAGE_CURSOR = "salesforce-api-usage"
+REJECTED_RECORDS_CURSOR = "rejected-records"  # {"CXone": n, "Salesforce": n, "last": problem}: for status
+PROBLEMS_REMEMBERED = 10_000  # a record read again (poll overlap, reconcile) is logged and counted once
 RECONCILE_REQUEST_CURSOR = "reconcile-request"
 RECONCILE_DONE_CURSOR = "reconcile-done"
 RECONCILE_REPORT_CURSOR = "reconcile-report"
@@ -152,6 +173,20 @@ async def load_setup(ctx: Context) -> SyncSetup:
             status_ids={str(s["DeveloperName"]): str(s["Id"]) for s in statuses},
         ),
     )
+
+
+async def claim_store(ctx: Context) -> None:
+    """Refuse a store of another contact center (`StoreOwnedElsewhereError`); claim an unclaimed one.
+
+    Both connectors are logged in by then (`load_setup` read through them). Without a tenant id
+    (configured API URLs and a token that names none) the store can't be told apart: it is left as is.
+    """
+    tenant = ctx.cxone.tenant_id or await ctx.cxone.authenticate()  # the token's id_token names it
+    if tenant is None:
+        logger.info("CXone did not say which tenant this is: the store's contact center is not checked")
+        return
+    center = ContactCenter(tenant, ctx.salesforce.org_id)
+    await asyncio.to_thread(ctx.store.identity.claim, center)
 
 
 @dataclass(frozen=True)
@@ -225,6 +260,8 @@ class SyncRunner:
 
     `budget` paces the Salesforce source and is what the runner reports as the API budget
     (default: the config's reserve, polling every `interval_seconds` while the budget allows).
+    `write_wait_seconds` is how long a tick waits for the writes it handed to the appliers
+    (default: `sync.write_deadline_seconds`; 0 leaves them wholly to the background).
     """
 
     def __init__(
@@ -238,6 +275,7 @@ class SyncRunner:
         on_anomaly: AnomalyHook | None = None,
         interval_seconds: float | None = None,
         budget: PollBudget | None = None,
+        write_wait_seconds: float | None = None,
     ) -> None:
         self.ctx = ctx
         self.store: Store = ctx.store
@@ -251,6 +289,11 @@ class SyncRunner:
         self.clock = clock
         self.on_anomaly = on_anomaly
         self.lease_ttl = lease_ttl_seconds(self.interval_seconds)
+        # How long a tick waits for the writes it handed over (0: not at all, the next tick folds
+        # their results in; polling then keeps its interval through a burst of writes).
+        self.write_wait_seconds = (
+            self.settings.write_deadline_seconds if write_wait_seconds is None else write_wait_seconds
+        )
         self.stats = WindowStats()
         self.lease: Lease | None = None
         self.setup: SyncSetup | None = None
@@ -258,6 +301,9 @@ class SyncRunner:
         self._wake = WakeQueue()
         self._pending = _Pending()
         self._sources: list[ChangeSource] = []
+        self._appliers: dict[Side, Applier] = {}
+        self._problems_seen: dict[tuple[str, str], None] = {}  # insertion-ordered: oldest forgotten first
+        self._rejected: dict[str, int] = {}  # malformed records skipped, by system, over the store's life
         self._reconciled_request: str | None = None
         self._anomaly_kinds: set[str] = set()
         self._notable: list[AuditRecord] = []
@@ -284,6 +330,9 @@ class SyncRunner:
         return True
 
     async def release(self) -> None:
+        appliers, self._appliers = self._appliers, {}
+        for applier in appliers.values():
+            await applier.aclose()
         if self.lease is not None:
             lease, self.lease = self.lease, None
             await asyncio.to_thread(self.store.leases.release, lease)
@@ -292,6 +341,8 @@ class SyncRunner:
         """Save what the last writes came to, then hand the lease over at once."""
         try:
             if self.lease is not None:
+                await self._wait_for_writes(self.settings.write_deadline_seconds)
+                self._fold_results()
                 self._pending.sessions.update(self.ctx.cxone.session_changes())
                 if self._pending:
                     await self._commit()
@@ -301,11 +352,13 @@ class SyncRunner:
     # -- the tick ------------------------------------------------------------------------------
 
     async def tick(self) -> None:
-        """One poll-decide-record-apply round. Raises `LeaseLostError` when another run took over."""
+        """One poll-decide-record-apply round (see the module docstring). Raises `LeaseLostError`
+        when another run took over."""
         setup = self._require_setup()
         now = self.clock()
         await self._renew(now)
         self.stats.ticks += 1
+        self._fold_results()
         batches = await self._poll(now)
         observations = [o for _, polled in batches for o in polled.observations]
         self.stats.observed(observations)
@@ -319,13 +372,17 @@ class SyncRunner:
         await self._commit()
         for source, polled in batches:
             source.committed(polled)
-        await self._apply(decision.writes)
+        self._submit(decision.writes)
+        # Only this tick's writes are waited for: one stuck earlier does not hold every later tick.
+        await self._wait_for_writes(self.write_wait_seconds, {w.command_id for w in decision.writes})
+        self._fold_results()
         await self._report_notable()
 
     async def _poll(self, now: datetime) -> list[tuple[ChangeSource, Polled]]:
-        """Both systems at once; a side whose read failed transiently is simply read again next tick."""
+        """Both systems at once, each under its deadline; a side whose read failed transiently or ran
+        out of time is simply read again next tick."""
         due = [source for source in self._sources if source.ready(now)]
-        answers = await asyncio.gather(*(source.fetch(now) for source in due), return_exceptions=True)
+        answers = await asyncio.gather(*(self._fetch(source, now) for source in due), return_exceptions=True)
         batches: list[tuple[ChangeSource, Polled]] = []
         for source, answer in zip(due, answers, strict=True):
             if isinstance(answer, ConnectorError) and _passing(answer):
@@ -343,31 +400,82 @@ class SyncRunner:
             await self._note_budget()
         return batches
 
-    async def _skipped(self, system: str, problems: list[str]) -> None:
-        for problem in problems:
-            await self._anomaly("record-skipped", f"{system}: {problem}")
-
-    async def _apply(self, writes: list[Write]) -> list[WriteResult]:
-        """Apply the writes and fold their results into memory (saved by the next commit)."""
-        if not writes:
-            return []
-        setup = self._require_setup()
-        applying = asyncio.ensure_future(apply_writes(
-            writes, self.ctx.salesforce, self.ctx.cxone, setup.targets, concurrency=self.settings.max_concurrency
-        ))
+    async def _fetch(self, source: ChangeSource, now: datetime) -> Polled:
+        deadline = self.settings.poll_deadline_seconds
         try:
-            # A burst can take longer than the lease lives: keep it while applying, so that no other
-            # run takes over (and syncs the same agents) in the middle; stop if it was taken anyway.
-            while not (await asyncio.wait({applying}, timeout=self.lease_ttl / 3))[0]:
+            async with asyncio.timeout(deadline):
+                return await source.fetch(now)
+        except TimeoutError:
+            raise DeadlineExceeded(
+                f"polling {source.system} took longer than its {deadline:g} s deadline "
+                "(sync.poll_deadline_seconds); it is polled again next tick",
+                system=source.system,
+            ) from None
+
+    async def _skipped(self, system: str, problems: list[str]) -> None:
+        """Malformed records were skipped (the rest of their page used): log and count each one once."""
+        new = [problem for problem in dict.fromkeys(problems) if (system, problem) not in self._problems_seen]
+        for problem in new:
+            self._problems_seen[(system, problem)] = None
+            await self._anomaly("record-rejected", f"{system}: skipped a malformed record: {problem}")
+        while len(self._problems_seen) > PROBLEMS_REMEMBERED:
+            del self._problems_seen[next(iter(self._problems_seen))]
+        if new:
+            self._rejected[system] = self._rejected.get(system, 0) + len(new)
+            self._pending.cursors[REJECTED_RECORDS_CURSOR] = json.dumps(
+                {**self._rejected, "last": f"{system}: {new[-1]}", "at": self.clock().isoformat()}
+            )
+
+    def _submit(self, writes: list[Write]) -> None:
+        """Hand the writes (already saved as in flight) to their system's applier."""
+        for side, applier in self._appliers.items():
+            applier.submit(write for write in writes if write.side is side)
+
+    async def _wait_for_writes(self, timeout: float, commands: set[str] | None = None) -> None:
+        """Until the appliers have applied `commands` (all they hold when None), at most `timeout`
+        seconds; the lease is renewed meanwhile, so that no other run takes over in the middle."""
+        def busy() -> list[Applier]:
+            return [
+                applier for applier in self._appliers.values()
+                if (applier.in_flight_commands() & commands if commands is not None else applier.in_flight)
+            ]
+
+        loop = asyncio.get_running_loop()
+        until = loop.time() + timeout
+        step = self.lease_ttl / 3
+        while (waiting := busy()) and (left := until - loop.time()) > 0:
+            await asyncio.gather(*(applier.wait(min(step, left), commands) for applier in waiting))
+            if busy():
                 await self._renew(self.clock())
-        except BaseException:
-            applying.cancel()
-            raise
-        results = applying.result()
+
+    def _fold_results(self) -> list[WriteResult]:
+        """Fold the results of finished writes into memory (saved by the next commit)."""
+        finished = [pair for applier in self._appliers.values() for pair in applier.collect()]
+        if not finished:
+            return []
+        writes = [write for write, _ in finished]
+        results = [result for _, result in finished]
         self.stats.applied(writes, results)
         changed, audit = record_write_results(self.memory, results, self.clock(), self.policy)
         self._take(changed, audit)
         return results
+
+    async def _apply(self, writes: list[Write]) -> list[WriteResult]:
+        """Apply the writes through the appliers and wait for every one of their results (reconcile)."""
+        if not writes:
+            return []
+        commands = {write.command_id for write in writes}
+        self._submit(writes)
+        results: dict[str, WriteResult] = {}
+        while True:
+            for result in self._fold_results():
+                if result.command_id in commands:
+                    results[result.command_id] = result
+            if commands <= results.keys():
+                return [results[write.command_id] for write in writes]
+            if not self._appliers:
+                raise LeaseLostError(f"this run ({self.holder}) released the sync lease while applying")
+            await self._wait_for_writes(self.lease_ttl / 3, commands - results.keys())
 
     # -- reconcile -----------------------------------------------------------------------------
 
@@ -441,6 +549,7 @@ class SyncRunner:
     async def _load(self) -> None:
         """Everything a holder starts from, read once, after the lease is ours."""
         setup = self.setup = await load_setup(self.ctx)
+        await claim_store(self.ctx)
         store = self.store.sync
         raw_memory = await asyncio.to_thread(store.load_agent_memory)
         for agent_id, data in raw_memory.items():
@@ -449,14 +558,28 @@ class SyncRunner:
             except MemoryFormatError as error:
                 await self._anomaly("memory-unreadable", f"agent {agent_id}: {error}; starting it afresh")
         self._wake = WakeQueue(self.memory)
+        bound, deadline = self.settings.max_concurrency, self.settings.write_deadline_seconds
+        cxone, salesforce = self.ctx.cxone, self.ctx.salesforce
+        self._appliers = {
+            Side.CXONE: Applier(
+                "CXone", lambda batch: set_cxone_states(batch, cxone, bound),
+                batch_size=1, deadline_seconds=deadline, concurrency=bound,
+            ),
+            Side.SALESFORCE: Applier(
+                "Salesforce", lambda batch: publish_commands(batch, salesforce, setup.targets),
+                batch_size=COMPOSITE_LIMIT, deadline_seconds=deadline, concurrency=bound,
+            ),
+        }
         await asyncio.to_thread(store.prune_seen_spells, self.clock() - SEEN_SPELLS_KEPT)
-        cx_cursor, sf_cursor, seen, done, sessions = await asyncio.gather(
+        cx_cursor, sf_cursor, seen, done, sessions, rejected = await asyncio.gather(
             asyncio.to_thread(store.get_cursor, CXONE_CURSOR),
             asyncio.to_thread(store.get_cursor, SALESFORCE_CURSOR),
             asyncio.to_thread(store.seen_spells),
             asyncio.to_thread(store.get_cursor, RECONCILE_DONE_CURSOR),
             asyncio.to_thread(store.cxone_sessions),
+            asyncio.to_thread(store.get_cursor, REJECTED_RECORDS_CURSOR),
         )
+        self._rejected = rejected_records(rejected)
         # The last window's agent sessions: its successor's first write to an agent needs no join.
         self.ctx.cxone.adopt_sessions(sessions)
         self._reconciled_request = done
@@ -541,6 +664,17 @@ class SyncRunner:
         return self.setup
 
 
+def rejected_records(saved: str | None) -> dict[str, int]:
+    """Malformed records skipped so far, by system, from the saved `REJECTED_RECORDS_CURSOR`."""
+    if not saved:
+        return {}
+    try:
+        data = json.loads(saved)
+    except ValueError:
+        return {}
+    return {system: int(data[system]) for system in ("CXone", "Salesforce") if isinstance(data.get(system), int)}
+
+
 def _shown(memory: AgentMemory | None, side: Side) -> str:
     """What `side` showed for an agent, as far as its memory knows."""
     if memory is None:
@@ -559,11 +693,14 @@ __all__ = [
     "RECONCILE_DONE_CURSOR",
     "RECONCILE_REPORT_CURSOR",
     "RECONCILE_REQUEST_CURSOR",
+    "REJECTED_RECORDS_CURSOR",
     "ReconcileReport",
+    "claim_store",
     "Repair",
     "SyncRunner",
     "SyncSetup",
     "load_setup",
     "lease_ttl_seconds",
+    "rejected_records",
     "sync_policy",
 ]

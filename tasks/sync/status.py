@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from presence_sync.engine import Direction
 from presence_sync.models.store import AgentLink, AgentWrite, Audit, Store, WriteStatus
-from presence_sync.tasks.sync.runner import API_USAGE_CURSOR, LEASE_NAME
+from presence_sync.tasks.sync.runner import API_USAGE_CURSOR, LEASE_NAME, REJECTED_RECORDS_CURSOR, rejected_records
 from presence_sync.tasks.sync.sources import CXONE_CURSOR, SALESFORCE_CURSOR
 from presence_sync.tasks.sync.summary import DIRECTIONS, percentile
 
@@ -58,6 +58,7 @@ class StatusReport:
     write_counts: dict[WriteStatus, int]
     failures: list[AgentWrite] = field(default_factory=list)
     budget: ApiBudget | None = None
+    rejected_records: dict[str, int] = field(default_factory=dict)  # malformed API records skipped, by system
 
     @property
     def running(self) -> bool:
@@ -116,6 +117,7 @@ def read_status(store: Store, now: datetime | None = None) -> StatusReport:
         write_counts=store.reports.write_counts(),
         failures=failures[:SHOWN_FAILURES],
         budget=budget,
+        rejected_records=rejected_records(store.sync.get_cursor(REJECTED_RECORDS_CURSOR)),
     )
 
 

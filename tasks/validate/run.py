@@ -21,12 +21,11 @@ from presence_sync.tasks.validate.trips import (
     missing_status,
     picked_second_trip,
 )
-from presence_sync.tasks.validate.waiting import sync_not_running, sync_running
+from presence_sync.tasks.validate.waiting import HANDOVER_GRACE_SECONDS, sync_not_running, sync_running
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 POLL_SECONDS = 0.25
 # Between two sync windows the lease is free for a moment (one tick, or a worker starting the next run).
-HANDOVER_GRACE_SECONDS = 5.0
 
 
 async def validate_agent(

@@ -27,6 +27,9 @@ class Waited:
     gave_up: Diagnosis | None = None
 
 
+HANDOVER_GRACE_SECONDS = 5.0  # how long one sync window may take to hand the lease to the next
+
+
 async def wait_for(check: Check, timeout: float, poll: float, give_up: GiveUp | None = None) -> Waited:
     """Poll `check()` every `poll` seconds for at most `timeout`; stop early when `give_up()` names a cause."""
     started = time.monotonic()

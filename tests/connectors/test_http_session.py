@@ -9,7 +9,9 @@ import httpx
 import pytest
 
 from presence_sync.connectors.errors import (
+    BodyTooLarge,
     ConnectorError,
+    DeadlineExceeded,
     MalformedResponse,
     RateLimited,
     RequestLimitExceeded,
@@ -249,3 +251,75 @@ async def test_a_create_still_turned_away_after_every_attempt_surely_did_nothing
 
     assert len(seen) == 4
     assert not caught.value.outcome_unknown
+
+
+class _Trickle(httpx.AsyncByteStream):
+    """A body that sends one byte, then nothing for as long as the client waits (a slow-loris server)."""
+
+    def __init__(self, sent: list[int]) -> None:
+        self.sent = sent
+
+    async def __aiter__(self):  # type: ignore[override]
+        self.sent.append(1)
+        yield b"{"
+        await asyncio.Event().wait()
+
+
+async def test_a_trickling_body_hits_the_overall_deadline_and_is_retried_for_reads(retry: RetryPolicy) -> None:
+    sent: list[int] = []
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=_Trickle(sent))
+
+    session = HttpSession("Example", transport=httpx.MockTransport(handle), retry=retry, deadline_seconds=0.05)
+    async with session:
+        with pytest.raises(DeadlineExceeded) as caught:
+            await session.request("GET", URL)
+    assert len(sent) == retry.max_attempts  # headers came each time; the body never ended
+    assert caught.value.transient and not caught.value.outcome_unknown
+    assert "api.example.test GET /things" in str(caught.value) and "0.05 s" in str(caught.value)
+
+
+async def test_a_write_past_its_deadline_is_not_repeated_and_its_outcome_is_unknown(retry: RetryPolicy) -> None:
+    sent: list[int] = []
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=_Trickle(sent))
+
+    session = HttpSession("Example", transport=httpx.MockTransport(handle), retry=retry, deadline_seconds=0.05)
+    async with session:
+        with pytest.raises(DeadlineExceeded) as caught:
+            await session.request("POST", URL, json={})
+    assert len(sent) == 1
+    assert caught.value.outcome_unknown
+    assert "api.example.test POST /things" in str(caught.value)
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+async def test_a_body_over_the_cap_is_refused_unread(retry: RetryPolicy, declared: bool) -> None:
+    body = b" " * 5000
+
+    async def chunks():  # type: ignore[no-untyped-def]
+        for start in range(0, len(body), 1000):
+            yield body[start : start + 1000]
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body) if declared else httpx.Response(200, content=chunks())
+
+    session = HttpSession("Example", transport=httpx.MockTransport(handle), retry=retry, max_body_bytes=4096)
+    async with session:
+        with pytest.raises(BodyTooLarge) as caught:
+            await session.request("GET", URL)
+    assert isinstance(caught.value, MalformedResponse)
+    assert "api.example.test GET /things" in str(caught.value) and "4,096 bytes" in str(caught.value)
+
+
+async def test_a_body_under_the_cap_within_the_deadline_is_read_whole(retry: RetryPolicy) -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"ok": True})
+
+    session = HttpSession("Example", transport=httpx.MockTransport(handle), retry=retry, deadline_seconds=5,
+                          max_body_bytes=4096)
+    async with session:
+        response = await session.request("GET", URL)
+    assert response.json() == {"ok": True}

@@ -25,7 +25,7 @@ from presence_sync.emulators.faults import FaultSettings
 from presence_sync.emulators.stack import EmulatorStack
 from presence_sync.engine import CxoneState
 from presence_sync.models.config import load_config, write_emulator_config
-from presence_sync.tasks.context import Context, Transports, open_store
+from presence_sync.tasks.context import Context, Transports, connector_options, open_store
 from presence_sync.tasks.onboarding import run_steps
 from presence_sync.tasks.sync.runner import SyncRunner
 
@@ -127,11 +127,12 @@ class World:
         config = load_config(config_path or self.config_path)
         transports = self.transports()
         retry = RetryPolicy(sleep=no_wait)
+        options = connector_options(config)
         store = open_store(config)
         try:
             async with (
-                config.salesforce.get_client(transport=transports.salesforce, retry=retry) as sf,
-                config.cxone.get_client(transport=transports.cxone, retry=retry) as cx,
+                config.salesforce.get_client(transport=transports.salesforce, retry=retry, **options) as sf,
+                config.cxone.get_client(transport=transports.cxone, retry=retry, **options) as cx,
             ):
                 yield Context(config=config, salesforce=sf, cxone=cx, store=store)
         finally:

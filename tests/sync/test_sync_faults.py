@@ -128,11 +128,11 @@ async def test_a_process_killed_before_its_writes_left_loses_nothing(
     before = world.writes()
     make_changes(world)
 
-    async def killed(*_: Any, **__: Any) -> None:
+    def killed(*_: Any, **__: Any) -> None:
         raise Crash
 
-    with monkeypatch.context() as patch:  # saved the decision, then died before applying it
-        patch.setattr(runner_module, "apply_writes", killed)
+    with monkeypatch.context() as patch:  # saved the decision, then died before handing it to the appliers
+        patch.setattr(runner_module.Applier, "submit", killed)
         with pytest.raises(Crash):
             await world.ticks(first, 1)
     assert world.writes() == before

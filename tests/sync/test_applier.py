@@ -1,0 +1,83 @@
+"""The background Applier: one write in flight per agent, later decisions wait or supersede, units have deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from presence_sync.engine import Side, Write, WriteOutcome, WriteResult
+from presence_sync.tasks.sync.apply import Applier
+
+
+def write(agent_id: int, command: str) -> Write:
+    return Write(agent_id, Side.SALESFORCE, "On_Break", command, None, "test")
+
+
+class Gate:
+    """An apply function that holds each unit until the test lets it through, recording what it was given."""
+
+    def __init__(self) -> None:
+        self.started: list[list[str]] = []
+        self.release: dict[str, asyncio.Event] = {}
+
+    async def __call__(self, batch: Sequence[Write]) -> list[WriteResult]:
+        self.started.append([w.command_id for w in batch])
+        for w in batch:
+            await self.release.setdefault(w.command_id, asyncio.Event()).wait()
+        return [WriteResult(w.agent_id, w.command_id, WriteOutcome.OK) for w in batch]
+
+    def open(self, command: str) -> None:
+        self.release.setdefault(command, asyncio.Event()).set()
+
+
+async def until(condition, limit: int = 1000) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(limit):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition not met")
+
+
+async def test_one_write_in_flight_per_agent_and_a_later_one_supersedes_a_waiting_one() -> None:
+    gate = Gate()
+    applier = Applier("Salesforce", gate, batch_size=10)
+    applier.submit([write(1, "a1"), write(2, "b1")])
+    await until(lambda: gate.started == [["a1", "b1"]])
+    applier.submit([write(1, "a2")])
+    applier.submit([write(1, "a3")])  # a2 never left: a3 supersedes it
+    await until(lambda: any(result.command_id == "a2" for _, result in applier._done))
+    assert gate.started == [["a1", "b1"]]  # agent 1 waits for a1
+    gate.open("a1")
+    gate.open("b1")
+    await until(lambda: gate.started == [["a1", "b1"], ["a3"]])
+    gate.open("a3")
+    await applier.wait(30.0)
+    outcomes = {result.command_id: result.outcome for _, result in applier.collect()}
+    assert outcomes == {"a1": WriteOutcome.OK, "b1": WriteOutcome.OK, "a3": WriteOutcome.OK, "a2": WriteOutcome.TRANSIENT}
+    assert applier.in_flight == 0
+    await applier.aclose()
+
+
+async def test_a_unit_past_its_deadline_comes_back_transient_and_others_go_on() -> None:
+    gate = Gate()
+    applier = Applier("CXone", gate, batch_size=1, deadline_seconds=0.01)
+    gate.open("fast")
+    applier.submit([write(1, "stuck"), write(2, "fast")])
+    await applier.wait(30.0)
+    results = {result.command_id: result for _, result in applier.collect()}
+    assert results["fast"].outcome is WriteOutcome.OK
+    assert results["stuck"].outcome is WriteOutcome.TRANSIENT and "deadline" in results["stuck"].reason
+    await applier.aclose()
+
+
+async def test_waiting_for_some_commands_does_not_wait_for_others() -> None:
+    gate = Gate()
+    applier = Applier("CXone", gate, batch_size=1)
+    applier.submit([write(1, "stuck")])
+    gate.open("mine")
+    applier.submit([write(2, "mine")])
+    await applier.wait(30.0, {"mine"})
+    assert [result.command_id for _, result in applier.collect()] == ["mine"]
+    assert applier.in_flight == 1
+    await applier.aclose()
+    assert applier.in_flight == 0
