@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, str] = {
     "propagation": "bench.propagation",
     "burst": "bench.burst",
     "engine": "bench.engine_decide",
+    "scale": "bench.scale",
 }
 
 

@@ -328,6 +328,10 @@ class CxoneClient:
         """
         self._sessions.update(sessions)
 
+    def has_session(self, agent_id: int) -> bool:
+        """Whether a session is cached for the agent (joined, or adopted from an earlier window)."""
+        return agent_id in self._sessions
+
     def session_changes(self) -> dict[int, str | None]:
         """The sessions this client joined (their id) or found ended (None) since the last call, by agent.
 

@@ -67,6 +67,7 @@ from presence_sync.tasks.sync.budget import PollBudget
 from presence_sync.tasks.sync.observations import cxone_observation, no_spell_observation, spell_observations
 from presence_sync.tasks.sync.record import agent_row, audit_rows
 from presence_sync.tasks.sync.rulebook import load_rulebook
+from presence_sync.tasks.sync.sessions import join_sessions_ahead
 from presence_sync.tasks.sync.sources import (
     CXONE_CURSOR,
     SALESFORCE_CURSOR,
@@ -261,6 +262,7 @@ class SyncRunner:
         self._reconciled_request: str | None = None
         self._anomaly_kinds: set[str] = set()
         self._notable: list[AuditRecord] = []
+        self._joining: asyncio.Task[int] | None = None  # CXone sessions joined ahead (tasks/sync/sessions.py)
 
     # -- lease ---------------------------------------------------------------------------------
 
@@ -290,6 +292,8 @@ class SyncRunner:
 
     async def close(self) -> None:
         """Save what the last writes came to, then hand the lease over at once."""
+        if self._joining is not None:
+            self._joining.cancel()
         try:
             if self.lease is not None:
                 self._pending.sessions.update(self.ctx.cxone.session_changes())
@@ -459,6 +463,12 @@ class SyncRunner:
         )
         # The last window's agent sessions: its successor's first write to an agent needs no join.
         self.ctx.cxone.adopt_sessions(sessions)
+        # The others are joined now, in the background: a burst then costs one request per agent.
+        self._joining = join_sessions_ahead(
+            self.ctx.cxone,
+            [agent_id for agent_id, link in setup.links.items() if setup.rulebook.rule_for(link) is not None],
+            concurrency=self.settings.max_concurrency,
+        )
         self._reconciled_request = done
         self._sources = [
             CxonePollSource(self.ctx.cxone, cx_cursor),

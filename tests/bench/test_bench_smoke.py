@@ -57,10 +57,10 @@ async def test_burst_converges_every_linked_agent_with_constant_reads_per_tick()
     figures = report.figures
     linked = report.params["linked"]
     assert linked == 59  # agent 50 has no Salesforce user
-    assert figures["max_concurrency"] == 32  # the product default, as the config leaves it
+    assert figures["max_concurrency"] == 64  # the product default, as the config leaves it
     rows = figures["rows"]
-    assert set(rows) == {"32", "4"}
-    assert rows["32"]["default"] and not rows["4"]["default"]
+    assert set(rows) == {"64", "4"}
+    assert rows["64"]["default"] and not rows["4"]["default"]
     for level, row in rows.items():
         for direction in ("cxone_to_salesforce", "salesforce_to_cxone"):
             assert row[f"{direction}_writes"] == linked, level
@@ -80,12 +80,12 @@ async def test_burst_converges_every_linked_agent_with_constant_reads_per_tick()
         assert row["other_reads"] == {"cxone": 0, "salesforce": 0}, level
         assert row["statements_per_tick_max"] > 0
     # The first window ran on past the overlap: its quiet ticks there read one page per system.
-    assert rows["32"]["settled_quiet_ticks"] >= 1
-    assert rows["32"]["reads_per_settled_quiet_tick_max"] == {"cxone": 1, "salesforce": 1}
+    assert rows["64"]["settled_quiet_ticks"] >= 1
+    assert rows["64"]["reads_per_settled_quiet_tick_max"] == {"cxone": 1, "salesforce": 1}
     # Every write came back as its echo; the first window's count also holds the morning publish's.
-    assert rows["32"]["echoes"] == {"cxone->salesforce": 2 * linked, "salesforce->cxone": linked}
+    assert rows["64"]["echoes"] == {"cxone->salesforce": 2 * linked, "salesforce->cxone": linked}
     assert rows["4"]["echoes"] == {"cxone->salesforce": linked, "salesforce->cxone": linked}
-    assert figures["echoes"] == rows["32"]["echoes"]  # the flat figures are the default row's
+    assert figures["echoes"] == rows["64"]["echoes"]  # the flat figures are the default row's
     assert len(report.targets) == 2
 
 
@@ -114,7 +114,7 @@ def test_the_command_line_knows_every_benchmark_and_refuses_others(capsys: pytes
     with pytest.raises(SystemExit):
         parse_args(["no-such-bench"])
     assert "unknown benchmark" in capsys.readouterr().err
-    assert set(BENCHMARKS) == {"propagation", "burst", "engine"}
+    assert set(BENCHMARKS) == {"propagation", "burst", "engine", "scale"}
 
 
 def test_the_command_line_runs_one_benchmark_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
