@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, str] = {
     "burst": "bench.burst",
     "engine": "bench.engine_decide",
     "scale": "bench.scale",
+    "client": "bench.client_cpu",
 }
 
 

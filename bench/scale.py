@@ -426,7 +426,7 @@ async def _store_run(
             run.rss_max_kb = max(run.rss_max_kb, max(t.rss_max_kb for t in sync.ticks))
 
         # 3. The naive design, the sync stopped, on agents the steady burst left on Break in both systems.
-        if rest:
+        if rest and naive_changes > 0:
             run.naive = await _naive(center, rest, min(naive_changes, len(rest)), timeout)
     return run
 
@@ -448,7 +448,8 @@ async def run(
     for the PostgreSQL row; by default the local test server when it answers (not in --quick); "none": SQLite only."""
     agents = agents or (QUICK_AGENTS if quick else DEFAULT_AGENTS)
     steady_seconds = steady_seconds or (QUICK_STEADY_SECONDS if quick else STEADY_SECONDS)
-    naive_changes = naive_changes or (QUICK_NAIVE_CHANGES if quick else NAIVE_CHANGES)
+    if naive_changes is None:
+        naive_changes = QUICK_NAIVE_CHANGES if quick else NAIVE_CHANGES
     report = Report(NAME, "at size with a real round-trip time, against the latency floor", params={
         "agents": agents, "latency_ms": latency_ms, "interval_s": interval or 1.0, "apply_delay_ms": APPLY_DELAY_MS,
         "steady_s": steady_seconds, "naive_changes": naive_changes,

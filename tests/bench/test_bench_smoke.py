@@ -114,7 +114,7 @@ def test_the_command_line_knows_every_benchmark_and_refuses_others(capsys: pytes
     with pytest.raises(SystemExit):
         parse_args(["no-such-bench"])
     assert "unknown benchmark" in capsys.readouterr().err
-    assert set(BENCHMARKS) == {"propagation", "burst", "engine", "scale"}
+    assert set(BENCHMARKS) == {"propagation", "burst", "engine", "scale", "client"}
 
 
 def test_the_command_line_runs_one_benchmark_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -127,3 +127,40 @@ def test_the_command_line_runs_one_benchmark_and_writes_json(tmp_path: Path, cap
     assert "cores (os.cpu_count())" in printed and "engine" in printed
     (saved,) = json.loads(out.read_text(encoding="utf-8"))
     assert saved["name"] == "engine" and saved["env"]["cpu_count"] == os.cpu_count()
+
+
+async def test_scale_times_bursts_and_steady_changes_against_their_floors_and_measures_the_sync_process() -> None:
+    # The naive design (bench/naive.py) is left out here: its Prefect server's start-up alone would double
+    # the test's time; `python -m bench scale --quick` runs it.
+    report = await run_benchmark(
+        "scale", agents=40, quick=True, interval=0.2, steady_seconds=3, naive_changes=0, store_url="none"
+    )
+
+    assert_common(report, "scale")
+    figures = report.figures
+    assert set(figures["stores"]) == {"sqlite"}
+    assert report.params["latency_ms"] == 50 and report.params["load_before"] and report.params["load_after"]
+    for window in ("first", "later"):
+        for direction in ("cxone_to_salesforce", "salesforce_to_cxone"):
+            key = f"burst_{window}_{direction}"
+            assert figures[f"{key}_seconds"] > 0 and figures[f"{key}_floor"] > 0
+            assert figures[f"{key}_requests"] >= figures[f"{key}_minimum_requests"] >= 1
+    # Sessions were kept (joined ahead in the first window): the later burst is one request per agent.
+    assert figures["burst_later_salesforce_to_cxone_requests"] == figures["burst_later_salesforce_to_cxone_minimum_requests"]
+    for direction in ("cxone_to_salesforce", "salesforce_to_cxone"):
+        assert figures[f"steady_{direction}_missed"] == 0 and figures[f"steady_during_burst_{direction}_missed"] == 0
+        assert figures[f"floor_{direction}_p95"] > 0
+    assert figures["steady_changes"] > 0 and figures["rss_max_mb"] > 0 and figures["cpu_ms_per_change"] > 0
+    assert figures["salesforce_calls_per_day"] > 0
+    assert "naive_speedup" not in figures
+    assert any("p95" in t.text for t in report.targets) and any("RSS" in t.text for t in report.targets)
+
+
+async def test_client_measures_cpu_per_request_for_each_concurrency_and_each_client() -> None:
+    report = await run_benchmark("client", quick=True, requests=40)
+
+    assert_common(report, "client")
+    for level in (8, 32, 64):
+        for client in ("poolset", "one_pool", "bare"):
+            assert report.figures[f"c{level}_{client}_ms_per_request"] > 0
+    assert len(report.targets) == 3
