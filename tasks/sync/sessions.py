@@ -55,11 +55,15 @@ async def join_ahead(cxone: CxoneClient, agent_ids: Iterable[int], *, concurrenc
 
 def join_sessions_ahead(cxone: CxoneClient, agent_ids: Iterable[int], *, concurrency: int) -> asyncio.Task[int]:
     """`join_ahead` in the background at 1/AHEAD_SHARE of `concurrency`; the task ends on its own, or
-    quietly when the client closes under it."""
+    quietly when the client closes under it. Below AHEAD_SHARE there is no slot to spare (the writes
+    would wait for the joins), so nothing is joined ahead: sessions are joined when first needed."""
+    share = concurrency // AHEAD_SHARE
 
     async def run() -> int:
+        if share < 1:
+            return 0
         try:
-            return await join_ahead(cxone, list(agent_ids), concurrency=max(1, concurrency // AHEAD_SHARE))
+            return await join_ahead(cxone, list(agent_ids), concurrency=share)
         except RuntimeError as error:  # the client was closed (the window ended first)
             logger.debug("joining CXone sessions ahead stopped: %s", error)
             return 0
