@@ -26,7 +26,7 @@ from bench.report import Report
 
 NAME = "client"
 CONCURRENCY = (8, 32, 64)
-REQUESTS, QUICK_REQUESTS = 3000, 300
+REQUESTS, QUICK_REQUESTS = 1500, 300
 LATENCY_MS = 50
 TARGET_MS = 1.0
 
