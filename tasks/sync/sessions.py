@@ -8,8 +8,9 @@ caches what it joins and reports it in `session_changes()`, which the tick's com
 window. An agent that is logged out (409) or not ours to act for (403) is simply left: its first write
 says why, as it always did.
 
-    joining = join_sessions_ahead(ctx.cxone, setup, concurrency=ctx.config.sync.max_concurrency)
+    joining = join_sessions_ahead(ctx.cxone, linked_agent_ids, concurrency=ctx.config.sync.max_concurrency)
     ...                                  # the ticks run meanwhile; `joining` ends on its own
+    joining.cancel()                     # or when the window closes first
 """
 
 from __future__ import annotations
