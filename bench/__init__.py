@@ -22,6 +22,8 @@ BENCHMARKS: dict[str, str] = {
     "burst": "bench.burst",
     "engine": "bench.engine_decide",
     "first-output": "bench.first_output",
+    "scale": "bench.scale",
+    "client": "bench.client_cpu",
 }
 
 

@@ -29,6 +29,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--agents", type=int, default=None, help="agents in the contact center / batch (default: per benchmark)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument(
+        "--store-url", default=None, metavar="URL",
+        help="scale: a PostgreSQL server for its PostgreSQL row (a database is created and dropped on it); "
+        "'none' for SQLite only (default: the local test server when it answers)",
+    )
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the reports as JSON")
     args = parser.parse_args(argv)
     unknown = [name for name in args.names if name not in BENCHMARKS]
@@ -51,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         print_flush("")
         started = time.monotonic()
         try:
-            report = asyncio.run(run_benchmark(name, agents=args.agents, quick=args.quick))
+            options = {"store_url": args.store_url} if name == "scale" and args.store_url else {}
+            report = asyncio.run(run_benchmark(name, agents=args.agents, quick=args.quick, **options))
         except BenchError as error:
             broken.append(name)
             print_flush(f"== {name}: could not be measured ({time.monotonic() - started:.1f} s): {error}")

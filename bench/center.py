@@ -130,13 +130,16 @@ class Center:
 
 @asynccontextmanager
 async def onboarded_center(
-    agents: int, *, apply_delay_ms: int = 0, seed: int = 0, workdir: Path | None = None
+    agents: int, *, apply_delay_ms: int = 0, seed: int = 0, workdir: Path | None = None, store_url: str | None = None,
 ) -> AsyncIterator[Center]:
-    """The demo center with `agents` agents on loopback, onboarded; a fresh state store in a temp folder."""
+    """The demo center with `agents` agents on loopback, onboarded; a fresh state store in a temp folder
+    (or at `store_url`, which must be a fresh database)."""
     folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="presence-sync-bench-"))
     try:
         with EmulatorStack.serve(agents=agents, seed=seed, apply_delay_ms=apply_delay_ms) as stack:
             config_path = await write_emulator_config(stack, folder / "presence-sync.yaml")
+            if store_url is not None:
+                _set_store_url(config_path, store_url)
             async with open_context(config_path) as ctx:
                 report = await run_steps(ctx)
                 if not report.succeeded:
@@ -153,6 +156,14 @@ async def onboarded_center(
     finally:
         if workdir is None:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _set_store_url(config_path: Path, store_url: str) -> None:
+    import yaml
+
+    data = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    data.setdefault("sync", {})["store_url"] = store_url
+    config_path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
 
 # --- child processes --------------------------------------------------------------------------------
@@ -258,6 +269,8 @@ class TickRecord:
     writes: dict[str, int]  # engine writes applied, per direction
     changes_seen: int
     statements: int  # SQL statements the store sent (counted in the child)
+    cpu_s: float = 0.0  # the sync process's CPU time (user + system) at the tick's end
+    rss_max_kb: int = 0  # the sync process's peak resident set so far (ru_maxrss)
 
 
 @dataclass(frozen=True)
@@ -391,6 +404,8 @@ class SyncProcess:
             writes={k: int(v) for k, v in message["writes"].items()},
             changes_seen=int(message["changes_seen"]),
             statements=int(message["statements"]),
+            cpu_s=float(message.get("cpu_s", 0.0)),
+            rss_max_kb=int(message.get("rss_max_kb", 0)),
         )
         self.ticks.append(record)
         for listener in self._tick_listeners:

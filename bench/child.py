@@ -34,6 +34,7 @@ import base64
 import itertools
 import json
 import os
+import resource
 import statistics
 import sys
 import threading
@@ -186,6 +187,8 @@ async def run_sync(config_path: str, *, interval: float | None, holder: str, max
                     "writes": {d.value: writes[d] - last["writes"][d] for d in directions},
                     "changes_seen": seen - last["seen"],
                     "statements": statements.value - last["statements"],
+                    "cpu_s": time.process_time(),
+                    "rss_max_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                 })
                 last.update(writes=writes, seen=seen, statements=statements.value)
 

@@ -269,6 +269,7 @@ class CxoneClient:
         self._tokens: TokenGate[CxoneToken] = TokenGate(self._fetch_token, is_stale=self._is_stale)
         self._sessions: dict[int, str] = {}
         self._session_changes: dict[int, str | None] = {}
+        self._joins: dict[int, asyncio.Future[str]] = {}  # joins under way, by agent
 
     async def __aenter__(self) -> CxoneClient:
         return self
@@ -358,6 +359,10 @@ class CxoneClient:
         """
         self._sessions.update(sessions)
 
+    def has_session(self, agent_id: int) -> bool:
+        """Whether a session is cached for the agent (joined, or adopted from an earlier window)."""
+        return agent_id in self._sessions
+
     def session_changes(self) -> dict[int, str | None]:
         """The sessions this client joined (their id) or found ended (None) since the last call, by agent.
 
@@ -375,7 +380,25 @@ class CxoneClient:
         self._session_changes[agent_id] = session_id
 
     async def join_session(self, agent_id: int) -> str:
-        """Join the agent's running session; its id (also cached for set_state)."""
+        """Join the agent's running session; its id (also cached for set_state).
+
+        One join per agent at a time: a second caller (a write while the session is being joined
+        ahead) waits for the first's answer. Two joins could answer in either order, and the cache
+        must not end up holding a session a later join has replaced.
+        """
+        pending = self._joins.get(agent_id)
+        if pending is None:
+            pending = self._joins[agent_id] = asyncio.ensure_future(self._join(agent_id))
+            pending.add_done_callback(lambda done: self._join_done(agent_id, done))
+        return await asyncio.shield(pending)
+
+    def _join_done(self, agent_id: int, done: asyncio.Future[str]) -> None:
+        if self._joins.get(agent_id) is done:
+            del self._joins[agent_id]
+        if not done.cancelled():
+            done.exception()  # retrieved: whoever awaited it got it; nobody else must be warned
+
+    async def _join(self, agent_id: int) -> str:
         response = await self._call("POST", "/agent-sessions/join", json={"asAgentId": agent_id}, idempotent=True)
         endpoint = endpoint_of(response)
         if response.status_code == 409:

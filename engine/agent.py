@@ -211,25 +211,37 @@ class AgentSync:
         """
         side, value = observation.side, observation.value
         issued_by = observation.at + self.policy.clock_skew  # latest issue time this can echo
-        # A write no longer awaited (superseded, or given up) may still land, but not after its echo
-        # timeout: a later sight of its value is a person's (the watch is pruned only when the agent
-        # is decided, which may be long after).
-        landed_by = observation.at - self.policy.echo_timeout - self.policy.clock_skew
-
-        def echoes(command: Command, awaited: bool) -> bool:
-            if command.side is not side or command.issued_at > issued_by or not command.is_echo(value):
-                return False
-            return awaited or command.sent_at >= landed_by
-
+        # Keyed by side: only this side's command and this side's watched commands can match (the
+        # watch holds a few per side), so most observations cost one look-up and no scan at all.
         active = self.commands[side]
-        if active is not None and active.status is not CommandStatus.FAILED and echoes(active, active.is_live):
+        if (
+            active is not None
+            and active.status is not CommandStatus.FAILED
+            and active.issued_at <= issued_by
+            and active.is_echo(value)
+            and (active.is_live or active.sent_at >= self._landed_by(observation))
+        ):
             self.commands[side] = None
             return active
+        if not self.watch:
+            return None
+        landed_by = self._landed_by(observation)
         for index, command in enumerate(self.watch):
-            if echoes(command, awaited=False):
+            if (
+                command.side is side
+                and command.issued_at <= issued_by
+                and command.sent_at >= landed_by
+                and command.is_echo(value)
+            ):
                 del self.watch[index]
                 return command
         return None
+
+    def _landed_by(self, observation: Observation) -> datetime:
+        # A write no longer awaited (superseded, or given up) may still land, but not after its echo
+        # timeout: a later sight of its value is a person's (the watch is pruned only when the agent
+        # is decided, which may be long after).
+        return observation.at - self.policy.echo_timeout - self.policy.clock_skew
 
     # -- 4-5: apply human changes --------------------------------------------------------------
 

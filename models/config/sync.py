@@ -30,7 +30,7 @@ class SyncSettings(ConfigModel):
     flap_threshold: int = Field(default=6, ge=2)
     flap_window_seconds: float = Field(default=60.0, gt=0)
     echo_timeout_seconds: float = Field(default=30.0, gt=0)
-    max_concurrency: int = Field(default=32, ge=1, le=1024)
+    max_concurrency: int = Field(default=64, ge=1, le=1024)
     store_url: SecretValue = Field(default=DEFAULT_STORE_URL, validate_default=True)
     budget_reserve_fraction: float = Field(default=0.2, ge=0, lt=1)
     # Deadlines and caps: what one bad answer may cost. One HTTP attempt (connect to last body byte);

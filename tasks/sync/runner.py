@@ -86,6 +86,7 @@ from presence_sync.tasks.sync.budget import PollBudget
 from presence_sync.tasks.sync.observations import cxone_observation, no_spell_observation, spell_observations
 from presence_sync.tasks.sync.record import agent_row, audit_rows
 from presence_sync.tasks.sync.rulebook import load_rulebook
+from presence_sync.tasks.sync.sessions import join_sessions_ahead
 from presence_sync.tasks.sync.sources import (
     CXONE_CURSOR,
     SALESFORCE_CURSOR,
@@ -307,6 +308,7 @@ class SyncRunner:
         self._reconciled_request: str | None = None
         self._anomaly_kinds: set[str] = set()
         self._notable: list[AuditRecord] = []
+        self._joining: asyncio.Task[int] | None = None  # CXone sessions joined ahead (tasks/sync/sessions.py)
 
     # -- lease ---------------------------------------------------------------------------------
 
@@ -339,6 +341,8 @@ class SyncRunner:
 
     async def close(self) -> None:
         """Save what the last writes came to, then hand the lease over at once."""
+        if self._joining is not None:
+            self._joining.cancel()
         try:
             if self.lease is not None:
                 await self._wait_for_writes(self.settings.write_deadline_seconds)
@@ -582,6 +586,12 @@ class SyncRunner:
         self._rejected = rejected_records(rejected)
         # The last window's agent sessions: its successor's first write to an agent needs no join.
         self.ctx.cxone.adopt_sessions(sessions)
+        # The others are joined now, in the background: a burst then costs one request per agent.
+        self._joining = join_sessions_ahead(
+            self.ctx.cxone,
+            [agent_id for agent_id, link in setup.links.items() if setup.rulebook.rule_for(link) is not None],
+            concurrency=self.settings.max_concurrency,
+        )
         self._reconciled_request = done
         self._sources = [
             CxonePollSource(self.ctx.cxone, cx_cursor),

@@ -57,10 +57,10 @@ async def test_burst_converges_every_linked_agent_with_constant_reads_per_tick()
     figures = report.figures
     linked = report.params["linked"]
     assert linked == 59  # agent 50 has no Salesforce user
-    assert figures["max_concurrency"] == 32  # the product default, as the config leaves it
+    assert figures["max_concurrency"] == 64  # the product default, as the config leaves it
     rows = figures["rows"]
-    assert set(rows) == {"32", "4"}
-    assert rows["32"]["default"] and not rows["4"]["default"]
+    assert set(rows) == {"64", "4"}
+    assert rows["64"]["default"] and not rows["4"]["default"]
     for level, row in rows.items():
         for direction in ("cxone_to_salesforce", "salesforce_to_cxone"):
             assert row[f"{direction}_writes"] == linked, level
@@ -80,12 +80,12 @@ async def test_burst_converges_every_linked_agent_with_constant_reads_per_tick()
         assert row["other_reads"] == {"cxone": 0, "salesforce": 0}, level
         assert row["statements_per_tick_max"] > 0
     # The first window ran on past the overlap: its quiet ticks there read one page per system.
-    assert rows["32"]["settled_quiet_ticks"] >= 1
-    assert rows["32"]["reads_per_settled_quiet_tick_max"] == {"cxone": 1, "salesforce": 1}
+    assert rows["64"]["settled_quiet_ticks"] >= 1
+    assert rows["64"]["reads_per_settled_quiet_tick_max"] == {"cxone": 1, "salesforce": 1}
     # Every write came back as its echo; the first window's count also holds the morning publish's.
-    assert rows["32"]["echoes"] == {"cxone->salesforce": 2 * linked, "salesforce->cxone": linked}
+    assert rows["64"]["echoes"] == {"cxone->salesforce": 2 * linked, "salesforce->cxone": linked}
     assert rows["4"]["echoes"] == {"cxone->salesforce": linked, "salesforce->cxone": linked}
-    assert figures["echoes"] == rows["32"]["echoes"]  # the flat figures are the default row's
+    assert figures["echoes"] == rows["64"]["echoes"]  # the flat figures are the default row's
     assert len(report.targets) == 2
 
 
@@ -128,7 +128,7 @@ def test_the_command_line_knows_every_benchmark_and_refuses_others(capsys: pytes
     with pytest.raises(SystemExit):
         parse_args(["no-such-bench"])
     assert "unknown benchmark" in capsys.readouterr().err
-    assert set(BENCHMARKS) == {"propagation", "burst", "engine", "first-output"}
+    assert set(BENCHMARKS) == {"propagation", "burst", "engine", "first-output", "scale", "client"}
 
 
 def test_the_command_line_runs_one_benchmark_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -141,3 +141,40 @@ def test_the_command_line_runs_one_benchmark_and_writes_json(tmp_path: Path, cap
     assert "cores (os.cpu_count())" in printed and "engine" in printed
     (saved,) = json.loads(out.read_text(encoding="utf-8"))
     assert saved["name"] == "engine" and saved["env"]["cpu_count"] == os.cpu_count()
+
+
+async def test_scale_times_bursts_and_steady_changes_against_their_floors_and_measures_the_sync_process() -> None:
+    # The naive design (bench/naive.py) is left out here: its Prefect server's start-up alone would double
+    # the test's time; `python -m bench scale --quick` runs it.
+    report = await run_benchmark(
+        "scale", agents=40, quick=True, interval=0.2, steady_seconds=3, naive_changes=0, store_url="none"
+    )
+
+    assert_common(report, "scale")
+    figures = report.figures
+    assert set(figures["stores"]) == {"sqlite"}
+    assert report.params["latency_ms"] == 50 and report.params["load_before"] and report.params["load_after"]
+    for window in ("first", "later"):
+        for direction in ("cxone_to_salesforce", "salesforce_to_cxone"):
+            key = f"burst_{window}_{direction}"
+            assert figures[f"{key}_seconds"] > 0 and figures[f"{key}_floor"] > 0
+            assert figures[f"{key}_requests"] >= figures[f"{key}_minimum_requests"] >= 1
+    # Sessions were kept (joined ahead in the first window): the later burst is one request per agent.
+    assert figures["burst_later_salesforce_to_cxone_requests"] == figures["burst_later_salesforce_to_cxone_minimum_requests"]
+    for direction in ("cxone_to_salesforce", "salesforce_to_cxone"):
+        assert figures[f"steady_{direction}_missed"] == 0 and figures[f"steady_during_burst_{direction}_missed"] == 0
+        assert figures[f"floor_{direction}_p95"] > 0
+    assert figures["steady_changes"] > 0 and figures["rss_max_mb"] > 0 and figures["cpu_ms_per_change"] > 0
+    assert figures["salesforce_calls_per_day"] > 0
+    assert "naive_speedup" not in figures
+    assert any("p95" in t.text for t in report.targets) and any("RSS" in t.text for t in report.targets)
+
+
+async def test_client_measures_cpu_per_request_for_each_concurrency_and_each_client() -> None:
+    report = await run_benchmark("client", quick=True, requests=40)
+
+    assert_common(report, "client")
+    for level in (8, 32, 64):
+        for client in ("poolset", "one_pool", "bare"):
+            assert report.figures[f"c{level}_{client}_ms_per_request"] > 0
+    assert len(report.targets) == 3

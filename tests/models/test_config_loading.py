@@ -263,7 +263,7 @@ def test_defaults_apply_when_sync_is_omitted(tmp_path: Path) -> None:
     sync = parse_config(text, config_dir=tmp_path, environ=DEMO_ENV).sync
 
     assert (sync.interval_seconds, sync.window_minutes, sync.conflict_policy, sync.flap_threshold) == (1.0, 10, "newest_wins", 6)
-    assert (sync.echo_timeout_seconds, sync.max_concurrency, sync.budget_reserve_fraction) == (30.0, 32, 0.2)
+    assert (sync.echo_timeout_seconds, sync.max_concurrency, sync.budget_reserve_fraction) == (30.0, 64, 0.2)
     assert sync.store_url.get_secret_value() == f"sqlite:///{tmp_path / '.presence-sync' / 'state.db'}"
 
 

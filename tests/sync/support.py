@@ -28,6 +28,7 @@ from presence_sync.models.config import load_config, write_emulator_config
 from presence_sync.tasks.context import Context, Transports, connector_options, open_store
 from presence_sync.tasks.onboarding import run_steps
 from presence_sync.tasks.sync.runner import SyncRunner
+from presence_sync.tasks.sync.sessions import joined_ahead
 
 AGENTS = 8
 FIRST_AGENT_ID = 1_000_001
@@ -141,6 +142,7 @@ class World:
     async def runner(self, ctx: Context, holder: str = "run-1", **options: Any) -> SyncRunner:
         runner = SyncRunner(ctx, holder=holder, clock=self.clock, **options)
         assert await runner.acquire(), "the sync lease should be free"
+        await joined_ahead()  # the CXone sessions the runner joins ahead of need: a known state to start from
         return runner
 
     async def ticks(self, runner: SyncRunner, count: int, seconds: float = 1.0) -> None:

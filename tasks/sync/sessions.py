@@ -1,0 +1,84 @@
+"""CXone agent sessions joined ahead of need: at a window's start, in the background, a few at a time.
+
+Setting an agent's CXone state needs a joined session (apis.md C3); a window with none kept from its
+predecessor would otherwise join in the middle of a burst, two requests per agent where one will do.
+So the holder joins every linked agent without a kept session as soon as it has loaded, with a bound
+of its own below the client's (polls and writes keep their share of the client's slots). The client
+caches what it joins and reports it in `session_changes()`, which the tick's commit saves for the next
+window. An agent that is logged out (409) or not ours to act for (403) is simply left: its first write
+says why, as it always did.
+
+    joining = join_sessions_ahead(ctx.cxone, linked_agent_ids, concurrency=ctx.config.sync.max_concurrency)
+    ...                                  # the ticks run meanwhile; `joining` ends on its own
+    joining.cancel()                     # or when the window closes first
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+from presence_sync.connectors import ConnectorError, CxoneClient
+
+logger = logging.getLogger(__name__)
+
+AHEAD_SHARE = 4  # the joins take at most 1/AHEAD_SHARE of the client's concurrency bound
+
+_running: set[asyncio.Task[int]] = set()  # strong references: a task nobody holds may be collected
+
+
+async def join_ahead(cxone: CxoneClient, agent_ids: Iterable[int], *, concurrency: int) -> int:
+    """Join the session of each agent in `agent_ids` the client has none for, `concurrency` at a time;
+    how many were joined. Agents that can't be joined now are skipped (their write will say why)."""
+    wanted = [agent_id for agent_id in agent_ids if not cxone.has_session(agent_id)]
+    if not wanted:
+        return 0
+    queue = iter(wanted)
+    joined = 0
+
+    async def worker() -> None:
+        nonlocal joined
+        for agent_id in queue:
+            if cxone.has_session(agent_id):  # a write joined it meanwhile
+                continue
+            try:
+                await cxone.join_session(agent_id)
+            except ConnectorError as error:
+                logger.debug("CXone session of agent %s not joined ahead: %s", agent_id, error)
+                continue
+            joined += 1
+
+    await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(wanted))))))
+    logger.info("CXone: joined %d of %d agent sessions ahead of need", joined, len(wanted))
+    return joined
+
+
+def join_sessions_ahead(cxone: CxoneClient, agent_ids: Iterable[int], *, concurrency: int) -> asyncio.Task[int]:
+    """`join_ahead` in the background at 1/AHEAD_SHARE of `concurrency`; the task ends on its own, or
+    quietly when the client closes under it. Below AHEAD_SHARE there is no slot to spare (the writes
+    would wait for the joins), so nothing is joined ahead: sessions are joined when first needed."""
+    share = concurrency // AHEAD_SHARE
+
+    async def run() -> int:
+        if share < 1:
+            return 0
+        try:
+            return await join_ahead(cxone, list(agent_ids), concurrency=share)
+        except RuntimeError as error:  # the client was closed (the window ended first)
+            logger.debug("joining CXone sessions ahead stopped: %s", error)
+            return 0
+
+    task = asyncio.get_running_loop().create_task(run(), name="cxone-sessions-ahead")
+    _running.add(task)
+    task.add_done_callback(_running.discard)
+    return task
+
+
+async def joined_ahead() -> None:
+    """Until every join-ahead started in this event loop has ended (for tests and the bench: a known state)."""
+    while pending := [task for task in _running if not task.done()]:
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+__all__ = ["AHEAD_SHARE", "join_ahead", "join_sessions_ahead", "joined_ahead"]
