@@ -98,7 +98,7 @@ POOL_CONNECTIONS = 8  # connections per httpx client: httpcore's per-request poo
 
 
 class PoolSet:
-    """Several small httpx clients used round-robin, as one client: `await pools.request(...)`.
+    """Several small httpx clients used round-robin, as one client: `await pools.send(request)`.
 
     httpcore's pool does bookkeeping over every connection it holds on each request (an expiry check
     that polls each socket, an idle scan quadratic in the pool size), so one pool of 32 connections
@@ -106,7 +106,7 @@ class PoolSet:
     requests in flight stays the session's semaphore; each pool holds at most POOL_CONNECTIONS.
 
         pools = PoolSet.build(transport=None, timeout=DEFAULT_TIMEOUT, headers={}, max_concurrency=32)
-        response = await pools.request("GET", "https://api.example/agents")  # one of 4 clients of 8
+        response = await pools.send(pools.build_request("GET", "https://api.example/agents"))  # 1 of 4
         await pools.aclose()
 
     A given transport (in-process emulators, tests) gets one client: it is its own pool.
@@ -138,8 +138,13 @@ class PoolSet:
             for _ in range(pools)
         ])
 
-    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        return await next(self._turn).request(method, url, **kwargs)
+    def build_request(self, method: str, url: str, **kwargs: Any) -> httpx.Request:
+        # Every client has the same headers and timeouts: any of them builds the request.
+        return self.clients[0].build_request(method, url, **kwargs)
+
+    async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        """Send on the next client in turn (`httpx.AsyncClient.send`'s arguments)."""
+        return await next(self._turn).send(request, **kwargs)
 
     async def aclose(self) -> None:
         for client in self.clients:
