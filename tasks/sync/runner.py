@@ -64,6 +64,7 @@ from presence_sync.models.store import Lease, LeaseLostError, Store
 from presence_sync.tasks.context import Context
 from presence_sync.tasks.sync.apply import WriteTargets, apply_writes
 from presence_sync.tasks.sync.budget import PollBudget
+from presence_sync.tasks.sync.console_channel import CONSOLE_CURSOR, ConsoleChannel, open_console_channel
 from presence_sync.tasks.sync.observations import cxone_observation, no_spell_observation, spell_observations
 from presence_sync.tasks.sync.record import agent_row, audit_rows
 from presence_sync.tasks.sync.rulebook import load_rulebook
@@ -261,6 +262,7 @@ class SyncRunner:
         self._reconciled_request: str | None = None
         self._anomaly_kinds: set[str] = set()
         self._notable: list[AuditRecord] = []
+        self.console: ConsoleChannel | None = None
 
     # -- lease ---------------------------------------------------------------------------------
 
@@ -296,6 +298,8 @@ class SyncRunner:
                 if self._pending:
                     await self._commit()
         finally:
+            if self.console is not None:
+                await self.console.close()
             await self.release()
 
     # -- the tick ------------------------------------------------------------------------------
@@ -312,6 +316,10 @@ class SyncRunner:
         due = self._wake.pop_due(now)
         decision = decide(setup.rulebook, setup.links, self.memory, observations, now, self.policy, due_agents=due)
         self._take(decision.memory, decision.audit)
+        # What became of earlier console commands (failed, lost) reaches the engine like any write result.
+        late_results = [r for _, polled in batches for r in polled.write_results]
+        if late_results:
+            self._take(*record_write_results(self.memory, late_results, now, self.policy))
         self._wake.update({agent_id: self.memory[agent_id] for agent_id in due if agent_id in self.memory})
         for _, polled in batches:
             self._pending.cursors.update(polled.cursors)
@@ -336,7 +344,8 @@ class SyncRunner:
                 continue
             if isinstance(answer, BaseException):
                 raise answer
-            self.stats.api_reads[source.system] += answer.api_reads
+            if answer.api_reads:
+                self.stats.api_reads[source.system] += answer.api_reads
             await self._skipped(source.system, answer.problems)
             batches.append((source, answer))
         if any(source.system == "Salesforce" for source, _ in batches):
@@ -353,7 +362,8 @@ class SyncRunner:
             return []
         setup = self._require_setup()
         applying = asyncio.ensure_future(apply_writes(
-            writes, self.ctx.salesforce, self.ctx.cxone, setup.targets, concurrency=self.settings.max_concurrency
+            writes, self.ctx.salesforce, self.ctx.cxone, setup.targets, concurrency=self.settings.max_concurrency,
+            salesforce_writer=self.console.writer if self.console is not None else None,
         ))
         try:
             # A burst can take longer than the lease lives: keep it while applying, so that no other
@@ -450,22 +460,28 @@ class SyncRunner:
                 await self._anomaly("memory-unreadable", f"agent {agent_id}: {error}; starting it afresh")
         self._wake = WakeQueue(self.memory)
         await asyncio.to_thread(store.prune_seen_spells, self.clock() - SEEN_SPELLS_KEPT)
-        cx_cursor, sf_cursor, seen, done, sessions = await asyncio.gather(
+        cx_cursor, sf_cursor, seen, done, sessions, console_cursor = await asyncio.gather(
             asyncio.to_thread(store.get_cursor, CXONE_CURSOR),
             asyncio.to_thread(store.get_cursor, SALESFORCE_CURSOR),
             asyncio.to_thread(store.seen_spells),
             asyncio.to_thread(store.get_cursor, RECONCILE_DONE_CURSOR),
             asyncio.to_thread(store.cxone_sessions),
+            asyncio.to_thread(store.get_cursor, CONSOLE_CURSOR),
         )
         # The last window's agent sessions: its successor's first write to an agent needs no join.
         self.ctx.cxone.adopt_sessions(sessions)
         self._reconciled_request = done
+        self.console = await open_console_channel(
+            self.ctx.config.console, setup.agents_by_user, setup.targets.status_ids, console_cursor)
         self._sources = [
             CxonePollSource(self.ctx.cxone, cx_cursor),
             SalesforcePollSource(
-                self.ctx.salesforce, sf_cursor, seen, self.budget, setup.agents_by_user, self.policy.clock_skew
+                self.ctx.salesforce, sf_cursor, seen, self.budget, setup.agents_by_user, self.policy.clock_skew,
+                interval_factor=self.console.source.poll_factor if self.console is not None else None,
             ),
         ]
+        if self.console is not None:
+            self._sources.append(self.console.source)
 
     def _take(self, changed: Mapping[int, AgentMemory], audit: Iterable[AuditRecord]) -> None:
         """Fold changed memory and new audit records in; both are saved by the next commit."""
