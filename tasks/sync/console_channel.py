@@ -52,6 +52,9 @@ CONSOLE_CURSOR = "console-events"
 CONSOLE_STATUS_CURSOR = "console-status"  # JSON: connected consoles, poll relaxed, polls saved (for `status`)
 READ_LIMIT = 5000
 PUSH_SOURCE_PREFIX = "console-push:"
+# How the audit names console outcomes (validate's diagnosis finds them by these words).
+LOST = "console command lost: "
+REFUSED = "the agent's console refused it: "
 
 
 def broker_command_id(write: Write) -> str:
@@ -181,10 +184,10 @@ class ConsoleEventSource:
         command_id = engine_command_id(event.command_id)
         if event.outcome == "failed":
             polled.write_results.append(WriteResult(
-                agent_id, command_id, WriteOutcome.PERMANENT, f"the agent's console refused it: {event.error}"))
+                agent_id, command_id, WriteOutcome.PERMANENT, f"{REFUSED}{event.error}"))
         elif event.outcome == "lost":
             polled.write_results.append(WriteResult(
-                agent_id, command_id, WriteOutcome.TRANSIENT, f"console command lost: {event.reason}"))
+                agent_id, command_id, WriteOutcome.TRANSIENT, f"{LOST}{event.reason}"))
 
     def _status_name(self, status: Any) -> str | None:
         if status is None:

@@ -29,6 +29,7 @@ from presence_sync.engine import CxoneState, CxoneTarget, Direction, Outcome, Pr
 from presence_sync.engine.audit import OFFLINE
 from presence_sync.models.store import AgentLink, Audit
 from presence_sync.tasks.context import Context
+from presence_sync.tasks.sync.console_channel import LOST, REFUSED
 from presence_sync.tasks.sync.status import sync_activity
 from presence_sync.tasks.validate.report import Cause, Diagnosis, Hop, HopResult, ValidationError
 from presence_sync.tasks.validate.trips import RoundTrip
@@ -178,7 +179,10 @@ class HopRunner:
             latest[0] = await current_spell(sf, link.sf_user_id)
             return _status(latest[0]) == trip.status
 
-        waited = await wait_for(arrived, self.timeout, self.poll, self._carrier_missing)
+        async def hopeless() -> Diagnosis | None:
+            return self._console_outcome_since(set_at) or await self._carrier_missing()
+
+        waited = await wait_for(arrived, self.timeout, self.poll, hopeless)
         observed = f"Salesforce {_label(latest[0])}"
         if waited.seconds is not None:
             await self._sync_saw_its_echo(Direction.CXONE_TO_SALESFORCE, set_at)
@@ -303,6 +307,31 @@ class HopRunner:
             "have the agent open the Salesforce service console with the Presence Sync Applier utility item "
             "(salesforce/README.md), then validate again",
         )
+
+    def _console_outcome_since(self, since: datetime) -> Diagnosis | None:
+        """What the console gateway said of the sync's command for this agent: lost or refused (None: neither)."""
+        rows = self.ctx.store.reports.audit_for(self.link.cxone_agent_id, since=since, limit=20)
+        for row in rows:
+            if row.direction != "cxone->salesforce":
+                continue
+            if REFUSED in row.reason:
+                error = row.reason.split(REFUSED, 1)[1]
+                return Diagnosis(
+                    Cause.CONSOLE_REFUSED,
+                    f"{self.link.sf_username}'s console received the sync's command ({row.to_value}) and the "
+                    f"Omni-Channel toolkit refused it: {error}",
+                    "give the agent's profile access to that status (Setup → Profiles → Enabled Service Presence "
+                    "Status Access, or list it under profiles in the config and run onboarding)",
+                )
+            if LOST in row.reason:
+                why = row.reason.split(LOST, 1)[1].split(");", 1)[0]
+                return Diagnosis(
+                    Cause.CONSOLE_CLOSED,
+                    f"the sync's command for {self.link.sf_username} ({row.to_value}) was lost: {why}.",
+                    "have the agent open the Salesforce service console with the Presence Sync Applier utility item "
+                    "(it connects to the console gateway; salesforce/README.md), then validate again",
+                )
+        return None
 
     def _timed_out(self, what: str, expected: str) -> Diagnosis:
         last = self._last_decision()

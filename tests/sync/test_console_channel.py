@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -17,6 +18,9 @@ import pytest
 from presence_sync.tasks.context import Context
 from presence_sync.tasks.sync.console_channel import CONSOLE_STATUS_CURSOR, stop_embedded_gateways
 from presence_sync.tasks.sync.runner import SyncRunner
+from presence_sync.tasks.sync.status import read_status
+from presence_sync.tasks.validate.hops import HopRunner
+from presence_sync.tasks.validate.report import Cause, Diagnosis
 from tests.sync.support import AGENTS, World, agent_id
 
 SECRET = "sync-test-gateway-secret-0123456789-abcdefgh"
@@ -60,6 +64,13 @@ async def tick_until(world: World, runner: SyncRunner, condition: Any, what: str
     raise AssertionError(f"not within {limit} ticks: {what}")
 
 
+def diagnosis_for(world: World, ctx: Context, i: int, since: datetime) -> Diagnosis | None:
+    """What validate's CXone -> Salesforce hop would name for agent i from the sync's audit since `since`."""
+    [link] = [link for link in ctx.store.setup.load_links() if link.cxone_agent_id == agent_id(i)]
+    hops = HopRunner(ctx, link, None, {}, None, 1.0, 0.1)  # type: ignore[arg-type]
+    return hops._console_outcome_since(since)
+
+
 def audit(ctx: Context, i: int) -> list[Any]:
     return list(reversed(ctx.store.reports.audit_for(agent_id(i), limit=500)))
 
@@ -87,6 +98,7 @@ async def test_a_closed_console_gives_lost_in_the_audit(world: World, console_ct
     await tick_until(world, runner, lambda: all(world.sf(i) == "Available_for_Chats" for i in range(1, AGENTS + 1)),
                      "the first writes applied")
     await asyncio.to_thread(world.stack.salesforce.set_console, world.sf_user(3), False)
+    since = world.clock()
     world.pick_cx(3, "Unavailable", "Lunch")
 
     def lost() -> bool:
@@ -94,6 +106,9 @@ async def test_a_closed_console_gives_lost_in_the_audit(world: World, console_ct
 
     await tick_until(world, runner, lost, "a lost command in agent 3's audit")
     assert world.sf(3) == "Available_for_Chats"
+    diagnosis = diagnosis_for(world, console_ctx, 3, since)
+    assert diagnosis is not None and diagnosis.cause is Cause.CONSOLE_CLOSED
+    assert "no console connected for this agent" in diagnosis.explanation
     await runner.close()
 
 
@@ -103,6 +118,7 @@ async def test_a_refused_status_fails_with_the_consoles_error_and_is_not_retried
     await tick_until(world, runner, lambda: all(world.sf(i) == "Available_for_Chats" for i in range(1, AGENTS + 1)),
                      "the first writes applied")
     await asyncio.to_thread(world.stack.salesforce.set_console, world.sf_user(2), True, None, ["On_Break"])
+    since = world.clock()
     world.pick_cx(2, "Unavailable", "Break")
 
     def failed() -> list[Any]:
@@ -111,6 +127,9 @@ async def test_a_refused_status_fails_with_the_consoles_error_and_is_not_retried
     await tick_until(world, runner, lambda: bool(failed()), "a failed write in agent 2's audit")
     [record] = failed()
     assert "the agent's console refused it: You don't have access to the presence status On Break." in record.reason
+    diagnosis = diagnosis_for(world, console_ctx, 2, since)
+    assert diagnosis is not None and diagnosis.cause is Cause.CONSOLE_REFUSED
+    assert "You don't have access to the presence status On Break." in diagnosis.explanation
     received = world.stack.salesforce.consoles.stats()["commands_received"]
     await world.ticks(runner, 5)
     assert world.stack.salesforce.consoles.stats()["commands_received"] == received  # not retried blindly
@@ -125,6 +144,8 @@ async def test_a_pushed_manual_change_reaches_cxone_without_a_presence_query(
     await world.ticks(runner, 2)  # a poll now sees every console connected: the next one waits longer
     status = json.loads(console_ctx.store.sync.get_cursor(CONSOLE_STATUS_CURSOR) or "{}")
     assert status["connected_agents"] == AGENTS and status["poll_relaxed"] is True
+    report = read_status(console_ctx.store).consoles
+    assert report is not None and report.connected_agents == AGENTS and report.linked_agents == AGENTS
 
     queries = world.api_requests("salesforce", "/query")
     world.pick_sf(4, "On_Break")
