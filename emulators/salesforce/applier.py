@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,8 @@ class PresenceApplier:
         self.published = 0
         self.applied = 0
         self.lost: Counter[str] = Counter()
+        # Told of every change it applies (user id, status id or None): the console sees it like any change.
+        self.on_change: Callable[[str, str | None], None] | None = None
 
     def console(self, user_id: str) -> Console:
         """Every user's console starts open, with the emulator's default delay."""
@@ -129,8 +131,10 @@ class PresenceApplier:
             if status["DeveloperName"] in self.console(user_id).denied_statuses:
                 self.lost["denied"] += 1
                 return
-        self.presence.change(user_id, status_id, self.clock.now())
+        changed = self.presence.change(user_id, status_id, self.clock.now())
         self.applied += 1
+        if changed and self.on_change is not None:
+            self.on_change(user_id, status_id)
 
     def stats(self) -> dict[str, Any]:
         return {

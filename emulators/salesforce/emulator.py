@@ -25,7 +25,7 @@ from presence_sync.emulators.faults import EmulatorClock, FaultInjector
 from presence_sync.emulators.salesforce.applier import Console, PresenceApplier
 from presence_sync.emulators.salesforce.auth import Session, SessionStore
 from presence_sync.emulators.salesforce.budget import ApiBudget
-from presence_sync.emulators.salesforce.consoles import MANUAL_REASON, GatewayConsoles
+from presence_sync.emulators.salesforce.consoles import MANUAL_REASON, TOOLKIT_REASON, GatewayConsoles
 from presence_sync.emulators.salesforce.cursors import QueryCursors
 from presence_sync.emulators.salesforce.errors import NoStatusAccessError, UnknownStatusError, UnknownUserError
 from presence_sync.emulators.salesforce.hosts import RequestHosts
@@ -72,6 +72,7 @@ class SalesforceEmulator:
         self.applier = PresenceApplier(self.org, self.presence, self.clock, self.lock,
                                        self.options.default_apply_delay_ms)
         self.consoles = GatewayConsoles(self.org, self.presence, self.clock, self.lock, self.applier.console)
+        self.applier.on_change = self._applied_from_event
         self.sessions = SessionStore(self.org.org_id)
         self.budget = ApiBudget(self.org.settings)
         self.cursors = QueryCursors(self.org.ids, self.options.query_page_size)
@@ -183,6 +184,12 @@ class SalesforceEmulator:
             console = self.applier.set_console(user_id, open, apply_delay_ms, denied_statuses)
         self.consoles.refresh(user_id)
         return console
+
+    def _applied_from_event(self, user_id: str, status_id: str | None) -> None:
+        # omniChannelStatusChanged fires in the console for a change a toolkit call made, whoever asked.
+        if self.consoles.running:
+            self.consoles.changed(user_id, self.org.status(status_id) if status_id else None,
+                                  TOOLKIT_REASON if status_id else None)
 
     def connect_consoles(self, url: str, secret: str, user_ids: Iterable[str] | None = None) -> list[str]:
         """Every agent's console (or those of `user_ids`) connects to the presence-sync gateway at `url`.

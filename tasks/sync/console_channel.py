@@ -12,6 +12,7 @@ reading the broker's events after a cursor the runner saves with each tick (`CON
 | `lost` | a transient `WriteResult` naming why (no console; no answer in time): retried with backoff |
 | `ignored` | nothing (a superseded, repeated or stale command: a newer one carries the intent) |
 | a pushed change | an observation of the agent's Salesforce status, as a poll would give, one round trip later |
+| a push naming an older command of ours | nothing: the late echo of a superseded write |
 
 A retry of a write is a new broker command (`<engine command id>.<attempt>`), since the broker ignores an
 id it holds already; a replayed tick (same attempt) is ignored there, so nothing is applied twice.
@@ -33,7 +34,7 @@ import json
 import logging
 import socket
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -52,6 +53,9 @@ CONSOLE_CURSOR = "console-events"
 CONSOLE_STATUS_CURSOR = "console-status"  # JSON: connected consoles, poll relaxed, polls saved (for `status`)
 READ_LIMIT = 5000
 PUSH_SOURCE_PREFIX = "console-push:"
+PUSHES_REMEMBERED = 4
+# A pushed change and the spell the poll reads for it are stamped by the console's and Salesforce's clocks.
+PUSH_MATCH_TOLERANCE = timedelta(seconds=2)
 # How the audit names console outcomes (validate's diagnosis finds them by these words).
 LOST = "console command lost: "
 REFUSED = "the agent's console refused it: "
@@ -114,8 +118,12 @@ class ConsoleEventSource:
     system = "Console"
 
     def __init__(self, broker: ConsoleBroker, cursor: str | None, agents_by_user: Mapping[str, int],
-                 status_names: Mapping[str, str], relaxed_factor: float = 1.0) -> None:
+                 status_names: Mapping[str, str], relaxed_factor: float = 1.0,
+                 current_command: Callable[[int], str | None] | None = None) -> None:
         self.broker = broker
+        # The engine's Salesforce command in flight for an agent (the runner's memory): a push caused
+        # by an older command of ours is its late echo, not news.
+        self.current_command = current_command
         self.cursor = int(cursor) if cursor and cursor.isdigit() else 0
         self.agents_by_user = {_id18(user): agent for user, agent in agents_by_user.items()}
         self.status_names = {_id18(status_id): name for status_id, name in status_names.items()}
@@ -123,6 +131,7 @@ class ConsoleEventSource:
         self.connected_users: frozenset[str] = frozenset()
         self.connected_consoles = 0
         self.polls_saved = 0.0  # UserServicePresence polls not made (each at least one API call)
+        self._pushed: dict[int, list[tuple[str | None, datetime]]] = {}  # the last few pushes per agent
 
     def ready(self, now: datetime) -> bool:
         return True
@@ -166,6 +175,10 @@ class ConsoleEventSource:
                 self._outcome(polled, agent_id, event)
                 continue
             name = self._status_name(event.status)
+            self._remember(agent_id, name, event.at)
+            if event.command_id is not None and self.current_command is not None and (
+                    engine_command_id(event.command_id) != self.current_command(agent_id)):
+                continue
             if event.event == "status_changed" and name is None:
                 polled.problems.append(f"console push for agent {agent_id}: unknown presence status")
                 continue
@@ -176,6 +189,18 @@ class ConsoleEventSource:
         if events:
             polled.cursors[CONSOLE_CURSOR] = str(events[-1].seq)
         return polled
+
+    def _remember(self, agent_id: int, value: str | None, at: datetime) -> None:
+        recent = self._pushed.setdefault(agent_id, [])
+        recent.append((value, at))
+        del recent[:-PUSHES_REMEMBERED]
+
+    def reported(self, observation: Observation) -> bool:
+        """Whether a console already pushed this change (the poll reads the same spell later: not news)."""
+        return any(
+            value == observation.value and abs(at - observation.at) <= PUSH_MATCH_TOLERANCE
+            for value, at in self._pushed.get(observation.agent_id, ())
+        )
 
     def _outcome(self, polled: Polled, agent_id: int, event: CommandOutcome) -> None:
         # `applied` is confirmed by the console's own report of the change (the toolkit push naming the
@@ -216,8 +241,14 @@ class ConsoleChannel:
 
 
 async def open_console_channel(settings: ConsoleSettings, agents_by_user: Mapping[str, int],
-                               status_ids: Mapping[str, str], cursor: str | None) -> ConsoleChannel | None:
-    """The channel for `console.channel: gateway`; None for the platform-event path."""
+                               status_ids: Mapping[str, str], cursor: str | None,
+                               current_command: Callable[[int], str | None] | None = None,
+                               known: Mapping[int, tuple[str | None, datetime]] | None = None) -> ConsoleChannel | None:
+    """The channel for `console.channel: gateway`; None for the platform-event path.
+
+    `known`: what each agent's Salesforce side last showed, and since when (the sync's memory), so that
+    a spell a previous window learnt of from a push is no news when this window's first poll reads it.
+    """
     if not settings.gateway:
         return None
     if settings.broker_url is None:
@@ -230,10 +261,13 @@ async def open_console_channel(settings: ConsoleSettings, agents_by_user: Mappin
         broker = await PostgresBroker.open(settings.broker_url.get_secret_value())
         owns, url = True, None
     names = {status_id: name for name, status_id in status_ids.items()}
+    source = ConsoleEventSource(broker, cursor, agents_by_user, names, settings.relaxed_poll_factor, current_command)
+    for agent_id, (value, at) in (known or {}).items():
+        source._remember(agent_id, value, at)
     return ConsoleChannel(
         broker=broker,
         writer=ConsoleWriter(broker, timedelta(seconds=settings.ack_timeout_seconds)),
-        source=ConsoleEventSource(broker, cursor, agents_by_user, names, settings.relaxed_poll_factor),
+        source=source,
         owns_broker=owns,
         gateway_url=url,
     )

@@ -472,16 +472,24 @@ class SyncRunner:
         self.ctx.cxone.adopt_sessions(sessions)
         self._reconciled_request = done
         self.console = await open_console_channel(
-            self.ctx.config.console, setup.agents_by_user, setup.targets.status_ids, console_cursor)
+            self.ctx.config.console, setup.agents_by_user, setup.targets.status_ids, console_cursor,
+            current_command=self._salesforce_command_id,
+            known={agent: (m.salesforce, m.salesforce_at) for agent, m in self.memory.items() if m.salesforce_at})
         self._sources = [
             CxonePollSource(self.ctx.cxone, cx_cursor),
             SalesforcePollSource(
                 self.ctx.salesforce, sf_cursor, seen, self.budget, setup.agents_by_user, self.policy.clock_skew,
                 interval_factor=self.console.source.poll_factor if self.console is not None else None,
+                already_reported=self.console.source.reported if self.console is not None else None,
             ),
         ]
         if self.console is not None:
             self._sources.append(self.console.source)
+
+    def _salesforce_command_id(self, agent_id: int) -> str | None:
+        memory = self.memory.get(agent_id)
+        command = memory.salesforce_command if memory is not None else None
+        return command.command_id if command is not None else None
 
     def _take(self, changed: Mapping[int, AgentMemory], audit: Iterable[AuditRecord]) -> None:
         """Fold changed memory and new audit records in; both are saved by the next commit."""

@@ -100,7 +100,8 @@ class SalesforcePollSource:
     from). Each poll asks for spells that started or ended after `watermark - SPELL_OVERLAP`; keys
     already seen in the overlap are dropped. Only spells of `agents_by_user` (linked users) count.
     `budget` sets how often it polls; `interval_factor` stretches that while something else (consoles
-    pushing their changes) already reports what the poll would find.
+    pushing their changes) already reports what the poll would find, and `already_reported` drops a
+    spell that such a report carried already.
     """
 
     system = "Salesforce"
@@ -114,9 +115,11 @@ class SalesforcePollSource:
         agents_by_user: Mapping[str, int],
         clock_skew: timedelta = timedelta(seconds=1),
         interval_factor: Callable[[], float] | None = None,
+        already_reported: Callable[[Observation], bool] | None = None,
     ) -> None:
         self.salesforce = salesforce
         self.interval_factor = interval_factor
+        self.already_reported = already_reported
         self.clock_skew = clock_skew
         self.watermark = None if cursor is None else parse_api_time(cursor, "the saved Salesforce watermark")
         self.seen = set(seen)
@@ -146,7 +149,8 @@ class SalesforcePollSource:
             # A spell read again only because it ended now: its start is older than the window, seen before.
             if key not in self.seen and (floor is None or observation.at > floor):
                 polled.seen_keys.append(key)
-                polled.observations.append(observation)
+                if self.already_reported is None or not self.already_reported(observation):
+                    polled.observations.append(observation)
         # Read up to: the newest spell, or at least our poll's start less the clock skew allowed
         # (Salesforce's clock may be that far behind ours; late commits are what the overlap is for).
         known = [spell.latest for spell in spells] + ([self.watermark] if self.watermark is not None else [])
