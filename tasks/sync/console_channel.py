@@ -70,6 +70,12 @@ def engine_command_id(broker_id: str) -> str:
     return broker_id.rsplit(".", 1)[0]
 
 
+def is_sync_command(broker_id: str) -> bool:
+    """Whether a broker command id is one the sync gave (`<engine command id>.<attempt>`)."""
+    _, dot, attempt = broker_id.rpartition(".")
+    return bool(dot) and attempt.isdigit()
+
+
 def _id18(user_id: str) -> str:
     try:
         return salesforce_id_18(user_id)
@@ -176,8 +182,7 @@ class ConsoleEventSource:
                 continue
             name = self._status_name(event.status)
             self._remember(agent_id, name, event.at)
-            if event.command_id is not None and self.current_command is not None and (
-                    engine_command_id(event.command_id) != self.current_command(agent_id)):
+            if self._late_echo(agent_id, event.command_id):
                 continue
             if event.event == "status_changed" and name is None:
                 polled.problems.append(f"console push for agent {agent_id}: unknown presence status")
@@ -189,6 +194,12 @@ class ConsoleEventSource:
         if events:
             polled.cursors[CONSOLE_CURSOR] = str(events[-1].seq)
         return polled
+
+    def _late_echo(self, agent_id: int, command_id: str | None) -> bool:
+        """A push caused by one of the sync's commands that is no longer the one in flight."""
+        if command_id is None or self.current_command is None or not is_sync_command(command_id):
+            return False  # someone else's change (another toolkit user, a validation run): news
+        return engine_command_id(command_id) != self.current_command(agent_id)
 
     def _remember(self, agent_id: int, value: str | None, at: datetime) -> None:
         recent = self._pushed.setdefault(agent_id, [])
@@ -271,6 +282,17 @@ async def open_console_channel(settings: ConsoleSettings, agents_by_user: Mappin
         owns_broker=owns,
         gateway_url=url,
     )
+
+
+async def submit_command(settings: ConsoleSettings, command: ConsoleCommand) -> None:
+    """One command through the config's broker, outside a sync window (validation's own hop)."""
+    channel = await open_console_channel(settings, {}, {}, None)
+    if channel is None:
+        raise ValueError("console.channel is not `gateway`: commands go out as platform events")
+    try:
+        await channel.broker.submit([command])
+    finally:
+        await channel.close()
 
 
 # ---- the embedded gateway (one process: the demo, a single machine)

@@ -29,13 +29,15 @@ from presence_sync.engine import CxoneState, CxoneTarget, Direction, Outcome, Pr
 from presence_sync.engine.audit import OFFLINE
 from presence_sync.models.store import AgentLink, Audit
 from presence_sync.tasks.context import Context
-from presence_sync.tasks.sync.console_channel import LOST, REFUSED
+from presence_sync.connectors.console.broker import ConsoleCommand
+from presence_sync.tasks.sync.console_channel import LOST, REFUSED, submit_command
 from presence_sync.tasks.sync.status import sync_activity
 from presence_sync.tasks.validate.report import Cause, Diagnosis, Hop, HopResult, ValidationError
 from presence_sync.tasks.validate.trips import RoundTrip
-from presence_sync.tasks.validate.waiting import sync_not_running, wait_for
+from presence_sync.tasks.validate.waiting import sync_not_running, sync_running, wait_for
 
 COMMAND_REASON = "presence-sync validation"
+HANDOVER_GRACE_SECONDS = 5.0  # as long as a window may take to take the lease over from the last
 
 
 def cxone_label(value: CxoneState | CxoneTarget | PreviousState | None) -> str:
@@ -248,7 +250,13 @@ class HopRunner:
         await wait_for(seen, self.timeout, self.poll)
 
     async def _publish(self, status_id: str) -> Diagnosis | None:
-        """Publish one presence command for the agent; the diagnosis when Salesforce refuses it."""
+        """Publish one presence command for the agent; the diagnosis when Salesforce refuses it.
+
+        With the console gateway the command goes through the broker to the agent's console, as the
+        sync's do (a console on the gateway transport no longer listens to platform events).
+        """
+        if self.ctx.config.console.gateway:
+            return await self._submit_to_console(status_id)
         command = PresenceCommand(self.link.sf_user_id, status_id, f"validate-{uuid.uuid4().hex}", COMMAND_REASON)
         try:
             [result] = await self.ctx.salesforce.publish_presence_commands([command])
@@ -264,6 +272,21 @@ class HopRunner:
             "deploy the presence applier (salesforce/: `sf project deploy start`) and assign the Presence Sync "
             "Integration permission set to the user presence-sync logs in as",
         )
+
+    async def _submit_to_console(self, status_id: str) -> Diagnosis | None:
+        command_id = f"validate-{uuid.uuid4().hex}"
+        user = self.link.sf_user_id
+        command = (ConsoleCommand.logout(user, command_id=command_id) if status_id == OFFLINE_STATUS_ID
+                   else ConsoleCommand.set_status(user, status_id, command_id=command_id))
+        try:
+            await submit_command(self.ctx.config.console, command)
+        except Exception as error:  # the broker is a database or this process's gateway: any failure stops the hop
+            return Diagnosis(
+                Cause.COMMAND_REJECTED,
+                f"the console broker did not take the validation's command ({type(error).__name__}: {error}).",
+                "check console.broker_url (the gateways' PostgreSQL) and that `presence-sync gateway` runs",
+            )
+        return None
 
     async def _set_cxone(self, target: CxoneTarget) -> Diagnosis | None:
         """Set the agent's CXone state through the Agent API; the diagnosis when CXone refuses it."""
@@ -282,6 +305,9 @@ class HopRunner:
     async def _carrier_missing(self) -> Diagnosis | None:
         """Why nothing can carry a change across right now: the sync stopped, or the agent left CXone."""
         activity = sync_activity(self.ctx.store)
+        if not activity.running:
+            # Between two sync windows nobody holds the lease for a moment: wait for the next one.
+            activity = await sync_running(self.ctx.store, min(HANDOVER_GRACE_SECONDS, self.timeout), self.poll)
         if not activity.running:
             return sync_not_running(activity)
         if (await self.cx_watch.poll()).is_logged_out:
