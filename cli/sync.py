@@ -200,6 +200,14 @@ def print_status(report: StatusReport) -> None:
             f"Salesforce API budget: {budget.used:,} of {budget.limit:,} used (24 h); polling every "
             f"{budget.poll_interval_seconds:g} s (read {budget.read_at})"
         )
+    if report.consoles is not None:
+        consoles = report.consoles
+        poll = (f"presence poll relaxed {consoles.relaxed_poll_factor:g}x, {consoles.polls_saved:,} polls saved"
+                if consoles.poll_relaxed else "presence poll at its usual pace (not every agent's console is connected)")
+        console.print(
+            f"consoles: {consoles.connected_agents} of {consoles.linked_agents} linked agents connected "
+            f"({consoles.connected_consoles} connections); {poll} (read {consoles.read_at})"
+        )
     console.print("cursors: " + ", ".join(f"{name} {value or '-'}" for name, value in report.cursors.items()))
 
 

@@ -34,6 +34,7 @@ from presence_sync.flows.validate import artifact_key, validate
 from presence_sync.models.config import write_emulator_config
 from presence_sync.tasks.context import open_context
 from presence_sync.tasks.demo import DemoSummary, agent_rules, check_convergence, summary_markdown
+from presence_sync.tasks.demo.consoles import console_gateway, use_console_gateway
 from presence_sync.tasks.demo.day import (
     api_requests,
     fast_forward,
@@ -141,6 +142,7 @@ async def demo(
         _step(f"Emulators on loopback: Salesforce {stack.salesforce_url}, CXone {stack.cxone_url} ({agents} agents)")
         await write_emulator_config(stack, config_path)
         fast_forward(config_path, day_seconds)
+        use_console_gateway(config_path)
         _step(f"Config for this contact center: {config_path}")
 
         _step("Onboarding (the seed's steps: statuses, profile access, app, OAuth, mapping, users, rule)")
@@ -150,7 +152,7 @@ async def demo(
             summary.problem = f"onboarding failed: {onboarded.message}"
             return await _finish(summary)
 
-        async with open_context(config_path) as ctx:
+        async with open_context(config_path) as ctx, _consoles(stack, config_path):
             rules = await agent_rules(ctx)
             _step(f"Sync running in {SYNC_WINDOW_SECONDS:.0f} s windows; {len(rules)} linked agents with a rule")
             windows = SyncWindows(config_path, SYNC_WINDOW_SECONDS)
@@ -174,6 +176,13 @@ async def demo(
             summary.convergence = await check_convergence(ctx, rules)
         summary.api_requests = await api_requests(stack)
     return await _finish(summary)
+
+
+@contextlib.asynccontextmanager
+async def _consoles(stack: EmulatorStack, config_path: Path) -> Any:
+    with console_gateway(stack, config_path) as url:
+        _step(f"Console gateway on {url}; every agent's Salesforce console connected to it")
+        yield
 
 
 async def _validate(config_path: Path, summary: DemoSummary) -> ValidationReport | None:

@@ -114,6 +114,7 @@ def create_app(options: SalesforceEmulatorOptions | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        emulator.disconnect_consoles()
         with emulator.lock:
             emulator.applier.close()
 

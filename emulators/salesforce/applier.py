@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from presence_sync.emulators.faults import EmulatorClock
@@ -28,13 +28,17 @@ OFFLINE_STATUS_ID = "0"
 
 @dataclass(frozen=True)
 class Console:
-    """An agent's console as the applier sees it: open or closed, and how long it takes to act."""
+    """An agent's console: open or closed, how long it takes to act, statuses the toolkit refuses it."""
 
     open: bool
     apply_delay_ms: int
+    denied_statuses: frozenset[str] = field(default_factory=frozenset)  # DeveloperNames
 
     def as_dict(self) -> dict[str, Any]:
-        return {"open": self.open, "apply_delay_ms": self.apply_delay_ms}
+        view: dict[str, Any] = {"open": self.open, "apply_delay_ms": self.apply_delay_ms}
+        if self.denied_statuses:  # only once a test or demo denied something
+            view["denied_statuses"] = sorted(self.denied_statuses)
+        return view
 
 
 class PresenceApplier:
@@ -50,6 +54,8 @@ class PresenceApplier:
         self.published = 0
         self.applied = 0
         self.lost: Counter[str] = Counter()
+        # Told of every change it applies (user id, status id or None): the console sees it like any change.
+        self.on_change: Callable[[str, str | None], None] | None = None
 
     def console(self, user_id: str) -> Console:
         """Every user's console starts open, with the emulator's default delay."""
@@ -58,10 +64,13 @@ class PresenceApplier:
             console = self._consoles[user_id] = Console(open=True, apply_delay_ms=self.default_delay_ms)
         return console
 
-    def set_console(self, user_id: str, open: bool, apply_delay_ms: int | None = None) -> Console:
-        """Open or close the console; `apply_delay_ms` None keeps the current delay."""
-        delay = self.console(user_id).apply_delay_ms if apply_delay_ms is None else apply_delay_ms
-        console = self._consoles[user_id] = Console(open=open, apply_delay_ms=delay)
+    def set_console(self, user_id: str, open: bool, apply_delay_ms: int | None = None,
+                    denied_statuses: Iterable[str] | None = None) -> Console:
+        """Open or close the console; `apply_delay_ms` / `denied_statuses` None keep the current ones."""
+        current = self.console(user_id)
+        delay = current.apply_delay_ms if apply_delay_ms is None else apply_delay_ms
+        denied = current.denied_statuses if denied_statuses is None else frozenset(denied_statuses)
+        console = self._consoles[user_id] = Console(open=open, apply_delay_ms=delay, denied_statuses=denied)
         return console
 
     def deliver(self, events: Iterable[Record]) -> None:
@@ -119,8 +128,13 @@ class PresenceApplier:
             if not self.org.has_status_access(user_id, status_id):
                 self.lost["no_access"] += 1
                 return
-        self.presence.change(user_id, status_id, self.clock.now())
+            if status["DeveloperName"] in self.console(user_id).denied_statuses:
+                self.lost["denied"] += 1
+                return
+        changed = self.presence.change(user_id, status_id, self.clock.now())
         self.applied += 1
+        if changed and self.on_change is not None:
+            self.on_change(user_id, status_id)
 
     def stats(self) -> dict[str, Any]:
         return {

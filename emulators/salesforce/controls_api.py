@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from presence_sync.emulators.demo_center import AGENT_PROFILE
 from presence_sync.emulators.faults import FaultSettings
+from presence_sync.emulators.salesforce.consoles import MANUAL_REASON
 from presence_sync.emulators.salesforce.emulator import OrgUpdate, SalesforceEmulator
 from presence_sync.emulators.salesforce.hosts import resolve_hosts
 
@@ -43,10 +44,19 @@ class ChannelBody(_Body):
 class ConsoleBody(_Body):
     open: bool
     apply_delay_ms: int | None = Field(None, ge=0)
+    denied_statuses: list[str] | None = Field(
+        None, description="DeveloperNames the Omni toolkit refuses this console (its commands fail)")
 
 
 class PresenceBody(_Body):
     status: str | None = Field(description="the status's DeveloperName; null logs the agent out of Omni")
+    reason: str = Field(MANUAL_REASON, description="what omniChannelStatusChanged reports, pushed to the gateway")
+
+
+class GatewayBody(_Body):
+    url: str = Field(description="the console gateway's WebSocket URL, e.g. ws://127.0.0.1:8765/console")
+    secret: str = Field(min_length=32, description="the secret the org shares with the gateway")
+    user_ids: list[str] | None = Field(None, description="whose consoles connect; null: every active user")
 
 
 def _emulator(request: Request) -> SalesforceEmulator:
@@ -120,11 +130,30 @@ async def get_user(request: Request, user_id: str) -> dict[str, Any]:
 
 @router.put("/users/{user_id}/console")
 async def set_console(request: Request, user_id: str, body: ConsoleBody) -> dict[str, Any]:
-    return _emulator(request).set_console(user_id, body.open, body.apply_delay_ms).as_dict()
+    return _emulator(request).set_console(user_id, body.open, body.apply_delay_ms, body.denied_statuses).as_dict()
 
 
 @router.put("/users/{user_id}/presence")
 async def set_presence(request: Request, user_id: str, body: PresenceBody) -> dict[str, Any]:
     emulator = _emulator(request)
-    changed = emulator.set_presence(user_id, body.status)
+    changed = emulator.set_presence(user_id, body.status, body.reason)
     return {"status": emulator.current_presence(user_id), "changed": changed}
+
+
+@router.put("/gateway")
+async def connect_gateway(request: Request, body: GatewayBody) -> dict[str, Any]:
+    """The agents' consoles connect to a presence-sync console gateway (and leave any previous one)."""
+    emulator = _emulator(request)
+    users = emulator.connect_consoles(body.url, body.secret, body.user_ids)
+    return {"url": body.url, "consoles": len(users)}
+
+
+@router.get("/gateway")
+async def gateway(request: Request) -> dict[str, Any]:
+    return _emulator(request).consoles.stats()
+
+
+@router.delete("/gateway")
+async def disconnect_gateway(request: Request) -> dict[str, Any]:
+    _emulator(request).disconnect_consoles()
+    return {"consoles": 0}

@@ -8,12 +8,14 @@ so a simulator thread can drive an emulator that uvicorn serves from another thr
     emulator.set_presence(user.id, "On_Break")      # the agent clicks a status in the Omni widget
     emulator.current_presence(user.id)              # 'On_Break'
     emulator.set_console(user.id, open=False)       # commands for this agent are now lost
+    emulator.connect_consoles("ws://127.0.0.1:8765/console", secret)   # consoles as gateway clients
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +25,7 @@ from presence_sync.emulators.faults import EmulatorClock, FaultInjector
 from presence_sync.emulators.salesforce.applier import Console, PresenceApplier
 from presence_sync.emulators.salesforce.auth import Session, SessionStore
 from presence_sync.emulators.salesforce.budget import ApiBudget
+from presence_sync.emulators.salesforce.consoles import MANUAL_REASON, TOOLKIT_REASON, GatewayConsoles
 from presence_sync.emulators.salesforce.cursors import QueryCursors
 from presence_sync.emulators.salesforce.errors import NoStatusAccessError, UnknownStatusError, UnknownUserError
 from presence_sync.emulators.salesforce.hosts import RequestHosts
@@ -68,12 +71,15 @@ class SalesforceEmulator:
         self.presence = PresenceBook(self.org)
         self.applier = PresenceApplier(self.org, self.presence, self.clock, self.lock,
                                        self.options.default_apply_delay_ms)
+        self.consoles = GatewayConsoles(self.org, self.presence, self.clock, self.lock, self.applier.console)
+        self.applier.on_change = self._applied_from_event
         self.sessions = SessionStore(self.org.org_id)
         self.budget = ApiBudget(self.org.settings)
         self.cursors = QueryCursors(self.org.ids, self.options.query_page_size)
 
     def reset(self, seed: int | None = None) -> None:
         """Back to the freshly seeded org (optionally with another seed); faults and stats cleared."""
+        self.consoles.stop()
         with self.lock:
             self.applier.close()
             self._build(self.seed if seed is None else seed)
@@ -133,8 +139,12 @@ class SalesforceEmulator:
 
     # -- presence -----------------------------------------------------------------------------------
 
-    def set_presence(self, user_id: str, developer_name: str | None) -> bool:
+    def set_presence(self, user_id: str, developer_name: str | None, reason: str = MANUAL_REASON) -> bool:
         """The agent picks a status in the Omni widget (None: logs out of Omni).
+
+        A console connected to a gateway pushes the change with `reason` (what
+        `lightning:omniChannelStatusChanged` says: `OmniManualStatusChange` for the agent's own click,
+        `OmniSupervisorStatusChange`, `OmniPushTimeout`, `OmniDeclineWork`, ...).
 
         Returns False when the agent was already in that status (no new spell). Raises
         `UnknownUserError`, `UnknownStatusError`, or `NoStatusAccessError` when the agent's profile
@@ -153,7 +163,11 @@ class SalesforceEmulator:
                         "grant it to the user's profile (SetupEntityAccess on the profile's permission set)"
                     )
                 status_id = status["Id"]
-            return self.presence.change(user["Id"], status_id, self.clock.now())
+            changed = self.presence.change(user["Id"], status_id, self.clock.now())
+            if changed and self.consoles.running:
+                self.consoles.changed(user["Id"], self.org.status(status_id) if status_id else None,
+                                      reason if status_id else None)
+            return changed
 
     def current_presence(self, user_id: str) -> str | None:
         """The DeveloperName of the user's current status, None when logged out of Omni."""
@@ -162,9 +176,40 @@ class SalesforceEmulator:
             status = self.org.status(status_id) if status_id else None
             return status["DeveloperName"] if status else None
 
-    def set_console(self, user_id: str, open: bool, apply_delay_ms: int | None = None) -> Console:
+    def set_console(self, user_id: str, open: bool, apply_delay_ms: int | None = None,
+                    denied_statuses: Iterable[str] | None = None) -> Console:
+        """Open or close the agent's console, make it slow, or have the toolkit refuse it statuses."""
         with self.lock:
-            return self.applier.set_console(self._user(user_id)["Id"], open, apply_delay_ms)
+            user_id = self._user(user_id)["Id"]
+            console = self.applier.set_console(user_id, open, apply_delay_ms, denied_statuses)
+        self.consoles.refresh(user_id)
+        return console
+
+    def _applied_from_event(self, user_id: str, status_id: str | None) -> None:
+        # omniChannelStatusChanged fires in the console for a change a toolkit call made, whoever asked.
+        if self.consoles.running:
+            self.consoles.changed(user_id, self.org.status(status_id) if status_id else None,
+                                  TOOLKIT_REASON if status_id else None)
+
+    def connect_consoles(self, url: str, secret: str, user_ids: Iterable[str] | None = None) -> list[str]:
+        """Every agent's console (or those of `user_ids`) connects to the presence-sync gateway at `url`.
+
+        `secret` is the one the org shares with the gateway (what the Apex class signs tokens with).
+        Returns the user ids whose consoles connect; commands then come from the gateway, not from
+        `Presence_Sync_Command__e` (which the platform-event applier still serves when published).
+        """
+        with self.lock:
+            if user_ids is None:
+                integration = self.org.connected_app.run_as_user_id if self.org.connected_app else None
+                users = [self.org.table("User").get(i) for i in self.org.table("User").all_ids()]
+                chosen = [u["Id"] for u in users if u and u["IsActive"] and u["Id"] != integration]
+            else:
+                chosen = [self._user(user_id)["Id"] for user_id in user_ids]
+        self.consoles.start(url, secret, chosen)
+        return chosen
+
+    def disconnect_consoles(self) -> None:
+        self.consoles.stop()
 
     def console(self, user_id: str) -> Console:
         with self.lock:
@@ -207,6 +252,7 @@ class SalesforceEmulator:
             snapshot = self.faults.stats.snapshot(now)
             snapshot["api_usage"] = {"used": self.budget.used(now), "limit": self.budget.limit}
             snapshot["presence_commands"] = self.applier.stats()
+            snapshot["console_channel"] = self.consoles.stats()
             snapshot["open_query_cursors"] = len(self.cursors)
             snapshot["sessions"] = len(self.sessions)
             return snapshot

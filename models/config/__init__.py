@@ -42,6 +42,7 @@ from presence_sync.models.config.contact_center import (
 from presence_sync.models.config.document import PresenceSyncConfig
 from presence_sync.models.config.loader import load_config, parse_config
 from presence_sync.models.config.render import render_emulator_config_yaml, write_emulator_config
+from presence_sync.models.config.console import ConsoleChannel, ConsoleSettings
 from presence_sync.models.config.sync import DEFAULT_STORE_URL, ConflictPolicy, SyncSettings
 from presence_sync.models.errors import ConfigError, ConfigProblem, SecretReferenceError
 
@@ -71,6 +72,8 @@ __all__ = [
     "StatusOption",
     "SubscriberRow",
     "SyncSettings",
+    "ConsoleChannel",
+    "ConsoleSettings",
     "derive_developer_name",
     "developer_name_problem",
     "load_config",

@@ -19,6 +19,7 @@ from presence_sync.models.config.contact_center import (
     PresenceStatusConfig,
     ProfileConfig,
 )
+from presence_sync.models.config.console import ConsoleSettings
 from presence_sync.models.config.sync import SyncSettings
 from presence_sync.models.errors import Loc, config_problems
 from presence_sync.models.secrets import expand_env_references, label_secret_references
@@ -35,6 +36,7 @@ class PresenceSyncConfig(ConfigModel):
     rule: PresenceRuleConfig
     links: tuple[LinkOverride, ...] = ()
     sync: SyncSettings = Field(default_factory=dict, validate_default=True)  # type: ignore[arg-type]
+    console: ConsoleSettings = Field(default_factory=dict, validate_default=True)  # type: ignore[arg-type]
 
     @model_validator(mode="before")
     @classmethod

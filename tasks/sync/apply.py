@@ -2,7 +2,8 @@
 
 Salesforce presence can only be set by the agent's console, so a Salesforce write is a
 `Presence_Sync_Command__e` event for the presence applier, published 200 to a `/composite/sobjects`
-call. A CXone write sets the state through the agent's session (the client caches sessions and
+call, or, with the console gateway, a command for the agent's console that a `SalesforceWriter`
+(`console_channel.ConsoleWriter`) submits to the broker. A CXone write sets the state through the agent's session (the client caches sessions and
 re-joins on 404). Every write comes back as a `WriteResult`: ok, transient (retried later with
 backoff) or permanent (recorded with its reason, not retried). A write whose answer was lost is never
 re-sent blindly: CXone's `set_state` reads the agent's state first; for Salesforce commands the users'
@@ -21,6 +22,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from presence_sync.connectors import (
     AuthenticationError,
@@ -52,6 +54,12 @@ class WriteTargets:
     status_ids: Mapping[str, str]
 
 
+class SalesforceWriter(Protocol):
+    """Another way to the agents' consoles than platform events (the console gateway's broker)."""
+
+    async def submit(self, writes: Sequence[Write], targets: WriteTargets) -> list[WriteResult]: ...
+
+
 async def publish_commands(
     writes: Sequence[Write], salesforce: SalesforceClient, targets: WriteTargets
 ) -> list[WriteResult]:
@@ -59,17 +67,11 @@ async def publish_commands(
     results: list[WriteResult] = []
     ready: list[tuple[Write, PresenceCommand]] = []
     for write in writes:
-        user_id = targets.sf_user_of.get(write.agent_id)
-        status_id = targets.status_ids.get(str(write.target))
-        if user_id is None:
-            results.append(_permanent(write, "the agent is no longer linked to a Salesforce user"))
-        elif status_id is None:
-            results.append(_permanent(
-                write,
-                f"Salesforce has no presence status {write.target!r}; run onboarding so that it creates the "
-                "rule's statuses",
-            ))
+        target = salesforce_target(write, targets)
+        if isinstance(target, WriteResult):
+            results.append(target)
         else:
+            user_id, status_id = target
             ready.append((write, PresenceCommand(user_id, status_id, write.command_id, COMMAND_REASON)))
     chunks = [ready[start : start + COMPOSITE_LIMIT] for start in range(0, len(ready), COMPOSITE_LIMIT)]
     answers = await asyncio.gather(
@@ -117,6 +119,21 @@ async def _after_lost_answer(
         else:
             results.append(failed(write, lost))
     return results
+
+
+def salesforce_target(write: Write, targets: WriteTargets) -> tuple[str, str] | WriteResult:
+    """The agent's Salesforce user and the status's Id, or the permanent result saying which is missing."""
+    user_id = targets.sf_user_of.get(write.agent_id)
+    status_id = targets.status_ids.get(str(write.target))
+    if user_id is None:
+        return _permanent(write, "the agent is no longer linked to a Salesforce user")
+    if status_id is None:
+        return _permanent(
+            write,
+            f"Salesforce has no presence status {write.target!r}; run onboarding so that it creates the "
+            "rule's statuses",
+        )
+    return user_id, status_id
 
 
 async def set_cxone_states(writes: Sequence[Write], cxone: CxoneClient, concurrency: int) -> list[WriteResult]:

@@ -54,6 +54,7 @@ from presence_sync.connectors import (
     MalformedResponse,
     PresenceSpell,
     RequestLimitExceeded,
+    SalesforceClient,
     current_spells,
     is_transient,
 )
@@ -83,6 +84,7 @@ from presence_sync.models.store import ContactCenter, Lease, LeaseLostError, Sto
 from presence_sync.tasks.context import Context
 from presence_sync.tasks.sync.apply import Applier, WriteTargets, publish_commands, set_cxone_states
 from presence_sync.tasks.sync.budget import PollBudget
+from presence_sync.tasks.sync.console_channel import CONSOLE_CURSOR, ConsoleChannel, open_console_channel
 from presence_sync.tasks.sync.observations import cxone_observation, no_spell_observation, spell_observations
 from presence_sync.tasks.sync.record import agent_row, audit_rows
 from presence_sync.tasks.sync.rulebook import load_rulebook
@@ -309,6 +311,7 @@ class SyncRunner:
         self._anomaly_kinds: set[str] = set()
         self._notable: list[AuditRecord] = []
         self._joining: asyncio.Task[int] | None = None  # CXone sessions joined ahead (tasks/sync/sessions.py)
+        self.console: ConsoleChannel | None = None
 
     # -- lease ---------------------------------------------------------------------------------
 
@@ -351,6 +354,8 @@ class SyncRunner:
                 if self._pending:
                     await self._commit()
         finally:
+            if self.console is not None:
+                await self.console.close()
             await self.release()
 
     # -- the tick ------------------------------------------------------------------------------
@@ -369,6 +374,10 @@ class SyncRunner:
         due = self._wake.pop_due(now)
         decision = decide(setup.rulebook, setup.links, self.memory, observations, now, self.policy, due_agents=due)
         self._take(decision.memory, decision.audit)
+        # What became of earlier console commands (failed, lost) reaches the engine like any write result.
+        late_results = [r for _, polled in batches for r in polled.write_results]
+        if late_results:
+            self._take(*record_write_results(self.memory, late_results, now, self.policy))
         self._wake.update({agent_id: self.memory[agent_id] for agent_id in due if agent_id in self.memory})
         for _, polled in batches:
             self._pending.cursors.update(polled.cursors)
@@ -397,7 +406,8 @@ class SyncRunner:
                 continue
             if isinstance(answer, BaseException):
                 raise answer
-            self.stats.api_reads[source.system] += answer.api_reads
+            if answer.api_reads:
+                self.stats.api_reads[source.system] += answer.api_reads
             await self._skipped(source.system, answer.problems)
             batches.append((source, answer))
         if any(source.system == "Salesforce" for source, _ in batches):
@@ -570,18 +580,19 @@ class SyncRunner:
                 batch_size=1, deadline_seconds=deadline, concurrency=bound,
             ),
             Side.SALESFORCE: Applier(
-                "Salesforce", lambda batch: publish_commands(batch, salesforce, setup.targets),
+                "Salesforce", lambda batch: self._to_consoles(batch, salesforce, setup.targets),
                 batch_size=COMPOSITE_LIMIT, deadline_seconds=deadline, concurrency=bound,
             ),
         }
         await asyncio.to_thread(store.prune_seen_spells, self.clock() - SEEN_SPELLS_KEPT)
-        cx_cursor, sf_cursor, seen, done, sessions, rejected = await asyncio.gather(
+        cx_cursor, sf_cursor, seen, done, sessions, rejected, console_cursor = await asyncio.gather(
             asyncio.to_thread(store.get_cursor, CXONE_CURSOR),
             asyncio.to_thread(store.get_cursor, SALESFORCE_CURSOR),
             asyncio.to_thread(store.seen_spells),
             asyncio.to_thread(store.get_cursor, RECONCILE_DONE_CURSOR),
             asyncio.to_thread(store.cxone_sessions),
             asyncio.to_thread(store.get_cursor, REJECTED_RECORDS_CURSOR),
+            asyncio.to_thread(store.get_cursor, CONSOLE_CURSOR),
         )
         self._rejected = rejected_records(rejected)
         # The last window's agent sessions: its successor's first write to an agent needs no join.
@@ -593,12 +604,34 @@ class SyncRunner:
             concurrency=self.settings.max_concurrency,
         )
         self._reconciled_request = done
+        self.console = await open_console_channel(
+            self.ctx.config.console, setup.agents_by_user, setup.targets.status_ids, console_cursor,
+            current_command=self._salesforce_command_id,
+            known={agent: (m.salesforce, m.salesforce_at) for agent, m in self.memory.items() if m.salesforce_at})
         self._sources = [
             CxonePollSource(self.ctx.cxone, cx_cursor),
             SalesforcePollSource(
-                self.ctx.salesforce, sf_cursor, seen, self.budget, setup.agents_by_user, self.policy.clock_skew
+                self.ctx.salesforce, sf_cursor, seen, self.budget, setup.agents_by_user, self.policy.clock_skew,
+                interval_factor=self.console.source.poll_factor if self.console is not None else None,
+                already_reported=self.console.source.reported if self.console is not None else None,
             ),
         ]
+        if self.console is not None:
+            self._sources.append(self.console.source)
+
+    async def _to_consoles(
+        self, batch: list[Write], salesforce: SalesforceClient, targets: WriteTargets
+    ) -> list[WriteResult]:
+        """Salesforce writes go to the agents' consoles: through the console gateway's broker when the
+        config chooses it (its outcomes come back later as events), else as platform events."""
+        if self.console is not None:
+            return await self.console.writer.submit(batch, targets)
+        return await publish_commands(batch, salesforce, targets)
+
+    def _salesforce_command_id(self, agent_id: int) -> str | None:
+        memory = self.memory.get(agent_id)
+        command = memory.salesforce_command if memory is not None else None
+        return command.command_id if command is not None else None
 
     def _take(self, changed: Mapping[int, AgentMemory], audit: Iterable[AuditRecord]) -> None:
         """Fold changed memory and new audit records in; both are saved by the next commit."""

@@ -15,7 +15,7 @@ itself by the API budget). A push source (e.g. a Streaming API subscription) can
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -23,7 +23,7 @@ from typing import Protocol
 from presence_sync.connectors import CxoneClient, PresenceSpell, SalesforceClient, spell_pages
 from presence_sync.connectors.presence import parse_api_time
 from presence_sync.connectors.timestamps import to_utc_iso
-from presence_sync.engine import Observation
+from presence_sync.engine import Observation, WriteResult
 from presence_sync.tasks.sync.budget import PollBudget
 from presence_sync.tasks.sync.observations import cxone_observation, spell_observations
 
@@ -43,6 +43,7 @@ class Polled:
     seen_keys: list[str] = field(default_factory=list)  # Salesforce spell keys to remember, likewise
     api_reads: int = 0
     problems: list[str] = field(default_factory=list)  # records skipped, in plain words
+    write_results: list[WriteResult] = field(default_factory=list)  # what earlier writes came to (console acks)
 
 
 class ChangeSource(Protocol):
@@ -98,7 +99,9 @@ class SalesforcePollSource:
     stop re-reading the last burst). Without one, the current spells are read (a full picture to start
     from). Each poll asks for spells that started or ended after `watermark - SPELL_OVERLAP`; keys
     already seen in the overlap are dropped. Only spells of `agents_by_user` (linked users) count.
-    `budget` sets how often it polls.
+    `budget` sets how often it polls; `interval_factor` stretches that while something else (consoles
+    pushing their changes) already reports what the poll would find, and `already_reported` drops a
+    spell that such a report carried already.
     """
 
     system = "Salesforce"
@@ -111,8 +114,12 @@ class SalesforcePollSource:
         budget: PollBudget,
         agents_by_user: Mapping[str, int],
         clock_skew: timedelta = timedelta(seconds=1),
+        interval_factor: Callable[[], float] | None = None,
+        already_reported: Callable[[Observation], bool] | None = None,
     ) -> None:
         self.salesforce = salesforce
+        self.interval_factor = interval_factor
+        self.already_reported = already_reported
         self.clock_skew = clock_skew
         self.watermark = None if cursor is None else parse_api_time(cursor, "the saved Salesforce watermark")
         self.seen = set(seen)
@@ -135,13 +142,15 @@ class SalesforcePollSource:
             spells += page.records
             polled.problems += page.problems
         self.budget.record(self.salesforce.api_usage)
-        self.next_poll_at = now + timedelta(seconds=self.budget.interval())
+        factor = self.interval_factor() if self.interval_factor is not None else 1.0
+        self.next_poll_at = now + timedelta(seconds=self.budget.interval() * factor)
         observed = spell_observations(spells, self.agents_by_user)
         for key, observation in observed:
             # A spell read again only because it ended now: its start is older than the window, seen before.
             if key not in self.seen and (floor is None or observation.at > floor):
                 polled.seen_keys.append(key)
-                polled.observations.append(observation)
+                if self.already_reported is None or not self.already_reported(observation):
+                    polled.observations.append(observation)
         # Read up to: the newest spell, or at least our poll's start less the clock skew allowed
         # (Salesforce's clock may be that far behind ours; late commits are what the overlap is for).
         known = [spell.latest for spell in spells] + ([self.watermark] if self.watermark is not None else [])

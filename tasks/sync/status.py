@@ -1,6 +1,6 @@
 """What `presence-sync status` and `presence-sync audit` show, read from the state store alone.
 
-    report = read_status(store)                   # links, lease holder, lag, writes, API budget
+    report = read_status(store)                   # links, lease holder, lag, writes, API budget, consoles
     rows = read_audit(store, agent="agent7@example.com", since=parse_since("2h"))
 """
 
@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from presence_sync.engine import Direction
 from presence_sync.models.store import AgentLink, AgentWrite, Audit, Store, WriteStatus
+from presence_sync.tasks.sync.console_channel import CONSOLE_STATUS_CURSOR
 from presence_sync.tasks.sync.runner import API_USAGE_CURSOR, LEASE_NAME, REJECTED_RECORDS_CURSOR, rejected_records
 from presence_sync.tasks.sync.sources import CXONE_CURSOR, SALESFORCE_CURSOR
 from presence_sync.tasks.sync.summary import DIRECTIONS, percentile
@@ -48,6 +49,19 @@ class ApiBudget:
     read_at: str
 
 
+@dataclass(frozen=True)
+class ConsoleReport:
+    """The console channel as the last tick saw it: consoles connected, and the poll they spare."""
+
+    connected_agents: int
+    linked_agents: int
+    connected_consoles: int
+    poll_relaxed: bool
+    relaxed_poll_factor: float
+    polls_saved: int  # UserServicePresence polls (each at least one API call) not made in the last window
+    read_at: str
+
+
 @dataclass
 class StatusReport:
     agents_linked: int
@@ -59,6 +73,7 @@ class StatusReport:
     failures: list[AgentWrite] = field(default_factory=list)
     budget: ApiBudget | None = None
     rejected_records: dict[str, int] = field(default_factory=dict)  # malformed API records skipped, by system
+    consoles: ConsoleReport | None = None  # None: platform events, or no tick with the gateway yet
 
     @property
     def running(self) -> bool:
@@ -108,6 +123,14 @@ def read_status(store: Store, now: datetime | None = None) -> StatusReport:
     if usage is not None:
         data = json.loads(usage)
         budget = ApiBudget(int(data["used"]), int(data["limit"]), float(data["poll_interval_seconds"]), str(data["at"]))
+    console_status = store.sync.get_cursor(CONSOLE_STATUS_CURSOR)
+    consoles = None
+    if console_status is not None:
+        data = json.loads(console_status)
+        consoles = ConsoleReport(
+            int(data["connected_agents"]), int(data["linked_agents"]), int(data["connected_consoles"]),
+            bool(data["poll_relaxed"]), float(data["relaxed_poll_factor"]), int(data["polls_saved"]), str(data["at"]),
+        )
     return StatusReport(
         agents_linked=store.setup.count_links(),
         lease_holder=lease.holder if held and lease is not None else None,
@@ -118,6 +141,7 @@ def read_status(store: Store, now: datetime | None = None) -> StatusReport:
         failures=failures[:SHOWN_FAILURES],
         budget=budget,
         rejected_records=rejected_records(store.sync.get_cursor(REJECTED_RECORDS_CURSOR)),
+        consoles=consoles,
     )
 
 

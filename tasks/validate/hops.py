@@ -29,6 +29,8 @@ from presence_sync.engine import CxoneState, CxoneTarget, Direction, Outcome, Pr
 from presence_sync.engine.audit import OFFLINE
 from presence_sync.models.store import AgentLink, Audit
 from presence_sync.tasks.context import Context
+from presence_sync.connectors.console.broker import ConsoleCommand
+from presence_sync.tasks.sync.console_channel import LOST, REFUSED, submit_command
 from presence_sync.tasks.sync.status import sync_activity
 from presence_sync.tasks.validate.report import Cause, Diagnosis, Hop, HopResult, ValidationError
 from presence_sync.tasks.validate.trips import RoundTrip
@@ -179,7 +181,10 @@ class HopRunner:
             latest[0] = await current_spell(sf, link.sf_user_id)
             return _status(latest[0]) == trip.status
 
-        waited = await wait_for(arrived, self.timeout, self.poll, self._carrier_missing)
+        async def hopeless() -> Diagnosis | None:
+            return self._console_outcome_since(set_at) or await self._carrier_missing()
+
+        waited = await wait_for(arrived, self.timeout, self.poll, hopeless)
         observed = f"Salesforce {_label(latest[0])}"
         if waited.seconds is not None:
             await self._sync_saw_its_echo(Direction.CXONE_TO_SALESFORCE, set_at)
@@ -245,7 +250,13 @@ class HopRunner:
         await wait_for(seen, self.timeout, self.poll)
 
     async def _publish(self, status_id: str) -> Diagnosis | None:
-        """Publish one presence command for the agent; the diagnosis when Salesforce refuses it."""
+        """Publish one presence command for the agent; the diagnosis when Salesforce refuses it.
+
+        With the console gateway the command goes through the broker to the agent's console, as the
+        sync's do (a console on the gateway transport no longer listens to platform events).
+        """
+        if self.ctx.config.console.gateway:
+            return await self._submit_to_console(status_id)
         command = PresenceCommand(self.link.sf_user_id, status_id, f"validate-{uuid.uuid4().hex}", COMMAND_REASON)
         try:
             [result] = await self.ctx.salesforce.publish_presence_commands([command])
@@ -261,6 +272,21 @@ class HopRunner:
             "deploy the presence applier (salesforce/: `sf project deploy start`) and assign the Presence Sync "
             "Integration permission set to the user presence-sync logs in as",
         )
+
+    async def _submit_to_console(self, status_id: str) -> Diagnosis | None:
+        command_id = f"validate-{uuid.uuid4().hex}"
+        user = self.link.sf_user_id
+        command = (ConsoleCommand.logout(user, command_id=command_id) if status_id == OFFLINE_STATUS_ID
+                   else ConsoleCommand.set_status(user, status_id, command_id=command_id))
+        try:
+            await submit_command(self.ctx.config.console, command)
+        except Exception as error:  # the broker is a database or this process's gateway: any failure stops the hop
+            return Diagnosis(
+                Cause.COMMAND_REJECTED,
+                f"the console broker did not take the validation's command ({type(error).__name__}: {error}).",
+                "check console.broker_url (the gateways' PostgreSQL) and that `presence-sync gateway` runs",
+            )
+        return None
 
     async def _set_cxone(self, target: CxoneTarget) -> Diagnosis | None:
         """Set the agent's CXone state through the Agent API; the diagnosis when CXone refuses it."""
@@ -310,6 +336,31 @@ class HopRunner:
             "have the agent open the Salesforce service console with the Presence Sync Applier utility item "
             "(salesforce/README.md), then validate again",
         )
+
+    def _console_outcome_since(self, since: datetime) -> Diagnosis | None:
+        """What the console gateway said of the sync's command for this agent: lost or refused (None: neither)."""
+        rows = self.ctx.store.reports.audit_for(self.link.cxone_agent_id, since=since, limit=20)
+        for row in rows:
+            if row.direction != "cxone->salesforce":
+                continue
+            if REFUSED in row.reason:
+                error = row.reason.split(REFUSED, 1)[1]
+                return Diagnosis(
+                    Cause.CONSOLE_REFUSED,
+                    f"{self.link.sf_username}'s console received the sync's command ({row.to_value}) and the "
+                    f"Omni-Channel toolkit refused it: {error}",
+                    "give the agent's profile access to that status (Setup → Profiles → Enabled Service Presence "
+                    "Status Access, or list it under profiles in the config and run onboarding)",
+                )
+            if LOST in row.reason:
+                why = row.reason.split(LOST, 1)[1].split(");", 1)[0]
+                return Diagnosis(
+                    Cause.CONSOLE_CLOSED,
+                    f"the sync's command for {self.link.sf_username} ({row.to_value}) was lost: {why}.",
+                    "have the agent open the Salesforce service console with the Presence Sync Applier utility item "
+                    "(it connects to the console gateway; salesforce/README.md), then validate again",
+                )
+        return None
 
     def _timed_out(self, what: str, expected: str) -> Diagnosis:
         last = self._last_decision()

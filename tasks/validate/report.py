@@ -27,6 +27,7 @@ class Cause(StrEnum):
     CXONE_LOGGED_OUT = "agent logged out of CXone"
     ON_CONTACT = "agent on a contact"
     CONSOLE_CLOSED = "Salesforce console closed"
+    CONSOLE_REFUSED = "Salesforce console refused the status"
     NO_PROFILE_ACCESS = "status without profile access"
     UNMAPPED = "unmapped state"
     COMMAND_REJECTED = "presence command rejected"

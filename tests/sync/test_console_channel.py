@@ -1,0 +1,156 @@
+"""The sync's Salesforce writes through the console gateway (issue 9), against the emulators.
+
+The config selects `console.channel: gateway` with no broker URL: the runner starts the embedded
+gateway with the in-process broker, and the Salesforce emulator's consoles connect to it as real
+clients. Deadlines are generous; waits are for events, never fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from presence_sync.tasks.context import Context
+from presence_sync.tasks.sync.console_channel import CONSOLE_STATUS_CURSOR, stop_embedded_gateways
+from presence_sync.tasks.sync.runner import SyncRunner
+from presence_sync.tasks.sync.status import read_status
+from presence_sync.tasks.validate.hops import HopRunner
+from presence_sync.tasks.validate.report import Cause, Diagnosis
+from tests.sync.support import AGENTS, World, agent_id
+
+SECRET = "sync-test-gateway-secret-0123456789-abcdefgh"
+DEADLINE = 30.0
+
+
+def gateway_config(data: dict[str, Any], *, ack_timeout: float = 20.0) -> None:
+    data["console"] = {"channel": "gateway", "gateway_secret": SECRET, "ack_timeout_seconds": ack_timeout}
+
+
+@pytest.fixture
+async def console_ctx(world: World) -> AsyncIterator[Context]:
+    path = world.variant(lambda data: gateway_config(data, ack_timeout=2.0), "gateway.yaml")
+    async with world.context(path) as ctx:
+        yield ctx
+    await asyncio.to_thread(world.stack.salesforce.disconnect_consoles)
+    # The embedded gateway and its broker live as long as the process; each test's org starts afresh.
+    await asyncio.to_thread(stop_embedded_gateways)
+
+
+async def connected_runner(world: World, ctx: Context) -> SyncRunner:
+    runner = await world.runner(ctx)
+    assert runner.console is not None and runner.console.gateway_url is not None
+    await asyncio.to_thread(world.stack.salesforce.connect_consoles, runner.console.gateway_url, SECRET,
+                            [world.sf_user(i) for i in range(1, AGENTS + 1)])
+    async with asyncio.timeout(DEADLINE):
+        while len(await runner.console.broker.connected_consoles()) < AGENTS:
+            await asyncio.sleep(0.02)
+    return runner
+
+
+async def tick_until(world: World, runner: SyncRunner, condition: Any, what: str, limit: int = 60) -> None:
+    """Tick (waiting for console events between ticks) until `condition()` holds."""
+    assert runner.console is not None
+    for _ in range(limit):
+        await runner.tick()
+        if condition():
+            return
+        await runner.console.broker.wait_for_events(runner.console.source.cursor, timeout=0.5)
+        world.clock.advance(0.5)
+    raise AssertionError(f"not within {limit} ticks: {what}")
+
+
+def diagnosis_for(world: World, ctx: Context, i: int, since: datetime) -> Diagnosis | None:
+    """What validate's CXone -> Salesforce hop would name for agent i from the sync's audit since `since`."""
+    [link] = [link for link in ctx.store.setup.load_links() if link.cxone_agent_id == agent_id(i)]
+    hops = HopRunner(ctx, link, None, {}, None, 1.0, 0.1)  # type: ignore[arg-type]
+    return hops._console_outcome_since(since)
+
+
+def audit(ctx: Context, i: int) -> list[Any]:
+    return list(reversed(ctx.store.reports.audit_for(agent_id(i), limit=500)))
+
+
+async def test_writes_go_to_each_agents_console_and_are_confirmed(world: World, console_ctx: Context) -> None:
+    runner = await connected_runner(world, console_ctx)
+    await tick_until(world, runner, lambda: all(world.sf(i) == "Available_for_Chats" for i in range(1, AGENTS + 1)),
+                     "every agent Available_for_Chats in Salesforce")
+    # Confirmed: every write's echo came back through the console's own report of the change.
+    await tick_until(world, runner, lambda: sum(1 for i in range(1, AGENTS + 1)
+                                                if any(a.outcome == "echo" for a in audit(console_ctx, i))) == AGENTS,
+                     "an echo for every agent")
+    assert world.stack.salesforce.applier.published == 0  # no platform events
+    stats = world.stack.salesforce.consoles.stats()
+    assert stats["ack_applied"] == AGENTS and stats["commands_received"] == AGENTS
+
+    world.pick_cx(1, "Unavailable", "Break")
+    await tick_until(world, runner, lambda: world.sf(1) == "On_Break", "agent 1 On_Break")
+    assert world.sf(2) == "Available_for_Chats"
+    await runner.close()
+
+
+async def test_a_closed_console_gives_lost_in_the_audit(world: World, console_ctx: Context) -> None:
+    runner = await connected_runner(world, console_ctx)
+    await tick_until(world, runner, lambda: all(world.sf(i) == "Available_for_Chats" for i in range(1, AGENTS + 1)),
+                     "the first writes applied")
+    await asyncio.to_thread(world.stack.salesforce.set_console, world.sf_user(3), False)
+    since = world.clock()
+    world.pick_cx(3, "Unavailable", "Lunch")
+
+    def lost() -> bool:
+        return any("console command lost: no console connected" in a.reason for a in audit(console_ctx, 3))
+
+    await tick_until(world, runner, lost, "a lost command in agent 3's audit")
+    assert world.sf(3) == "Available_for_Chats"
+    diagnosis = diagnosis_for(world, console_ctx, 3, since)
+    assert diagnosis is not None and diagnosis.cause is Cause.CONSOLE_CLOSED
+    assert "no console connected for this agent" in diagnosis.explanation
+    await runner.close()
+
+
+async def test_a_refused_status_fails_with_the_consoles_error_and_is_not_retried(
+        world: World, console_ctx: Context) -> None:
+    runner = await connected_runner(world, console_ctx)
+    await tick_until(world, runner, lambda: all(world.sf(i) == "Available_for_Chats" for i in range(1, AGENTS + 1)),
+                     "the first writes applied")
+    await asyncio.to_thread(world.stack.salesforce.set_console, world.sf_user(2), True, None, ["On_Break"])
+    since = world.clock()
+    world.pick_cx(2, "Unavailable", "Break")
+
+    def failed() -> list[Any]:
+        return [a for a in audit(console_ctx, 2) if a.outcome == "failed"]
+
+    await tick_until(world, runner, lambda: bool(failed()), "a failed write in agent 2's audit")
+    [record] = failed()
+    assert "the agent's console refused it: You don't have access to the presence status On Break." in record.reason
+    diagnosis = diagnosis_for(world, console_ctx, 2, since)
+    assert diagnosis is not None and diagnosis.cause is Cause.CONSOLE_REFUSED
+    assert "You don't have access to the presence status On Break." in diagnosis.explanation
+    received = world.stack.salesforce.consoles.stats()["commands_received"]
+    await world.ticks(runner, 5)
+    assert world.stack.salesforce.consoles.stats()["commands_received"] == received  # not retried blindly
+    await runner.close()
+
+
+async def test_a_pushed_manual_change_reaches_cxone_without_a_presence_query(
+        world: World, console_ctx: Context) -> None:
+    runner = await connected_runner(world, console_ctx)
+    await tick_until(world, runner, lambda: all(world.sf(i) == "Available_for_Chats" for i in range(1, AGENTS + 1)),
+                     "the first writes applied")
+    await world.ticks(runner, 2)  # a poll now sees every console connected: the next one waits longer
+    status = json.loads(console_ctx.store.sync.get_cursor(CONSOLE_STATUS_CURSOR) or "{}")
+    assert status["connected_agents"] == AGENTS and status["poll_relaxed"] is True
+    report = read_status(console_ctx.store).consoles
+    assert report is not None and report.connected_agents == AGENTS and report.linked_agents == AGENTS
+
+    queries = world.api_requests("salesforce", "/query")
+    world.pick_sf(4, "On_Break")
+    await tick_until(world, runner, lambda: world.cx(4).code == "Break", "agent 4 on Break in CXone", limit=4)
+    assert world.api_requests("salesforce", "/query") == queries
+    [push] = [a for a in audit(console_ctx, 4) if a.direction == "salesforce->cxone" and a.outcome == "write"]
+    assert push.to_value is not None and "Break" in push.to_value
+    await runner.close()
