@@ -15,7 +15,7 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 import typer
 
-from presence_sync.cli import demo, emulate, onboard, serve, sync, validate
+from presence_sync.cli import demo, emulate, onboard, serve, set_agent, sync, validate
 from presence_sync.cli.output import print_error
 
 app = typer.Typer(
@@ -32,7 +32,7 @@ def _root() -> None:
     """Keeps `presence-sync COMMAND` a command group even while one command is registered."""
 
 
-for command_module in (emulate, onboard, demo, serve, validate, sync):
+for command_module in (emulate, onboard, demo, serve, validate, sync, set_agent):
     command_module.register(app)
 
 

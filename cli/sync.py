@@ -144,6 +144,13 @@ def print_status(report: StatusReport) -> None:
     )
     console.print(f"sync: {running}")
     console.print(f"agents linked: {report.agents_linked}")
+    if report.coverage is not None:
+        coverage = report.coverage
+        per_rule = ", ".join(f"{name} {count}" for name, count in coverage.agents_per_rule.items()) or "no rule stored"
+        console.print(f"agents per rule: {per_rule}; without a rule (not synced): {coverage.without_rule_count}")
+        if coverage.without_rule:
+            more = coverage.without_rule_count - len(coverage.without_rule)
+            console.print("  " + "; ".join(coverage.without_rule) + (f"; and {more} more" if more > 0 else ""))
     lags = Table("direction", "changes carried (15 min)", "lag p50", "lag p95", "last decision", title="Lag")
     for lag in report.lags:
         lags.add_row(
@@ -219,6 +226,7 @@ def audit_table(rows: list[Audit], *, one_agent: bool) -> Table:
         direction = _AUDIT_DIRECTIONS.get(row.direction, row.direction)
         change = escape(f"{row.from_value or '·'} → {row.to_value or '·'}")
         why = escape(row.reason) + (f" [dim]({escape(row.rule_row)})[/]" if row.rule_row else "")
+        why += f" [dim]· rule {escape(row.rule_name)}[/]" if row.rule_name else ""
         table.add_row(at, f"{agent}[bold]{row.outcome}[/]  {direction}  {change}\n{why}")
     return table
 

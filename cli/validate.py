@@ -47,7 +47,7 @@ def validate(
 
 def print_report(report: ValidationReport) -> None:
     """The validation table, then the verdict and (on failure) the cause and the fix."""
-    table = Table("hop", "action", "expected", "observed", "result", "seconds", title=Text(f"Validation of {report.agent}"))
+    table = Table("hop", "action", "expected", "observed", "result", "seconds", title=Text(f"Validation of {report.agent}{report.by_rule}"))
     for row in report.rows():
         style = {"passed": "green", "FAILED": "bold red"}.get(row["result"], "dim")
         cells = [Text(row[key]) for key in ("hop", "action", "expected", "observed")]

@@ -24,7 +24,7 @@ from presence_sync.models.store.migrations import MIGRATIONS, Migration, migrate
 from presence_sync.models.store.part import utc_now
 from presence_sync.models.store.reports import Reports
 from presence_sync.models.store.rows import AgentStateRow, AuditRow, WriteRow
-from presence_sync.models.store.setup_records import LinkChanges, RuleChange, SetupRecords
+from presence_sync.models.store.setup_records import LinkChanges, RuleChange, RulesChange, SetupRecords
 from presence_sync.models.store.store import Store
 from presence_sync.models.store.sync_state import SyncState
 from presence_sync.models.store.tables import (
@@ -42,6 +42,7 @@ from presence_sync.models.store.tables import (
     RuleAssignment,
     SeenSpell,
     StepOutcome,
+    SetupRevision,
     SyncLease,
     WriteStatus,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "Reports",
     "RuleAssignment",
     "RuleChange",
+    "RulesChange",
     "SchemaTooNewError",
     "SeenSpell",
     "SetupRecords",
@@ -79,6 +81,7 @@ __all__ = [
     "StoreConflictError",
     "StoreError",
     "StoreUnavailableError",
+    "SetupRevision",
     "SyncLease",
     "SyncState",
     "WriteRow",

@@ -2,8 +2,9 @@
 
 Salesforce presence can only be set by the agent's console, so a Salesforce write is a
 `Presence_Sync_Command__e` event for the presence applier, published 200 to a `/composite/sobjects`
-call. A CXone write sets the state through the agent's session (the client caches sessions and
-re-joins on 404). Every write comes back as a `WriteResult`: ok, transient (retried later with
+call; logging the agent out of Omni-Channel is statusId "0" (apis.md S4). A CXone write sets the state
+through the agent's session (the client caches sessions and re-joins on 404); ending the session is
+the Agent API's force logout (apis.md C3). Every write comes back as a `WriteResult`: ok, transient (retried later with
 backoff) or permanent (recorded with its reason, not retried).
 
     results = await apply_writes(decision.writes, ctx.salesforce, ctx.cxone, targets, concurrency=32)
@@ -26,8 +27,8 @@ from presence_sync.connectors import (
     SalesforceClient,
     TransientError,
 )
-from presence_sync.connectors.salesforce import COMPOSITE_LIMIT
-from presence_sync.engine import CxoneTarget, Side, Write, WriteOutcome, WriteResult
+from presence_sync.connectors.salesforce import COMPOSITE_LIMIT, OFFLINE_STATUS_ID
+from presence_sync.engine import OMNI_OFFLINE, CxoneTarget, Side, Write, WriteOutcome, WriteResult
 
 COMMAND_REASON = "presence-sync"
 # A spent daily budget replenishes over hours; try again after a while rather than at once.
@@ -68,7 +69,7 @@ async def publish_commands(
     ready: list[tuple[Write, PresenceCommand]] = []
     for write in writes:
         user_id = targets.sf_user_of.get(write.agent_id)
-        status_id = targets.status_ids.get(str(write.target))
+        status_id = OFFLINE_STATUS_ID if write.target == OMNI_OFFLINE else targets.status_ids.get(str(write.target))
         if user_id is None:
             results.append(_permanent(write, "the agent is no longer linked to a Salesforce user"))
         elif status_id is None:
@@ -109,7 +110,10 @@ async def set_cxone_states(writes: Sequence[Write], cxone: CxoneClient, concurre
         assert isinstance(target, CxoneTarget)
         async with bound:
             try:
-                await cxone.set_state(write.agent_id, target.state.value, target.code)  # type: ignore[arg-type]
+                if target.is_logout:
+                    await cxone.logout_agent(write.agent_id)
+                else:
+                    await cxone.set_state(write.agent_id, target.state.value, target.code)  # type: ignore[arg-type]
             except ConnectorError as error:
                 return failed(write, error)
         return WriteResult(write.agent_id, write.command_id, WriteOutcome.OK)

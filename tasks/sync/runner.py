@@ -67,6 +67,7 @@ from presence_sync.tasks.sync.budget import PollBudget
 from presence_sync.tasks.sync.observations import cxone_observation, no_spell_observation, spell_observations
 from presence_sync.tasks.sync.record import agent_row, audit_rows
 from presence_sync.tasks.sync.rulebook import load_rulebook
+from presence_sync.tasks.sync.setup_watch import SetupWatch
 from presence_sync.tasks.sync.sources import (
     CXONE_CURSOR,
     SALESFORCE_CURSOR,
@@ -261,6 +262,7 @@ class SyncRunner:
         self._reconciled_request: str | None = None
         self._anomaly_kinds: set[str] = set()
         self._notable: list[AuditRecord] = []
+        self._setup_watch = SetupWatch(self.store)
 
     # -- lease ---------------------------------------------------------------------------------
 
@@ -305,6 +307,8 @@ class SyncRunner:
         setup = self._require_setup()
         now = self.clock()
         await self._renew(now)
+        if await self._setup_watch.changed(now):
+            setup = await self._reload_setup()
         self.stats.ticks += 1
         batches = await self._poll(now)
         observations = [o for _, polled in batches for o in polled.observations]
@@ -438,8 +442,20 @@ class SyncRunner:
 
     # -- state -----------------------------------------------------------------------------------
 
+    async def _reload_setup(self) -> SyncSetup:
+        """Onboarding or refresh-users changed rules, assignments or links: sync by them from now on,
+        and reconcile, so that every agent is synced by the rule it has now."""
+        setup = self.setup = await load_setup(self.ctx)
+        for source in self._sources:
+            if isinstance(source, SalesforcePollSource):
+                source.agents_by_user = setup.agents_by_user
+        logger.info("presence-sync: the setup changed (rules, assignments or links); reloaded, reconciling")
+        await self.reconcile()
+        return setup
+
     async def _load(self) -> None:
         """Everything a holder starts from, read once, after the lease is ours."""
+        await self._setup_watch.start(self.clock())
         setup = self.setup = await load_setup(self.ctx)
         store = self.store.sync
         raw_memory = await asyncio.to_thread(store.load_agent_memory)

@@ -12,8 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from presence_sync.engine import AgentLink as EngineLink
 from presence_sync.engine import Direction
 from presence_sync.models.store import AgentLink, AgentWrite, Audit, Store, WriteStatus
+from presence_sync.tasks.sync.rulebook import load_rulebook
 from presence_sync.tasks.sync.runner import API_USAGE_CURSOR, LEASE_NAME
 from presence_sync.tasks.sync.sources import CXONE_CURSOR, SALESFORCE_CURSOR
 from presence_sync.tasks.sync.summary import DIRECTIONS, percentile
@@ -21,6 +23,7 @@ from presence_sync.tasks.sync.summary import DIRECTIONS, percentile
 LAG_WINDOW = timedelta(minutes=15)
 LAG_SAMPLES = 1000
 SHOWN_FAILURES = 10
+SHOWN_WITHOUT_RULE = 20
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -48,6 +51,30 @@ class ApiBudget:
     read_at: str
 
 
+@dataclass(frozen=True)
+class RuleCoverage:
+    """Linked agents per rule (a user assignment over the team's), and those with none (not synced)."""
+
+    agents_per_rule: dict[str, int]
+    without_rule: list[str]  # "agent7@example.com (1000007, team Voice Team A)", at most SHOWN_WITHOUT_RULE
+    without_rule_count: int
+
+
+def rule_coverage(store: Store) -> RuleCoverage:
+    """Which rule each linked agent is synced by, as the sync resolves it (three queries)."""
+    book = load_rulebook(store)
+    per_rule = dict.fromkeys(sorted(book.rules), 0)
+    without: list[str] = []
+    for link in store.setup.load_links():
+        rule = book.rule_for(EngineLink(link.cxone_agent_id, link.sf_user_id, link.team_id))
+        if rule is not None:
+            per_rule[rule.name] += 1
+            continue
+        team = f", team {link.team_name or link.team_id}" if link.team_id is not None else ", no team"
+        without.append(f"{link.cxone_email or link.cxone_username} ({link.cxone_agent_id}{team})")
+    return RuleCoverage(per_rule, without[:SHOWN_WITHOUT_RULE], len(without))
+
+
 @dataclass
 class StatusReport:
     agents_linked: int
@@ -58,6 +85,7 @@ class StatusReport:
     write_counts: dict[WriteStatus, int]
     failures: list[AgentWrite] = field(default_factory=list)
     budget: ApiBudget | None = None
+    coverage: RuleCoverage | None = None
 
     @property
     def running(self) -> bool:
@@ -116,6 +144,7 @@ def read_status(store: Store, now: datetime | None = None) -> StatusReport:
         write_counts=store.reports.write_counts(),
         failures=failures[:SHOWN_FAILURES],
         budget=budget,
+        coverage=rule_coverage(store),
     )
 
 

@@ -123,6 +123,7 @@ class HopRunner:
     cx_watch: CxoneWatch
     timeout: float
     poll: float
+    command_reason: str = COMMAND_REASON  # the presence command's Reason__c: who set the agent, and why
 
     async def salesforce_to_cxone(self, trip: RoundTrip, status_id: str, spell_before: PresenceSpell | None) -> HopResult:
         """Publish a presence command (as the applier would receive it) and wait for CXone to show the mapped state."""
@@ -245,7 +246,7 @@ class HopRunner:
 
     async def _publish(self, status_id: str) -> Diagnosis | None:
         """Publish one presence command for the agent; the diagnosis when Salesforce refuses it."""
-        command = PresenceCommand(self.link.sf_user_id, status_id, f"validate-{uuid.uuid4().hex}", COMMAND_REASON)
+        command = PresenceCommand(self.link.sf_user_id, status_id, f"validate-{uuid.uuid4().hex}", self.command_reason)
         try:
             [result] = await self.ctx.salesforce.publish_presence_commands([command])
         except ConnectorError as error:
