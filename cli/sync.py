@@ -144,13 +144,16 @@ def print_status(report: StatusReport) -> None:
     )
     console.print(f"sync: {running}")
     console.print(f"agents linked: {report.agents_linked}")
-    if report.coverage is not None:
+    if report.coverage is not None and report.coverage.problem is not None:
+        console.print(f"[yellow]agents per rule: unknown[/] ({escape(report.coverage.problem)})")
+    elif report.coverage is not None:
         coverage = report.coverage
         per_rule = ", ".join(f"{name} {count}" for name, count in coverage.agents_per_rule.items()) or "no rule stored"
-        console.print(f"agents per rule: {per_rule}; without a rule (not synced): {coverage.without_rule_count}")
+        console.print(f"agents per rule: {escape(per_rule)}; without a rule (not synced): {coverage.without_rule_count}")
         if coverage.without_rule:
             more = coverage.without_rule_count - len(coverage.without_rule)
-            console.print("  " + "; ".join(coverage.without_rule) + (f"; and {more} more" if more > 0 else ""))
+            listed = "; ".join(coverage.without_rule) + (f"; and {more} more" if more > 0 else "")
+            console.print(f"  {escape(listed)}")
     lags = Table("direction", "changes carried (15 min)", "lag p50", "lag p95", "last decision", title="Lag")
     for lag in report.lags:
         lags.add_row(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, replace
 from datetime import datetime
+from types import EllipsisType
 
 from presence_sync.engine.audit import AuditRecord, Direction, Outcome, describe
 from presence_sync.engine.logouts import OMNI_OFFLINE, salesforce_shows
@@ -162,9 +163,12 @@ class AgentSync:
             self.intent = replace(intent, basis=self.basis)
             return
         if intent.side is Side.CXONE:
-            self.intent = self._cxone_intent(Observation(self.agent_id, Side.CXONE, intent.value, intent.at, intent.source_id))
+            seen = Observation(self.agent_id, Side.CXONE, intent.value, intent.at, intent.source_id)
+            self.intent = self._cxone_intent(seen)
         else:
-            self.intent = self._salesforce_intent(intent.value, intent.at, intent.source_id, intent.previous)  # type: ignore[arg-type]
+            status = intent.value
+            assert not isinstance(status, CxoneState)
+            self.intent = self._salesforce_intent(status, intent.at, intent.source_id, previous=intent.previous)
         self.rerule_note = f"the agent's rule changed (now {self.rule.name!r}); the latest change is resolved again"
 
     # -- 1-3: observe --------------------------------------------------------------------------
@@ -336,9 +340,11 @@ class AgentSync:
         return Intent(Side.CXONE, state, observation.at, observation.source_id, keep, to_salesforce, self.basis)
 
     def _salesforce_intent(
-        self, status: str | None, at: datetime, source_id: str, previous: CxoneTarget | None = None
+        self, status: str | None, at: datetime, source_id: str, *, previous: CxoneTarget | None | EllipsisType = ...
     ) -> Intent:
-        previous = previous or self.previous
+        """The intent of a Salesforce change; `previous` is what Previous State returns to (default: the
+        agent's previous CXone state now; given when an intent made earlier is resolved again)."""
+        previous = self.previous if isinstance(previous, EllipsisType) else previous
         if status is not None:
             keep: Resolution[str] = Resolution(status, None, f"keeps Salesforce at the agent's own choice, {status}")
             to_cxone = self.rule.subscribe(status, self.link.team_codes, previous)

@@ -141,7 +141,7 @@ async def demo(
         fast_forward(config_path, day_seconds)
         _step(f"Config for this contact center: {config_path}")
 
-        _step("Onboarding (the seed's steps: statuses, profile access, app, OAuth, mapping, users, rule)")
+        _step("Onboarding (the seed's steps: statuses, profile access, app, OAuth, mapping, users, rules)")
         onboarded = await onboard(str(config_path), return_state=True)
         summary.flow_runs["onboard"] = await _flow_run_name(onboarded)
         if not onboarded.is_completed():

@@ -136,16 +136,21 @@ async def set_agent(
                        "have the agent log in to the CXone agent app, then set them again")
     if salesforce is not None:
         trip = await _salesforce_trip(ctx, outcome, rule, engine_link.team_codes, link, salesforce, setup.targets.status_ids)
-        already = trip is not None and status_before == trip.status and trip.target.matches(cx_before)
     else:
         trip = _cxone_trip(outcome, rule, engine_link.team_codes, str(cxone))
-        already = trip is not None and trip.target.matches(cx_before) and status_before == trip.status
     if trip is None:
         return outcome
     outcome.expected = f"CXone {cxone_label(trip.target)}" if salesforce is not None else f"Salesforce {trip.status}"
-    if already:
+    set_side_shows = status_before == trip.status if salesforce is not None else trip.target.matches(cx_before)
+    other_side_shows = trip.target.matches(cx_before) if salesforce is not None else status_before == trip.status
+    if set_side_shows and other_side_shows:
         outcome.already = True
         return outcome
+    if set_side_shows:  # setting it again changes nothing, so there is no change for the sync to carry
+        return _refuse(outcome, Cause.ALREADY_SHOWN,
+                       f"{outcome.system} already shows {outcome.value} ({outcome.before}), and the rule wants "
+                       f"{outcome.expected}: setting it again is no change, so nothing would carry it.",
+                       "run `presence-sync reconcile CONFIG` to bring the other system in line by the rule")
     activity = await sync_running(ctx.store, min(HANDOVER_GRACE_SECONDS, timeout_seconds), poll_seconds)
     if not activity.running:
         outcome.refusal = sync_not_running(activity)

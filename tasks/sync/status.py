@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from presence_sync.engine import AgentLink as EngineLink
 from presence_sync.engine import Direction
 from presence_sync.models.store import AgentLink, AgentWrite, Audit, Store, WriteStatus
-from presence_sync.tasks.sync.rulebook import load_rulebook
+from presence_sync.tasks.sync.rulebook import StoredRuleError, load_rulebook
 from presence_sync.tasks.sync.runner import API_USAGE_CURSOR, LEASE_NAME
 from presence_sync.tasks.sync.sources import CXONE_CURSOR, SALESFORCE_CURSOR
 from presence_sync.tasks.sync.summary import DIRECTIONS, percentile
@@ -58,11 +58,15 @@ class RuleCoverage:
     agents_per_rule: dict[str, int]
     without_rule: list[str]  # "agent7@example.com (1000007, team Voice Team A)", at most SHOWN_WITHOUT_RULE
     without_rule_count: int
+    problem: str | None = None  # the stored rules can't be read (the sync would say the same)
 
 
 def rule_coverage(store: Store) -> RuleCoverage:
     """Which rule each linked agent is synced by, as the sync resolves it (three queries)."""
-    book = load_rulebook(store)
+    try:
+        book = load_rulebook(store)
+    except StoredRuleError as error:
+        return RuleCoverage({}, [], 0, problem=str(error))
     per_rule = dict.fromkeys(sorted(book.rules), 0)
     without: list[str] = []
     for link in store.setup.load_links():

@@ -31,6 +31,7 @@ class Cause(StrEnum):
     UNMAPPED = "unmapped state"
     COMMAND_REJECTED = "presence command rejected"
     STATE_REJECTED = "CXone refused the state"
+    ALREADY_SHOWN = "already shown"
     TIMEOUT = "timeout"
 
 

@@ -78,6 +78,15 @@ async def test_set_to_what_both_systems_show_already_changes_nothing(world: Worl
     assert outcome.ok and outcome.already and world.writes() == before
 
 
+async def test_set_to_what_only_its_own_system_shows_is_refused_as_no_change(world: World, ctx: Context) -> None:
+    world.pick_cx(1, "Unavailable", "Lunch")  # no sync ran: Salesforce is still logged out of Omni
+    outcome = await set_agent(ctx, "agent1@example.com", cxone="Unavailable: Lunch", timeout_seconds=1)
+
+    assert outcome.refusal is not None and outcome.refusal.cause is Cause.ALREADY_SHOWN
+    assert "setting it again is no change" in outcome.refusal.explanation
+    assert "presence-sync reconcile" in outcome.refusal.fix
+
+
 async def test_set_is_refused_without_a_sync_to_carry_it(world: World, ctx: Context) -> None:
     outcome = await set_agent(ctx, "agent1@example.com", salesforce="On_Break", timeout_seconds=1, poll_seconds=0.05)
 
