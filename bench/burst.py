@@ -9,9 +9,11 @@ settled (every linked agent's Salesforce status mapped from its CXone state, ech
 1. CXone → Salesforce: every agent goes to *Unavailable: Break* in CXone at once (in-process, one
    call after the other under the emulator's lock, held for the whole burst: a poll of the sync's,
    from its own process, sees all of the burst or none of it).
-   Measured: from the last change made until every linked agent's Salesforce status is On_Break.
+   Measured: from the last change made until every linked agent's Salesforce status is what its rule
+   maps that to (On_Break, by both demo rules).
 2. Salesforce → CXone: every linked agent picks *Available_for_Chats* in the Omni widget at once.
-   Measured: until every linked agent is Available in CXone.
+   Measured: until every linked agent's CXone state is what its rule maps that to (Available; the
+   chat team's Unavailable: CRM Work).
 
 Each pair of bursts runs once per concurrency row: the config's `sync.max_concurrency` (the product
 default, 64), then a loopback-tuned value (8; see bench/README.md), each in a new sync window (a new
@@ -122,7 +124,7 @@ def _burst_salesforce(center: Center, agent_ids: list[int]) -> float:
 
 
 def _targets(center: Center) -> tuple[str, CxoneTarget]:
-    """What the rule maps the two bursts to (the same for every linked agent of the demo rule)."""
+    """What the first linked agent's rule maps the two bursts to (what the bare baseline writes for all)."""
     some = next(iter(center.rules))
     sf_target = center.published(some, CxoneState(*BREAK))
     cx_target = center.subscribed(some, BACK)
@@ -136,12 +138,15 @@ async def _sync_burst(
 ) -> dict[str, Any]:
     sf_target, cx_target = _targets(center)
     first_tick = len(sync.ticks)
+    # Each agent's own rule says what the other side shows (the chat team's maps Available_for_Chats apart).
+    sf_targets = {a: center.published(a, CxoneState(*BREAK)) or sf_target for a in linked}
+    cx_targets = {a: center.subscribed(a, BACK) or cx_target for a in linked}
     if direction == "cxone->salesforce":
         changed_at = _burst_cxone(center, agent_ids)
-        arrived = lambda a: center.salesforce_shows(a) == sf_target  # noqa: E731
+        arrived = lambda a: center.salesforce_shows(a) == sf_targets[a]  # noqa: E731
     else:
         changed_at = _burst_salesforce(center, linked)
-        arrived = lambda a: cx_target.matches(center.cxone_shows(a))  # noqa: E731
+        arrived = lambda a: cx_targets[a].matches(center.cxone_shows(a))  # noqa: E731
     seconds = await wait_all(set(linked), arrived, timeout, sync, poll_seconds=0.1, what=f"the {direction} burst")
     converged_at = changed_at + seconds
     await sync.wait_quiet(since=first_tick, timeout=timeout)

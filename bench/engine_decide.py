@@ -65,7 +65,7 @@ SF_CHANGES = ("On_Break", "Lunch", "Case_Work", "Available")
 def demo_rule() -> Rule:
     """The example config's rule, parsed as onboarding and the sync's rule book parse it."""
     data = yaml.safe_load(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
-    config = PresenceRuleConfig.model_validate(data["rule"])
+    config = PresenceRuleConfig.model_validate(data["rules"][0])
     publisher = {row.acd: row.salesforce for row in config.publisher}
     subscriber = {row.salesforce: row.acd.subscriber_target() for row in config.subscriber}
     return Rule(config.name, publisher, subscriber, config.skip_unavailable_code_validation)

@@ -166,6 +166,16 @@ def print_status(report: StatusReport) -> None:
     )
     console.print(f"sync: {running}")
     console.print(f"agents linked: {report.agents_linked}")
+    if report.coverage is not None and report.coverage.problem is not None:
+        console.print(f"[yellow]agents per rule: unknown[/] ({escape(report.coverage.problem)})")
+    elif report.coverage is not None:
+        coverage = report.coverage
+        per_rule = ", ".join(f"{name} {count}" for name, count in coverage.agents_per_rule.items()) or "no rule stored"
+        console.print(f"agents per rule: {escape(per_rule)}; without a rule (not synced): {coverage.without_rule_count}")
+        if coverage.without_rule:
+            more = coverage.without_rule_count - len(coverage.without_rule)
+            listed = "; ".join(coverage.without_rule) + (f"; and {more} more" if more > 0 else "")
+            console.print(f"  {escape(listed)}")
     lags = report_table(
         "direction", whole("carried (15 min)"), whole("lag p50"), whole("lag p95"), "last decision (UTC)", title="Lag"
     )
@@ -257,6 +267,7 @@ def audit_table(rows: list[Audit], *, one_agent: bool) -> Table:
         direction = _AUDIT_DIRECTIONS.get(row.direction, row.direction)
         change = escape(f"{row.from_value or '·'} → {row.to_value or '·'}")
         why = escape(row.reason) + (f" [dim]({escape(row.rule_row)})[/]" if row.rule_row else "")
+        why += f" [dim]· rule {escape(row.rule_name)}[/]" if row.rule_name else ""
         table.add_row(at, f"{agent}[bold]{row.outcome}[/]  {direction}  {change}\n{why}")
     return table
 

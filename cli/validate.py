@@ -57,7 +57,7 @@ def validate(
 def print_report(report: ValidationReport) -> None:
     """The validation table, then the verdict and (on failure) the cause and the fix."""
     table = report_table(
-        "hop", whole("result"), whole("seconds"), "what was done and seen", title=Text(f"Validation of {report.agent}")
+        "hop", whole("result"), whole("seconds"), "what was done and seen", title=Text(f"Validation of {report.agent}{report.by_rule}")
     )
     for row in report.rows():
         style = {"passed": "green", "FAILED": "bold red"}.get(row["result"], "dim")

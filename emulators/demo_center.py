@@ -71,12 +71,15 @@ PROFILES = (AGENT_PROFILE, SUPERVISOR_PROFILE)
 
 UNAVAILABLE_CODES = (CodeSpec("Break"), CodeSpec("Lunch"), CodeSpec("CRM Work"), CodeSpec("ACW", is_acw=True))
 
-TEAMS = (
+VOICE_TEAMS = (
     TeamSpec("Voice Team A", ("Break", "Lunch", "CRM Work", "ACW")),
     TeamSpec("Voice Team B", ("Break", "Lunch", "ACW")),
 )
+CHAT_TEAM = TeamSpec("Chat Team", ("Break", "Lunch", "CRM Work", "ACW"))
+TEAMS = (*VOICE_TEAMS, CHAT_TEAM)
 
-RULE_NAME = "Default Presence"
+RULE_NAME = "Default Presence"  # the voice teams' rule
+CHAT_RULE_NAME = "Chat Presence"  # the chat team's rule, which maps Salesforce's "Available" statuses differently
 
 # The integration identities: the Salesforce user the password/JWT flows log in as, and the CXone
 # user whose access key the sync uses.
@@ -85,17 +88,25 @@ CXONE_ACCESS_KEY_USER = "integration@example.com"
 
 DEFAULT_AGENT_COUNT = 200
 NO_SALESFORCE_USER_EVERY = 50
+CHAT_TEAM_EVERY = 10
+
+
+def team_of(index: int) -> str:
+    """Every 10th agent is on the chat team; the others alternate between the voice teams (odd: A, even: B)."""
+    if index % CHAT_TEAM_EVERY == 0:
+        return CHAT_TEAM.name
+    return VOICE_TEAMS[(index - 1) % len(VOICE_TEAMS)].name
 
 
 def demo_agents(count: int = DEFAULT_AGENT_COUNT) -> list[AgentSpec]:
-    """Agents 1..count, alternating teams; every 50th has no Salesforce user (so stays unlinked)."""
+    """Agents 1..count (teams by `team_of`); every 50th has no Salesforce user (so stays unlinked)."""
     return [
         AgentSpec(
             index=i,
             first_name="Agent",
             last_name=str(i),
             email=f"agent{i}@example.com",
-            team=TEAMS[(i - 1) % len(TEAMS)].name,
+            team=team_of(i),
             has_salesforce_user=i % NO_SALESFORCE_USER_EVERY != 0,
         )
         for i in range(1, count + 1)

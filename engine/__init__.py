@@ -18,9 +18,18 @@ typed values (the connectors turn API records into them), never raw JSON. A sync
 """
 
 from presence_sync.engine.audit import AuditRecord, Direction, Outcome
-from presence_sync.engine.agent import command_id_for
+from presence_sync.engine.agent import command_id_for, resolution_basis
 from presence_sync.engine.decide import decide, reconcile, record_write_results
 from presence_sync.engine.errors import EngineError, MemoryFormatError, ObservationError, RuleError, StateError
+from presence_sync.engine.logouts import (
+    OMNI_OFFLINE,
+    on_cxone_logout_text,
+    on_omni_logout_text,
+    parse_on_cxone_logout,
+    parse_on_omni_logout,
+    salesforce_shows,
+    salesforce_value,
+)
 from presence_sync.engine.memory import AgentMemory, Command, CommandStatus, Deferred, Intent
 from presence_sync.engine.messages import UNKNOWN_SINCE, Decision, Observation, Write, WriteOutcome, WriteResult
 from presence_sync.engine.policy import ConflictPolicy, SyncPolicy
@@ -62,6 +71,7 @@ __all__ = [
     "Direction",
     "EngineError",
     "Intent",
+    "OMNI_OFFLINE",
     "MemoryFormatError",
     "Observation",
     "ObservationError",
@@ -82,8 +92,15 @@ __all__ = [
     "command_id_for",
     "decide",
     "display",
+    "on_cxone_logout_text",
+    "on_omni_logout_text",
+    "parse_on_cxone_logout",
+    "parse_on_omni_logout",
     "parse_publisher_row",
     "parse_subscriber_target",
     "reconcile",
     "record_write_results",
+    "resolution_basis",
+    "salesforce_shows",
+    "salesforce_value",
 ]

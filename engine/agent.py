@@ -19,10 +19,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, replace
 from datetime import datetime
+from types import EllipsisType
 
 from presence_sync.engine.audit import AuditRecord, Direction, Outcome, describe
+from presence_sync.engine.logouts import OMNI_OFFLINE, salesforce_shows
 from presence_sync.engine.memory import AgentMemory, Command, CommandStatus, Deferred, Intent
-from presence_sync.engine.messages import Observation, Write
+from presence_sync.engine.messages import UNKNOWN_SINCE, Observation, Write
 from presence_sync.engine.policy import ConflictPolicy, SyncPolicy
 from presence_sync.engine.rule import AgentLink, Resolution, Rule
 from presence_sync.engine.states import CxoneState, CxoneTarget, Side
@@ -37,6 +39,12 @@ _LIKELY_CAUSE = {
     Side.CXONE: "the agent's CXone session may have ended, or CXone refused the state "
     "(check the team's unavailable codes)",
 }
+
+
+def resolution_basis(rule: Rule, link: AgentLink) -> str:
+    """What an agent's intent is resolved by: their rule and their team's unavailable codes."""
+    codes = ",".join(sorted(link.team_codes))
+    return hashlib.blake2b(f"{rule.fingerprint}|{codes}".encode(), digest_size=8).hexdigest()
 
 
 def command_id_for(agent_id: int, side: Side, target: CxoneTarget | str, cause_id: str, sequence: int) -> str:
@@ -111,6 +119,9 @@ class AgentSync:
         self.flap_reported = False
         self.writes: list[Write] = []
         self.audit: list[AuditRecord] = []
+        self.basis = resolution_basis(rule, link)
+        self.rerule_note: str | None = None
+        self._resolve_again_if_the_rule_changed()
 
     def run(self, observations: list[Observation], rearm: bool) -> None:
         ordered = sorted(observations, key=lambda o: (o.at, _SIDE_ORDER[o.side], o.source_id))
@@ -141,6 +152,26 @@ class AgentSync:
             recent_sources=tuple(self.recent_sources[-self.policy.remembered_sources :]),
             issued=self.issued,
         )
+
+    def _resolve_again_if_the_rule_changed(self) -> None:
+        """The intent means what the agent's rule says now: resolved again when that rule (or the
+        team's codes) changed since it was resolved, e.g. after onboarding or a move to another team."""
+        intent = self.intent
+        if intent is None or intent.basis == self.basis:
+            return
+        if intent.basis is None:  # memory of version 1: resolved by the rule of its time, taken as this one
+            self.intent = replace(intent, basis=self.basis)
+            return
+        if intent.side is Side.CXONE:
+            seen = Observation(self.agent_id, Side.CXONE, intent.value, intent.at, intent.source_id)
+            self.intent = self._cxone_intent(seen, first_sight=intent.first_sight)
+        else:
+            status = intent.value
+            assert not isinstance(status, CxoneState)
+            self.intent = self._salesforce_intent(
+                status, intent.at, intent.source_id, previous=intent.previous, first_sight=intent.first_sight
+            )
+        self.rerule_note = f"the agent's rule changed (now {self.rule.name!r}); the latest change is resolved again"
 
     # -- 1-3: observe --------------------------------------------------------------------------
 
@@ -255,7 +286,7 @@ class AgentSync:
         if observation.side is Side.SALESFORCE:
             status = observation.value
             assert not isinstance(status, CxoneState)
-            if status is not None and change.during_contact:
+            if change.during_contact:  # a status, or a logout of Omni: a contact is never interrupted by us
                 self.deferred = Deferred(status, observation.at, observation.source_id)
                 change.deferred = True
                 return
@@ -267,10 +298,12 @@ class AgentSync:
             state = observation.value
             assert isinstance(state, CxoneState)
             intent = self.intent
+            if state.is_logged_out and self.deferred is not None and self.deferred.at <= observation.at:
+                self.deferred = None  # a logout of CXone ends the contact and what waited for its end
             late_start = state.is_contact and intent is not None and intent.side is Side.SALESFORCE
             if late_start and intent.at > observation.at and self.deferred is None:  # type: ignore[union-attr]
-                # Seen late: the Salesforce change was made during this contact, so it waits for its end.
-                # (A newer logout of Omni beat this contact in `_conflict_loss`: the value is a status.)
+                # Seen late: the Salesforce change (a status, or a logout of Omni) was made during this
+                # contact, so it waits for its end.
                 self.deferred = Deferred(intent.value, intent.at, intent.source_id)  # type: ignore[arg-type,union-attr]
             if change.is_contact_business and not state.is_contact and self.deferred is not None:
                 deferred, self.deferred = self.deferred, None
@@ -295,8 +328,6 @@ class AgentSync:
         other = change.side.other
         other_is_newer = intent is not None and intent.side is other and intent.at > observation.at
         if change.is_contact_business:
-            if other_is_newer and intent.value is None:  # type: ignore[union-attr]
-                return "the agent logged out of Omni-Channel after it; Salesforce is left logged out"
             return None
         if change.side is Side.SALESFORCE and change.during_contact and change.contact_since is not None:
             if observation.at <= change.contact_since:
@@ -314,25 +345,47 @@ class AgentSync:
         state = observation.value
         assert isinstance(state, CxoneState)
         own = state.as_target()
-        keep = (
-            Resolution(own, None, f"keeps CXone at the agent's own choice, {describe(state)}")
-            if own is not None
-            else Resolution(None, None, f"CXone manages {describe(state)} itself", Outcome.NOOP)
-        )
+        if own is None:
+            keep = Resolution(None, None, f"CXone manages {describe(state)} itself", Outcome.NOOP)
+        elif own.code is not None and own.code not in self.link.team_codes:
+            # e.g. the agent moved to a team without this code since: CXone would refuse to set it again
+            keep = Resolution(None, None, f"{describe(state)} is not one of the agent's team's codes", Outcome.NOOP)
+        else:
+            keep = Resolution(own, None, f"keeps CXone at the agent's own choice, {describe(state)}")
+        to_salesforce = self.rule.publish(state)
         return Intent(
-            Side.CXONE, state, observation.at, observation.source_id, keep, self.rule.publish(state), first_sight
+            Side.CXONE, state, observation.at, observation.source_id, keep, to_salesforce, self.basis,
+            first_sight=first_sight,
         )
 
     def _salesforce_intent(
-        self, status: str | None, at: datetime, source_id: str, *, first_sight: bool = False
+        self,
+        status: str | None,
+        at: datetime,
+        source_id: str,
+        *,
+        previous: CxoneTarget | None | EllipsisType = ...,
+        first_sight: bool = False,
     ) -> Intent:
-        keep = (
-            Resolution(status, None, f"keeps Salesforce at the agent's own choice, {status}")
-            if status is not None
-            else Resolution(None, None, "the agent logged out of Omni-Channel", Outcome.LOGGED_OUT)
-        )
-        to_cxone = self.rule.subscribe(status, self.link.team_codes, self.previous)
-        return Intent(Side.SALESFORCE, status, at, source_id, to_cxone, keep, first_sight)
+        """The intent of a Salesforce change; `previous` is what Previous State returns to (default: the
+        agent's previous CXone state now; given when an intent made earlier is resolved again)."""
+        previous = self.previous if isinstance(previous, EllipsisType) else previous
+        if status is not None:
+            keep: Resolution[str] = Resolution(status, None, f"keeps Salesforce at the agent's own choice, {status}")
+            to_cxone = self.rule.subscribe(status, self.link.team_codes, previous)
+        else:
+            keep = Resolution(OMNI_OFFLINE, None, "keeps Salesforce logged out of Omni-Channel, as the agent left it")
+            to_cxone = self.rule.subscribe(None, self.link.team_codes, previous)
+            if at <= UNKNOWN_SINCE:
+                # A full read found the agent logged out of Omni since a time it does not give: no
+                # person's logout to carry over, just how things were before the sync looked.
+                to_cxone = Resolution(
+                    None,
+                    None,
+                    "the agent is logged out of Omni-Channel since before the sync first looked; CXone is left as is",
+                    Outcome.LOGGED_OUT,
+                )
+        return Intent(Side.SALESFORCE, status, at, source_id, to_cxone, keep, self.basis, previous, first_sight)
 
     def _count_change(self, observation: Observation) -> None:
         """Flap detection counts the agent's own changes, not contacts coming and going nor first sights."""
@@ -358,7 +411,7 @@ class AgentSync:
             return Resolution(
                 None,
                 None,
-                f"Salesforce keeps {self.deferred.status}, requested during the contact",
+                f"Salesforce keeps {describe(self.deferred.status)}, requested during the contact",
                 Outcome.DEFERRED,
             )
         return intent.resolution(side)
@@ -412,7 +465,7 @@ class AgentSync:
     def _shows(self, side: Side, target: CxoneTarget | str) -> bool:
         if side is Side.CXONE:
             return self.cxone is not None and isinstance(target, CxoneTarget) and target.matches(self.cxone)
-        return self.salesforce_at is not None and self.salesforce == target
+        return self.salesforce_at is not None and isinstance(target, str) and salesforce_shows(target, self.salesforce)
 
     def _issue(self, side: Side, target: CxoneTarget | str, row: str | None, reason: str) -> _Verdict:
         intent = self.intent
@@ -431,6 +484,7 @@ class AgentSync:
             status=CommandStatus.IN_FLIGHT,
             due_at=self.now + self.policy.echo_timeout,
             initial=intent.first_sight,
+            rule=self.rule.name,
         )
         self.commands[side] = command
         self.writes.append(
@@ -508,7 +562,8 @@ class AgentSync:
                 self._record(
                     observation,
                     Outcome.DEFERRED,
-                    f"the agent is in {contact} in CXone; {observation.value} is applied when the contact ends",
+                    f"the agent is in {contact} in CXone; {describe(observation.value)} is applied when the contact "
+                    "ends",
                 )
             elif change.intent is not None and change.intent is final:
                 hop = final.side.other
@@ -516,7 +571,10 @@ class AgentSync:
                 attached.add(hop)
                 reason = verdict.reason
                 if final.source_id != observation.source_id:
-                    reason = f"the contact ended; applying {final.value}, requested in Salesforce during it: {reason}"
+                    reason = (
+                        f"the contact ended; applying {describe(final.value)}, requested in Salesforce during it: "
+                        f"{reason}"
+                    )
                 self.audit.append(
                     AuditRecord(
                         at=self.now,
@@ -529,6 +587,7 @@ class AgentSync:
                         reason=reason,
                         observed_at=observation.at,
                         command_id=None if verdict.command is None else verdict.command.command_id,
+                        rule=self.rule.name,
                     )
                 )
             elif change.intent is not None:
@@ -540,11 +599,16 @@ class AgentSync:
                 self._record(observation, outcome, reason)
         for side, verdict in verdicts.items():
             if side not in attached and verdict.outcome in _EVENTFUL and verdict.command is not None:
-                record = command_record(self.agent_id, self.now, verdict.command, verdict.outcome, verdict.reason)
+                reason = verdict.reason
+                if self.rerule_note is not None and verdict.outcome is Outcome.WRITE:
+                    reason = f"{self.rerule_note}: {reason}"
+                record = command_record(
+                    self.agent_id, self.now, verdict.command, verdict.outcome, reason, self.rule.name
+                )
                 self.audit.append(record)
 
     def _record(self, observation: Observation, outcome: Outcome, reason: str) -> None:
-        self.audit.append(observation_record(observation, self.now, outcome, reason))
+        self.audit.append(observation_record(observation, self.now, outcome, reason, self.rule.name))
 
     def _record_echo(self, observation: Observation, command: Command, late: bool) -> None:
         latency = (observation.at - command.cause_at).total_seconds()
@@ -564,6 +628,8 @@ class AgentSync:
                 observed_at=observation.at,
                 command_id=command.command_id,
                 latency_ms=round(latency * 1000) if timed else None,
+                latency_ms=round(latency * 1000) if latency >= 0 else None,
+                rule=self.rule.name,
             )
         )
 
@@ -578,7 +644,9 @@ def _ends_contact(cxone_before: CxoneState | None, observation: Observation) -> 
     )
 
 
-def observation_record(observation: Observation, now: datetime, outcome: Outcome, reason: str) -> AuditRecord:
+def observation_record(
+    observation: Observation, now: datetime, outcome: Outcome, reason: str, rule: str | None = None
+) -> AuditRecord:
     return AuditRecord(
         at=now,
         agent_id=observation.agent_id,
@@ -589,10 +657,14 @@ def observation_record(observation: Observation, now: datetime, outcome: Outcome
         rule_row=None,
         reason=reason,
         observed_at=observation.at,
+        rule=rule,
     )
 
 
-def command_record(agent_id: int, now: datetime, command: Command, outcome: Outcome, reason: str) -> AuditRecord:
+def command_record(
+    agent_id: int, now: datetime, command: Command, outcome: Outcome, reason: str, rule: str | None = None
+) -> AuditRecord:
+    """An audit record of a write; `rule` is the rule deciding now (default: the one that issued it)."""
     return AuditRecord(
         at=now,
         agent_id=agent_id,
@@ -603,6 +675,7 @@ def command_record(agent_id: int, now: datetime, command: Command, outcome: Outc
         rule_row=command.rule_row,
         reason=reason,
         command_id=command.command_id,
+        rule=rule or command.rule,
     )
 
 

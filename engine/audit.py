@@ -11,9 +11,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from presence_sync.engine.logouts import OMNI_OFFLINE, OFFLINE_WORD
 from presence_sync.engine.states import CxoneState, CxoneTarget, Side, display
 
-OFFLINE = "Offline"  # how Omni-Channel names "not logged in" (statusId "0", apis.md S4)
+OFFLINE = OFFLINE_WORD  # how Omni-Channel names "not logged in" (statusId "0", apis.md S4)
 
 
 class Direction(StrEnum):
@@ -64,6 +65,7 @@ class AuditRecord:
     observed_at: datetime | None = None
     command_id: str | None = None
     latency_ms: int | None = None  # echoes: source time of the echo minus that of the human change
+    rule: str | None = None  # the presence rule that decided (None: the agent has none, or is not linked)
 
     def to_row(self) -> dict[str, Any]:
         """Plain values for the store's audit table."""
@@ -79,12 +81,13 @@ class AuditRecord:
             "observed_at": self.observed_at,
             "command_id": self.command_id,
             "latency_ms": self.latency_ms,
+            "rule_name": self.rule,
         }
 
 
 def describe(value: CxoneState | CxoneTarget | str | None) -> str:
     """How a state, target or Salesforce status reads in audit and messages."""
-    if value is None:
+    if value is None or value == OMNI_OFFLINE:
         return OFFLINE
     if isinstance(value, CxoneState | CxoneTarget):
         return display(value)

@@ -179,7 +179,8 @@ def _decide_agent(
         reason = (
             "the agent has no linked Salesforce user; link it (refresh-users, or a links override in the config)"
             if link is None
-            else "no presence rule is assigned to the agent or its team; assign one in the config's rule"
+            else "no presence rule is assigned to the agent or its team, so it is not synced; assign one in the "
+            "config's rules (teams or users)"
         )
         decision.audit.extend(observation_record(o, now, outcome, reason) for o in observations)
         return

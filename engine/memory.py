@@ -18,10 +18,14 @@ from typing import Any
 
 from presence_sync.engine.audit import Outcome
 from presence_sync.engine.errors import MemoryFormatError
+from presence_sync.engine.logouts import salesforce_shows
 from presence_sync.engine.rule import Resolution
 from presence_sync.engine.states import CxoneState, CxoneTarget, Side
 
-MEMORY_FORMAT_VERSION = 1
+MEMORY_FORMAT_VERSION = 2
+# Version 1 lacks what version 2 added (an intent's basis and previous state, a command's rule, a
+# deferred logout); it reads as version 2 with those unknown.
+_READABLE_VERSIONS = frozenset({1, MEMORY_FORMAT_VERSION})
 
 
 class CommandStatus(StrEnum):
@@ -47,6 +51,7 @@ class Command:
     status: CommandStatus
     due_at: datetime | None
     last_error: str | None = None
+    rule: str | None = None  # the presence rule that made us write (None: written before it was recorded)
     initial: bool = False  # issued for a first sight (initial alignment): its echo times nothing
 
     @property
@@ -58,7 +63,7 @@ class Command:
         """Whether observing `value` on this command's side is this command landing."""
         if isinstance(self.target, CxoneTarget):
             return isinstance(value, CxoneState) and self.target.matches(value)
-        return value == self.target
+        return not isinstance(value, CxoneState) and salesforce_shows(self.target, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +71,8 @@ class Intent:
     """The latest human change that counts, and what it means for each side (resolved once, when made).
 
     Resolving once matters for Previous State: the CXone state it returns to must not move when our
-    own write changes what "previous" is.
+    own write changes what "previous" is. It is resolved again only when the agent's rule (or their
+    team's codes) changed: `basis` says what it was resolved by, `previous` what Previous State meant.
     """
 
     side: Side
@@ -75,6 +81,8 @@ class Intent:
     source_id: str
     cxone: Resolution[CxoneTarget]
     salesforce: Resolution[str]
+    basis: str | None = None  # the rule and team codes it was resolved by (None: memory of version 1)
+    previous: CxoneTarget | None = None  # the agent's previous CXone state when it was made
     # The first sight of a side (after onboarding, or a new agent): writes for it align the systems;
     # they answer no human change, so no propagation time is measured from it.
     first_sight: bool = False
@@ -85,9 +93,10 @@ class Intent:
 
 @dataclass(frozen=True, slots=True)
 class Deferred:
-    """A Salesforce status requested while CXone was on a contact; applied when the contact ends."""
+    """A Salesforce status (None: a logout of Omni-Channel) requested while CXone was on a contact;
+    applied when the contact ends."""
 
-    status: str
+    status: str | None
     at: datetime
     source_id: str
 
@@ -143,9 +152,10 @@ class AgentMemory:
     def from_json(cls, data: Mapping[str, Any]) -> AgentMemory:
         """Read memory written by `to_json`; raises `MemoryFormatError` with the cause."""
         version = data.get("v") if isinstance(data, Mapping) else None
-        if version != MEMORY_FORMAT_VERSION:
+        if version not in _READABLE_VERSIONS:
             raise MemoryFormatError(
-                f"agent memory format {version!r} is not {MEMORY_FORMAT_VERSION}: it was written by another "
+                f"agent memory format {version!r} is not one this presence-sync reads "
+                f"({', '.join(map(str, sorted(_READABLE_VERSIONS)))}): it was written by another "
                 "presence-sync version; upgrade presence-sync, or clear the agent_state table so reconcile rebuilds it"
             )
         try:
@@ -215,6 +225,8 @@ def _intent_to_json(intent: Intent) -> dict[str, Any]:
         "source_id": intent.source_id,
         "cxone": _resolution_to_json(intent.cxone),
         "salesforce": _resolution_to_json(intent.salesforce),
+        "basis": intent.basis,
+        "previous": _opt(intent.previous, CxoneTarget.to_json),
         "first_sight": intent.first_sight,
     }
 
@@ -228,6 +240,8 @@ def _intent_from_json(data: Mapping[str, Any]) -> Intent:
         source_id=data["source_id"],
         cxone=_resolution_from_json(Side.CXONE, data["cxone"]),
         salesforce=_resolution_from_json(Side.SALESFORCE, data["salesforce"]),
+        basis=data.get("basis"),
+        previous=_opt(data.get("previous"), CxoneTarget.from_json),
         first_sight=bool(data.get("first_sight", False)),
     )
 
@@ -254,6 +268,7 @@ def _command_to_json(command: Command) -> dict[str, Any]:
         "status": command.status.value,
         "due_at": _opt(command.due_at, datetime.isoformat),
         "last_error": command.last_error,
+        "rule": command.rule,
         "initial": command.initial,
     }
 
@@ -276,5 +291,6 @@ def _command_from_json(data: Mapping[str, Any]) -> Command:
         status=CommandStatus(data["status"]),
         due_at=_opt(data["due_at"], datetime.fromisoformat),
         last_error=data["last_error"],
+        rule=data.get("rule"),
         initial=bool(data.get("initial", False)),
     )

@@ -16,13 +16,22 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Generic, TypeVar
 
-from presence_sync.engine.audit import Outcome
+from presence_sync.engine.audit import Outcome, describe
 from presence_sync.engine.errors import RuleError, StateError
+from presence_sync.engine.logouts import (
+    DEFAULT_ON_CXONE_LOGOUT,
+    DEFAULT_ON_OMNI_LOGOUT,
+    OMNI_OFFLINE,
+    on_cxone_logout_text,
+    on_omni_logout_text,
+    salesforce_shows,
+)
 from presence_sync.engine.states import (
     AcdState,
     CxoneState,
@@ -68,18 +77,26 @@ def _require_status_name(value: object, where: str) -> str:
 
 @dataclass(frozen=True)
 class Rule:
-    """One presence rule: publisher rows (CXone key -> SF status) and subscriber rows (SF status -> target).
+    """One presence rule: publisher rows (CXone key -> SF status) and subscriber rows (SF status -> target),
+    and what a logout on either side does on the other (`engine.logouts`).
 
     Publisher rows are keyed by `AcdState`s or by their rule text ("Unavailable: Break"); they are
-    kept by their engine keys ("Unavailable:Break").
+    kept by their engine keys ("Unavailable:Break"). A publisher row for LoggedOut, if any, is what a
+    CXone logout does (it takes the place of `on_cxone_logout`).
     """
 
     name: str
     publisher: Mapping[str, str] | Mapping[AcdState, str]
     subscriber: Mapping[str, SubscriberTarget]
     skip_unavailable_code_validation: bool = False
+    on_cxone_logout: str | None = DEFAULT_ON_CXONE_LOGOUT
+    """The Salesforce target when the agent logs out of CXone: `OMNI_OFFLINE`, a status, or None (nothing)."""
+    on_omni_logout: CxoneTarget | None = DEFAULT_ON_OMNI_LOGOUT
+    """The CXone target when the agent logs out of Omni-Channel: Unavailable[: code], LoggedOut, or None."""
     unavailable_codes: frozenset[str] = field(init=False, default=frozenset(), compare=False)
     """Every unavailable code the rule names, on either side."""
+    fingerprint: str = field(init=False, default="", compare=False)
+    """A digest of everything the rule maps: equal for equal rules, whatever their row order."""
 
     def __post_init__(self) -> None:
         if not str(self.name).strip():
@@ -112,9 +129,37 @@ class Rule:
             subscriber[status] = target
             if isinstance(target, CxoneTarget) and target.code:
                 codes.add(target.code)
+        self._check_logouts()
+        if self.on_omni_logout is not None and self.on_omni_logout.code:
+            codes.add(self.on_omni_logout.code)
         object.__setattr__(self, "publisher", MappingProxyType(publisher))
         object.__setattr__(self, "subscriber", MappingProxyType(subscriber))
         object.__setattr__(self, "unavailable_codes", frozenset(codes))
+        object.__setattr__(self, "fingerprint", self._digest())
+
+    def _check_logouts(self) -> None:
+        if self.on_cxone_logout is not None and self.on_cxone_logout != OMNI_OFFLINE:
+            _require_status_name(self.on_cxone_logout, f"rule {self.name!r} on_cxone_logout")
+        target = self.on_omni_logout
+        if target is not None and (
+            not isinstance(target, CxoneTarget) or target.state is CxoneStateName.AVAILABLE
+        ):
+            raise RuleError(
+                f"rule {self.name!r} on_omni_logout: {target!r} can't follow a logout of Omni-Channel; use the "
+                "default Unavailable, an unavailable code, LoggedOut (end the CXone session) or nothing (None)"
+            )
+
+    def _digest(self) -> str:
+        subscriber = sorted((status, target.key) for status, target in self.subscriber.items())
+        parts = (
+            self.name,
+            sorted(self.publisher.items()),
+            subscriber,
+            self.skip_unavailable_code_validation,
+            on_cxone_logout_text(self.on_cxone_logout),
+            on_omni_logout_text(self.on_omni_logout),
+        )
+        return hashlib.blake2b(repr(parts).encode(), digest_size=8).hexdigest()
 
     def missing_codes(self, team_codes: Iterable[str]) -> frozenset[str]:
         """Codes the rule names that a team lacks (assignment is refused without skip validation)."""
@@ -128,9 +173,7 @@ class Rule:
             reason = f"rule {self.name!r} maps CXone {shown} to {status}"
             return Resolution(status, f"publisher: {shown} -> {status}", reason)
         if state.is_logged_out:
-            return Resolution(
-                None, None, "the agent logged out of CXone; Salesforce is left as is", Outcome.LOGGED_OUT
-            )
+            return self._cxone_logged_out()
         return Resolution(
             None,
             None,
@@ -147,9 +190,7 @@ class Rule:
         `previous` is the agent's last settable CXone state before the current one (for Previous State).
         """
         if status is None:
-            return Resolution(
-                None, None, "the agent logged out of Omni-Channel; CXone is left as is", Outcome.LOGGED_OUT
-            )
+            return self._omni_logged_out(team_codes)
         target = self.subscriber.get(status)
         if target is None:
             return self._default_unavailable(
@@ -163,6 +204,12 @@ class Rule:
                 return Resolution(
                     None, row, "no earlier CXone state is known for Previous State; CXone is left as is", Outcome.NOOP
                 )
+            if previous.code is not None and previous.code not in team_codes:  # e.g. moved to another team since
+                return self._default_unavailable(
+                    status,
+                    f"the agent's previous CXone state {display(previous)} is not one of their team's codes",
+                    f"add {previous.code!r} to the team, or turn on skip validation to use the default Unavailable",
+                )
             reason = f"rule {self.name!r} returns CXone to {display(previous)}"
             return Resolution(previous, f"{row} ({display(previous)})", reason)
         if target.code is not None and target.code not in team_codes:
@@ -172,6 +219,65 @@ class Rule:
                 f"add {target.code!r} to the team, or turn on skip validation to use the default Unavailable",
             )
         return Resolution(target, row, f"rule {self.name!r} maps {status} to CXone {display(target)}")
+
+    def _cxone_logged_out(self) -> Resolution[str]:
+        target = self.on_cxone_logout
+        if target is None:
+            return Resolution(
+                None,
+                None,
+                f"the agent logged out of CXone; rule {self.name!r} leaves Salesforce as is (on_cxone_logout: nothing)",
+                Outcome.LOGGED_OUT,
+            )
+        row = f"logout: CXone LoggedOut -> {describe(target)}"
+        if target == OMNI_OFFLINE:
+            return Resolution(target, row, f"the agent logged out of CXone; rule {self.name!r} logs them out of Omni-Channel")
+        return Resolution(target, row, f"the agent logged out of CXone; rule {self.name!r} sets Salesforce to {target}")
+
+    def _omni_logged_out(self, team_codes: frozenset[str]) -> Resolution[CxoneTarget]:
+        target = self.on_omni_logout
+        if target is None:
+            return Resolution(
+                None,
+                None,
+                f"the agent logged out of Omni-Channel; rule {self.name!r} leaves CXone as is (on_omni_logout: nothing)",
+                Outcome.LOGGED_OUT,
+            )
+        if target.code is not None and target.code not in team_codes:
+            return self._default_unavailable(
+                describe(None),
+                f"the agent's team has no unavailable code {target.code!r}",
+                f"add {target.code!r} to the team, or turn on skip validation to use the default Unavailable",
+            )
+        row = f"logout: Omni-Channel Offline -> {display(target)}"
+        if target.is_logout:
+            reason = f"the agent logged out of Omni-Channel; rule {self.name!r} ends their CXone session"
+        else:
+            reason = f"the agent logged out of Omni-Channel; rule {self.name!r} sets CXone to {display(target)}"
+        return Resolution(target, row, reason)
+
+    def agreement(self, cxone: CxoneState, status: str | None, team_codes: frozenset[str]) -> tuple[bool, str]:
+        """Whether CXone showing `cxone` and Salesforce showing `status` (None: logged out of Omni) agree
+        with this rule, read both ways; with what the rule says when they do not.
+
+        Either side may be the one a person changed last, so either mapping agreeing is enough; a
+        state neither side maps agrees with anything.
+        """
+        published = self.publish(cxone)
+        if published.target is not None and salesforce_shows(published.target, status):
+            return True, published.reason
+        subscribed = self.subscribe(status, team_codes, previous=None)
+        if subscribed.target is not None:
+            if subscribed.target.matches(cxone):
+                return True, subscribed.reason
+            if cxone.is_logged_out and published.target is None:
+                return True, "the agent is logged out of CXone: no state can be set there"
+            return False, f"Salesforce {describe(status)} → CXone {display(subscribed.target)}"
+        if subscribed.row is not None:  # Previous State: whatever CXone state the agent returned to
+            return cxone.is_settable, subscribed.reason
+        if published.target is None:
+            return True, "neither side's state is mapped"
+        return False, f"CXone {display(cxone)} → Salesforce {describe(published.target)}"
 
     def _default_unavailable(self, status: str, problem: str, fix: str) -> Resolution[CxoneTarget]:
         if self.skip_unavailable_code_validation:

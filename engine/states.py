@@ -383,10 +383,13 @@ class CxoneState:
 
 @dataclass(frozen=True, slots=True)
 class CxoneTarget:
-    """A state the Agent API can set: Available, or Unavailable with an optional code (apis.md C3).
+    """A state the Agent API can set: Available, or Unavailable with an optional code (apis.md C3); or
+    LoggedOut, which ends the agent's session (a rule's answer to an Omni-Channel logout, never a row).
 
     >>> CxoneTarget.unavailable("Break").to_api()
     {'state': 'Unavailable', 'reason': 'Break'}
+    >>> CxoneTarget.logged_out().matches(CxoneState("LoggedOut"))
+    True
     """
 
     state: CxoneStateName
@@ -394,6 +397,9 @@ class CxoneTarget:
 
     def __post_init__(self) -> None:
         state = _agent_state_name(self.state)
+        if state is CxoneStateName.LOGGED_OUT and self.code is None:
+            object.__setattr__(self, "state", state)
+            return
         if state not in SETTABLE_STATES:
             raise StateError(
                 f"CXone state {state.value!r} can't be set through the Agent API; "
@@ -418,6 +424,15 @@ class CxoneTarget:
     def unavailable(cls, code: str | None = None) -> CxoneTarget:
         return cls(CxoneStateName.UNAVAILABLE, code)
 
+    @classmethod
+    def logged_out(cls) -> CxoneTarget:
+        """End the agent's session (`POST /agents/{agentId}/logout`, apis.md C3)."""
+        return cls(CxoneStateName.LOGGED_OUT)
+
+    @property
+    def is_logout(self) -> bool:
+        return self.state is CxoneStateName.LOGGED_OUT
+
     @property
     def key(self) -> str:
         return _key(self.state, self.code)
@@ -429,10 +444,14 @@ class CxoneTarget:
 
     def matches(self, shown: CxoneState) -> bool:
         """Whether CXone showing `shown` means this target is in place."""
+        if self.is_logout:
+            return shown.is_logged_out
         return shown.is_settable and shown.name is self.state and shown.code == self.code
 
     def to_api(self) -> dict[str, str]:
-        """The body of `POST /agent-sessions/{sessionId}/state`."""
+        """The body of `POST /agent-sessions/{sessionId}/state`; a logout has none (it is its own call)."""
+        if self.is_logout:
+            raise StateError("a logout is not a state to set: end the session (POST /agents/{agentId}/logout)")
         body = {"state": self.state.value}
         if self.code is not None:
             body["reason"] = self.code

@@ -145,7 +145,7 @@ async def demo(
         use_console_gateway(config_path)
         _step(f"Config for this contact center: {config_path}")
 
-        _step("Onboarding (the seed's steps: statuses, profile access, app, OAuth, mapping, users, rule)")
+        _step("Onboarding (the seed's steps: statuses, profile access, app, OAuth, mapping, users, rules)")
         onboarded = await onboard(str(config_path), return_state=True)
         summary.flow_runs["onboard"] = await _flow_run_name(onboarded)
         if not onboarded.is_completed():

@@ -3,7 +3,7 @@
 Example:
     from presence_sync.models.config import load_config
     config = load_config("examples/demo-contact-center.yaml")   # raises ConfigError on any problem
-    config.rule.publisher[1].acd                                 # AcdState.parse("Unavailable: Break")
+    config.presence_rules[0].publisher[1].acd                    # AcdState.parse("Unavailable: Break")
 
 The rule rows' ACD states are the engine's `AcdState` (presence_sync.engine.states owns that syntax).
 

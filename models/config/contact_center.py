@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import Field, GetCoreSchemaHandler, StringConstraints, model_validator
 from pydantic_core import core_schema
 
+from presence_sync.engine import CxoneStateName, CxoneTarget
+from presence_sync.engine.logouts import DEFAULT_ON_CXONE_LOGOUT, DEFAULT_ON_OMNI_LOGOUT
 from presence_sync.models.config.acd_state import PublisherAcdState, SubscriberAcdState
 from presence_sync.models.config.base import (
     AgentReference,
@@ -21,6 +23,7 @@ from presence_sync.models.config.base import (
     duplicates,
     suggest_developer_name,
 )
+from presence_sync.models.config.logout_setting import OnCxoneLogout, OnOmniLogout
 from presence_sync.models.errors import Loc, config_problem, config_problems
 
 
@@ -140,19 +143,42 @@ class SubscriberRow(ConfigModel):
 
 
 class PresenceRuleConfig(ConfigModel):
-    """The presence rule: publisher and subscriber rows, and who it applies to."""
+    """A presence rule: publisher and subscriber rows, what a logout on either side does, and who it applies to."""
 
     name: Text = Field(description="the rule's name, e.g. Default Presence")
     skip_unavailable_code_validation: bool = False
     publisher: tuple[PublisherRow, ...] = ()
     subscriber: tuple[SubscriberRow, ...] = ()
+    on_cxone_logout: OnCxoneLogout = Field(
+        default=DEFAULT_ON_CXONE_LOGOUT,
+        description="what a CXone logout does in Salesforce: Offline (log out of Omni-Channel), a status, or nothing",
+    )
+    on_omni_logout: OnOmniLogout = Field(
+        default=DEFAULT_ON_OMNI_LOGOUT,
+        description="what an Omni-Channel logout does in CXone: Unavailable, 'Unavailable: <code>', LoggedOut "
+        "(end the CXone session), or nothing",
+    )
     teams: tuple[Text, ...] = ()
     users: tuple[AgentReference, ...] = ()
 
     def unavailable_codes(self) -> frozenset[str]:
         """The CXone unavailable codes the rule names (checked against each team at onboarding)."""
         states = [row.acd for row in self.publisher] + [row.acd for row in self.subscriber]
-        return frozenset(state.code for state in states if state.code)
+        codes = {state.code for state in states if state.code}
+        if isinstance(self.on_omni_logout, CxoneTarget) and self.on_omni_logout.code:
+            codes.add(self.on_omni_logout.code)
+        return frozenset(codes)
+
+    def statuses_named(self) -> list[tuple[Loc, str]]:
+        """(where, DeveloperName) of every Salesforce status the rule names."""
+        named: list[tuple[Loc, str]] = [
+            ((side, index, "salesforce"), row.salesforce)
+            for side, rows in (("publisher", self.publisher), ("subscriber", self.subscriber))
+            for index, row in enumerate(rows)
+        ]
+        if self.on_cxone_logout is not None and self.on_cxone_logout != DEFAULT_ON_CXONE_LOGOUT:
+            named.append((("on_cxone_logout",), self.on_cxone_logout))
+        return named
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -171,6 +197,13 @@ class PresenceRuleConfig(ConfigModel):
         if not self.teams and not self.users:
             assign = "list teams: [Voice Team A] and/or users: [agent emails or CXone agent ids]"
             problems.append(((), "the rule is assigned to nothing", assign))
+        logged_out = [i for i, row in enumerate(self.publisher) if row.acd.kind is CxoneStateName.LOGGED_OUT]
+        if logged_out and "on_cxone_logout" in self.model_fields_set:
+            problems.append((
+                ("on_cxone_logout",),
+                f"publisher[{logged_out[0]}] already says what a CXone logout does",
+                "say it once: keep either that publisher row or on_cxone_logout",
+            ))
         if problems:
             raise config_problems(*problems)
         return self

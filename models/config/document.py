@@ -21,7 +21,7 @@ from presence_sync.models.config.contact_center import (
 )
 from presence_sync.models.config.console import ConsoleSettings
 from presence_sync.models.config.sync import SyncSettings
-from presence_sync.models.errors import Loc, config_problems
+from presence_sync.models.errors import Loc, config_problems, format_path
 from presence_sync.models.secrets import expand_env_references, label_secret_references
 
 
@@ -33,7 +33,8 @@ class PresenceSyncConfig(ConfigModel):
     statuses: tuple[PresenceStatusConfig, ...] = Field(min_length=1)
     profiles: tuple[ProfileConfig, ...] = ()
     connected_app: ConnectedAppConfig | None = None
-    rule: PresenceRuleConfig
+    rules: tuple[PresenceRuleConfig, ...] = ()
+    rule: PresenceRuleConfig | None = Field(default=None, description="the one-rule form of `rules`")
     links: tuple[LinkOverride, ...] = ()
     sync: SyncSettings = Field(default_factory=dict, validate_default=True)  # type: ignore[arg-type]
     console: ConsoleSettings = Field(default_factory=dict, validate_default=True)  # type: ignore[arg-type]
@@ -51,6 +52,21 @@ class PresenceSyncConfig(ConfigModel):
             raise config_problems(*problems)
         label_secret_references(self)
         return self
+
+    @property
+    def presence_rules(self) -> tuple[PresenceRuleConfig, ...]:
+        """Every presence rule, whichever form the file used (`rules:` a list, `rule:` the one-rule form)."""
+        return self.rules or ((self.rule,) if self.rule is not None else ())
+
+    def rule_paths(self) -> list[tuple[Loc, PresenceRuleConfig]]:
+        """Each rule with where it is in the file: ("rules", i), or ("rule",) for the one-rule form."""
+        if self.rules:
+            return [(("rules", index), rule) for index, rule in enumerate(self.rules)]
+        return [(("rule",), self.rule)] if self.rule is not None else []
+
+    def rule_path(self, rule: PresenceRuleConfig) -> str:
+        """How errors name a rule's place: `rules[1]`, or `rule`."""
+        return next((format_path(path) for path, each in self.rule_paths() if each is rule), "rules")
 
     def profile_statuses(self, profile: ProfileConfig) -> tuple[str, ...]:
         """The developer names a profile gets, with `all` expanded."""
@@ -79,9 +95,34 @@ class PresenceSyncConfig(ConfigModel):
                 yield (("profiles", index, "statuses", position), "is listed twice", "list it once")
 
     def _rule_problems(self) -> Iterable[tuple[Loc, str, str]]:
-        for side, rows in (("publisher", self.rule.publisher), ("subscriber", self.rule.subscriber)):
-            named = [((index, "salesforce"), row.salesforce) for index, row in enumerate(rows)]
-            yield from self._unknown_statuses(("rule", side), named)
+        if self.rule is not None and self.rules:
+            yield (("rule",), "is given as well as rules", "keep one form: move this rule into the rules list")
+            return
+        if self.rule is None and not self.rules:
+            fix = "add rules: a list of presence rules (or rule: for a single one), see examples/demo-contact-center.yaml"
+            yield ((), "the config has no presence rule", fix)
+            return
+        placed = self.rule_paths()
+        for base, rule in placed:
+            yield from self._unknown_statuses(base, rule.statuses_named())
+        names: dict[str, Loc] = {}
+        for base, rule in placed:
+            first = names.setdefault(rule.name.casefold(), base)
+            if first != base:
+                fix = "give each rule its own name"
+                yield (base + ("name",), f"'{rule.name}' is already the name of {format_path(first)}", fix)
+        for field, noun, fix in (
+            ("teams", "team", "assign each team to one rule (a user assignment gives one agent another rule)"),
+            ("users", "user", "assign each user to one rule; a user assignment already overrides the team's rule"),
+        ):
+            owner: dict[str, tuple[Loc, str]] = {}
+            for base, rule in placed:
+                for index, value in enumerate(getattr(rule, field)):
+                    where = base + (field, index)
+                    first, first_rule = owner.setdefault(str(value).casefold(), (where, rule.name))
+                    if first != where and first_rule != rule.name:
+                        problem = f"{noun} '{value}' is also assigned to rule '{first_rule}' ({format_path(first)})"
+                        yield (where, problem, fix)
 
     def _unknown_statuses(self, base: Loc, named: Iterable[tuple[Loc, str]]) -> Iterable[tuple[Loc, str, str]]:
         defined = [status.developer_name for status in self.statuses]

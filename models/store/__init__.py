@@ -26,7 +26,7 @@ from presence_sync.models.store.migrations import MIGRATIONS, Migration, migrate
 from presence_sync.models.store.part import utc_now
 from presence_sync.models.store.reports import Reports
 from presence_sync.models.store.rows import AgentStateRow, AuditRow, WriteRow
-from presence_sync.models.store.setup_records import LinkChanges, RuleChange, SetupRecords
+from presence_sync.models.store.setup_records import LinkChanges, RuleChange, RulesChange, SetupRecords
 from presence_sync.models.store.store import Store
 from presence_sync.models.store.sync_state import SyncState
 from presence_sync.models.store.tables import (
@@ -44,6 +44,7 @@ from presence_sync.models.store.tables import (
     RuleAssignment,
     SeenSpell,
     StepOutcome,
+    SetupRevision,
     StoreOwner,
     SyncLease,
     WriteStatus,
@@ -75,6 +76,7 @@ __all__ = [
     "Reports",
     "RuleAssignment",
     "RuleChange",
+    "RulesChange",
     "SchemaTooNewError",
     "SeenSpell",
     "SetupRecords",
@@ -86,6 +88,7 @@ __all__ = [
     "StoreOwnedElsewhereError",
     "StoreOwner",
     "StoreUnavailableError",
+    "SetupRevision",
     "SyncLease",
     "SyncState",
     "WriteRow",

@@ -271,12 +271,39 @@ def _record_the_contact_center(conn: Connection) -> None:
         )
 
 
+def _several_rules(conn: Connection) -> None:
+    # Several rules, each with its logout settings, owned by the config that onboarded them; the audit
+    # names the rule of each decision; a revision counter tells a running sync its setup changed.
+    # Rules stored before keep what they did then: a logout changed nothing on the other side (until
+    # onboarding stores them again from the config), and they were all stored by onboarding.
+    true = "true" if conn.dialect.name == "postgresql" else "1"
+    added = (
+        ("presence_rule", "on_cxone_logout", "VARCHAR NOT NULL DEFAULT 'nothing'"),
+        ("presence_rule", "on_omni_logout", "VARCHAR NOT NULL DEFAULT 'nothing'"),
+        ("presence_rule", "managed_by_config", f"BOOLEAN NOT NULL DEFAULT {true}"),
+        ("audit", "rule_name", "VARCHAR"),
+    )
+    for table, column, definition in added:
+        conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {definition}"))
+    if conn.dialect.name == "postgresql":  # SQLite cannot drop a default; its rows all have values anyway
+        for column in ("on_cxone_logout", "on_omni_logout", "managed_by_config"):
+            conn.execute(text(f"ALTER TABLE presence_rule ALTER COLUMN {column} DROP DEFAULT"))
+    Table(
+        "setup_revision",
+        MetaData(),
+        Column("name", String, primary_key=True),
+        Column("revision", BigInteger, nullable=False),
+        Column("updated_at", UTCDateTime(), nullable=False),
+    ).create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the onboarding and sync tables", _create_version_1),
     Migration(2, "keep CXone agent sessions from one sync window to the next", _create_cxone_sessions),
     Migration(3, "one record of an agent's memory, with the writes it holds", _keep_writes_with_their_memory),
     Migration(4, "record which contact center (CXone tenant, Salesforce org) the store belongs to",
               _record_the_contact_center),
+    Migration(5, "several presence rules with logout settings, the rule in the audit, a setup revision", _several_rules),
 )
 
 

@@ -49,3 +49,4 @@ class AuditRow(TypedDict):
     command_id: str | None
     latency_ms: float | None
     run_id: str | None
+    rule_name: str | None

@@ -2,7 +2,7 @@
 assignments, agent links, and the outcome of each onboarding step."""
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ from presence_sync.models.store.tables import (
     OnboardingStep,
     PresenceRule,
     RuleAssignment,
+    SetupRevision,
     StepOutcome,
 )
 
@@ -47,6 +48,29 @@ class RuleChange:
 
     outcome: StepOutcome
     taken_over: tuple[RuleAssignment, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RulesChange:
+    """What ``replace_rules`` did, by rule name; ``taken_over`` are assignments moved from rules left alone."""
+
+    created: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    assignments_changed: int = 0  # teams and users given a rule, moved to another, or left without one
+    taken_over: tuple[RuleAssignment, ...] = ()
+
+    @property
+    def outcome(self) -> StepOutcome:
+        if self.updated or self.removed:
+            return StepOutcome.UPDATED
+        if self.created:
+            return StepOutcome.CREATED
+        changed = self.assignments_changed or self.taken_over
+        return StepOutcome.UPDATED if changed else StepOutcome.UNCHANGED
+
+
+SETUP_REVISION = "setup"
 
 
 class SetupRecords(StorePart):
@@ -90,35 +114,74 @@ class SetupRecords(StorePart):
         assignment list. A team or user assigned to another rule moves to this one (the
         config is the truth) and is reported in ``RuleChange.taken_over``.
         """
-        rule_table, assignment_table = table_of(PresenceRule), table_of(RuleAssignment)
-        rule_values = _values(rule, rule_table)
-        wanted = {
-            (kind, target_id): {
-                "kind": kind,
-                "target_id": target_id,
-                "rule_name": rule.name,
-                "target_name": name,
-            }
+        assignments = [
+            RuleAssignment(kind=kind, target_id=target_id, rule_name=rule.name, target_name=name)
             for kind, targets in ((AssignmentKind.TEAM, teams), (AssignmentKind.USER, users))
             for target_id, name in (targets or {}).items()
-        }
+        ]
+        change = self.replace_rules([rule], assignments)
+        return RuleChange(change.outcome, change.taken_over)
+
+    def replace_rules(
+        self,
+        rules: Sequence[PresenceRule],
+        assignments: Iterable[RuleAssignment],
+        *,
+        remove: Collection[str] = (),
+    ) -> RulesChange:
+        """Store ``rules`` and make ``assignments`` their whole assignment list, and delete the rules
+        named in ``remove`` with their assignments; in one transaction, which changes nothing (and
+        bumps no revision) when everything is already so.
+
+        A team or user assigned to a rule not in ``rules`` moves to its rule here (the config is
+        the truth) and is reported in ``RulesChange.taken_over``. Raises ``StoreConflictError``
+        (changing nothing) when a team or user is given two rules, or an assignment names a rule
+        that is not in ``rules``.
+        """
+        rule_table, assignment_table = table_of(PresenceRule), table_of(RuleAssignment)
+        names = {rule.name for rule in rules}
+        wanted: dict[tuple[AssignmentKind, int], dict[str, Any]] = {}
+        for assignment in assignments:
+            key = (assignment.kind, assignment.target_id)
+            if assignment.rule_name not in names:
+                raise StoreConflictError(
+                    f"{assignment.kind.value} {assignment.target_name} is assigned to rule {assignment.rule_name!r}, "
+                    "which is not among the rules stored with it; store the rule with its assignments"
+                )
+            if key in wanted and wanted[key]["rule_name"] != assignment.rule_name:
+                raise StoreConflictError(
+                    f"{assignment.kind.value} {assignment.target_name} is assigned to two rules "
+                    f"({wanted[key]['rule_name']!r} and {assignment.rule_name!r}); assign it to one"
+                )
+            wanted[key] = _values(assignment, assignment_table)
         with self._write() as conn:
-            existing_rule = _first(conn, rule_table, name=rule.name)
-            assigned = [dict(row) for row in conn.execute(select(assignment_table)).mappings()]
-            mine = {(a["kind"], a["target_id"]): a for a in assigned if a["rule_name"] == rule.name}
+            stored = {row["name"]: dict(row) for row in conn.execute(select(rule_table)).mappings()}
+            assigned = {(a["kind"], a["target_id"]): dict(a) for a in conn.execute(select(assignment_table)).mappings()}
+            created, updated, upserts = [], [], []
+            for rule in rules:
+                values = _values(rule, rule_table)
+                outcome = _outcome(stored.get(rule.name), values, ignore={"updated_at"})
+                if outcome is not StepOutcome.UNCHANGED:
+                    (created if outcome is StepOutcome.CREATED else updated).append(rule.name)
+                    upserts.append({**values, "updated_at": self._clock()})
+            removed = sorted(name for name in remove if name in stored and name not in names)
+            replaced = names | set(removed)
+            stale = [
+                key
+                for key, a in assigned.items()
+                if (a["rule_name"] in replaced or key in wanted) and wanted.get(key) != a
+            ]
             taken = tuple(
-                RuleAssignment(**a)
-                for a in assigned
-                if a["rule_name"] != rule.name and (a["kind"], a["target_id"]) in wanted
+                RuleAssignment(**assigned[key]) for key in stale if key in wanted and assigned[key]["rule_name"] not in replaced
             )
-            outcome = _outcome(existing_rule, rule_values, ignore={"updated_at"})
-            if outcome is StepOutcome.UNCHANGED and (mine != wanted or taken):
-                outcome = StepOutcome.UPDATED
-            if outcome is StepOutcome.UNCHANGED:
-                return RuleChange(outcome, ())
-            rule_values["updated_at"] = self._clock()
-            conn.execute(self._upsert(rule_table, "name"), rule_values)
-            stale = [*mine, *((a.kind, a.target_id) for a in taken)]
+            fresh_keys = [key for key, values in wanted.items() if assigned.get(key) != values]
+            fresh = [wanted[key] for key in fresh_keys]
+            changed_keys = len(set(stale) | set(fresh_keys))
+            change = RulesChange(tuple(created), tuple(updated), tuple(removed), changed_keys, taken)
+            if not (upserts or removed or stale or fresh):
+                return change
+            if upserts:
+                conn.execute(self._upsert(rule_table, "name"), upserts)
             if stale:
                 conn.execute(
                     delete(assignment_table).where(
@@ -127,13 +190,38 @@ class SetupRecords(StorePart):
                     ),
                     [{"k": kind, "t": target_id} for kind, target_id in stale],
                 )
-            if wanted:
-                conn.execute(assignment_table.insert(), list(wanted.values()))
-        return RuleChange(outcome, taken)
+            if fresh:
+                conn.execute(assignment_table.insert(), fresh)
+            if removed:
+                conn.execute(delete(rule_table).where(rule_table.c.name.in_(removed)))
+            self._bump_revision(conn)
+        return change
 
     def get_rule(self, name: str) -> PresenceRule | None:
         """A stored rule by name, or None."""
         return next(iter(self._models(select(PresenceRule).where(PresenceRule.name == name))), None)
+
+    def list_rules(self) -> list[PresenceRule]:
+        """Every stored rule, by name."""
+        return self._models(select(PresenceRule).order_by(PresenceRule.name))
+
+    def setup_revision(self) -> int:
+        """How many times rules, assignments or links have changed (0: never); one cheap query.
+
+        A running sync compares it now and then with the revision it loaded, and reloads on a change.
+        """
+        table = table_of(SetupRevision)
+        with self._read() as conn:
+            value = conn.execute(select(table.c.revision).where(table.c.name == SETUP_REVISION)).scalar()
+        return int(value or 0)
+
+    def _bump_revision(self, conn: Connection) -> None:
+        table = table_of(SetupRevision)
+        now = self._clock()
+        stmt = self._insert(table).values(name=SETUP_REVISION, revision=1, updated_at=now)
+        conn.execute(stmt.on_conflict_do_update(
+            index_elements=["name"], set_={"revision": table.c.revision + 1, "updated_at": now}
+        ))
 
     def list_rule_assignments(self, rule_name: str | None = None) -> list[RuleAssignment]:
         """Assignments of one rule, or of all rules."""
@@ -178,6 +266,8 @@ class SetupRecords(StorePart):
                 )
             if created or updated:
                 conn.execute(table.insert(), [{**v, "updated_at": now} for v in created + updated])
+            if created or updated or removed:
+                self._bump_revision(conn)
         return LinkChanges(
             created=len(created),
             updated=len(updated),

@@ -79,7 +79,12 @@ class AccountMapping(SQLModel, table=True):
 
 
 class PresenceRule(SQLModel, table=True):
-    """A presence rule as onboarding stored it; rows are ``{"acd": ..., "salesforce": ...}``."""
+    """A presence rule as onboarding stored it; rows are ``{"acd": ..., "salesforce": ...}``, the logout
+    settings as the config writes them ("Offline", "Unavailable: Lunch", "nothing", ...).
+
+    ``managed_by_config``: onboarding stored it from the config, which therefore owns it: it is
+    removed when the config no longer lists it (a rule stored otherwise is left alone).
+    """
 
     __tablename__ = "presence_rule"
 
@@ -88,6 +93,9 @@ class PresenceRule(SQLModel, table=True):
     publisher_rows: list[dict[str, str]] = Field(default_factory=list, sa_type=Json)
     subscriber_rows: list[dict[str, str]] = Field(default_factory=list, sa_type=Json)
     updated_at: datetime | None = _stamped_by_store()
+    on_cxone_logout: str = "Offline"
+    on_omni_logout: str = "Unavailable"
+    managed_by_config: bool = False
 
 
 class RuleAssignment(SQLModel, table=True):
@@ -227,6 +235,18 @@ class Audit(SQLModel, table=True):
     command_id: str | None = None  # the write this decision issued or matched as its echo
     latency_ms: float | None = None
     run_id: str | None = None
+    rule_name: str | None = None  # the presence rule that decided (None: the agent had none)
+
+
+class SetupRevision(SQLModel, table=True):
+    """How many times the setup the sync reads at start (rules, assignments, links) has changed: a
+    running sync compares it now and then and reloads when it moved. One row, ``name`` "setup"."""
+
+    __tablename__ = "setup_revision"
+
+    name: str = Field(primary_key=True)
+    revision: int = Field(sa_type=BigInteger)
+    updated_at: datetime
 
 
 class SyncLease(SQLModel, table=True):
@@ -268,5 +288,6 @@ STORE_TABLES = tuple(
         SyncLease,
         CxoneSession,
         StoreOwner,
+        SetupRevision,
     )
 )

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from presence_sync.connectors import current_spells, cxone_state_from_api
 from presence_sync.emulators.simulator import Expect, Expectation, HumanChange
-from presence_sync.engine import CxoneState, Rule, display
-from presence_sync.engine.audit import OFFLINE
+from presence_sync.engine import CxoneState, Rule, display, salesforce_shows
+from presence_sync.engine.audit import OFFLINE, describe
 from presence_sync.tasks.context import Context
 from presence_sync.tasks.sync.runner import load_setup
 
@@ -71,7 +71,7 @@ def rule_expectation(rules: dict[int, AgentRule]) -> Expect:
             status = agent.rule.publish(cxone_state_from_api(change.cxone_state)).target
             if status is None:
                 return None
-            return Expectation("salesforce", status, lambda shown: shown == status)
+            return Expectation("salesforce", describe(status), lambda shown: salesforce_shows(status, shown))
         target = agent.rule.subscribe(change.salesforce_status, agent.team_codes, previous=None).target
         if target is None:
             return None
@@ -82,19 +82,7 @@ def rule_expectation(rules: dict[int, AgentRule]) -> Expect:
 
 def agrees(agent: AgentRule, cxone: CxoneState, status: str | None) -> tuple[bool, str]:
     """Whether CXone and Salesforce agree with the agent's rule; with what the rule says when not."""
-    if cxone.is_logged_out or status is None:
-        return True, "logged out: the rule leaves the other side as it is"
-    published = agent.rule.publish(cxone)
-    if published.target == status:
-        return True, published.reason
-    subscribed = agent.rule.subscribe(status, agent.team_codes, previous=None)
-    if subscribed.target is not None:
-        return subscribed.target.matches(cxone), f"{status} → CXone {display(subscribed.target)}"
-    if subscribed.row is not None:  # Previous State: whatever CXone state the agent returned to
-        return cxone.is_settable, subscribed.reason
-    if published.target is None:
-        return True, "neither side's state is mapped"
-    return False, f"CXone {display(cxone)} → Salesforce {published.target}"
+    return agent.rule.agreement(cxone, status, agent.team_codes)
 
 
 async def check_convergence(ctx: Context, rules: dict[int, AgentRule]) -> Convergence:

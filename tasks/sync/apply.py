@@ -3,9 +3,11 @@
 Salesforce presence can only be set by the agent's console, so a Salesforce write is a
 `Presence_Sync_Command__e` event for the presence applier, published 200 to a `/composite/sobjects`
 call, or, with the console gateway, a command for the agent's console that a `SalesforceWriter`
-(`console_channel.ConsoleWriter`) submits to the broker. A CXone write sets the state through the agent's session (the client caches sessions and
-re-joins on 404). Every write comes back as a `WriteResult`: ok, transient (retried later with
-backoff) or permanent (recorded with its reason, not retried). A write whose answer was lost is never
+(`console_channel.ConsoleWriter`) submits to the broker; logging the agent out of Omni-Channel is
+statusId "0" (apis.md S4). A CXone write sets the state through the agent's session (the client
+caches sessions and re-joins on 404); ending the session is the Agent API's force logout (apis.md
+C3). Every write comes back as a `WriteResult`: ok, transient (retried later with backoff) or
+permanent (recorded with its reason, not retried). A write whose answer was lost is never
 re-sent blindly: CXone's `set_state` reads the agent's state first; for Salesforce commands the users'
 current status is read, and only those not showing the target are retried (later, with backoff).
 
@@ -36,8 +38,8 @@ from presence_sync.connectors import (
     TransientError,
     current_spells,
 )
-from presence_sync.connectors.salesforce import COMPOSITE_LIMIT
-from presence_sync.engine import CxoneTarget, Side, Write, WriteOutcome, WriteResult
+from presence_sync.connectors.salesforce import COMPOSITE_LIMIT, OFFLINE_STATUS_ID
+from presence_sync.engine import OMNI_OFFLINE, CxoneTarget, Side, Write, WriteOutcome, WriteResult
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +126,7 @@ async def _after_lost_answer(
 def salesforce_target(write: Write, targets: WriteTargets) -> tuple[str, str] | WriteResult:
     """The agent's Salesforce user and the status's Id, or the permanent result saying which is missing."""
     user_id = targets.sf_user_of.get(write.agent_id)
-    status_id = targets.status_ids.get(str(write.target))
+    status_id = OFFLINE_STATUS_ID if write.target == OMNI_OFFLINE else targets.status_ids.get(str(write.target))
     if user_id is None:
         return _permanent(write, "the agent is no longer linked to a Salesforce user")
     if status_id is None:
@@ -145,7 +147,10 @@ async def set_cxone_states(writes: Sequence[Write], cxone: CxoneClient, concurre
         assert isinstance(target, CxoneTarget)
         async with bound:
             try:
-                await cxone.set_state(write.agent_id, target.state.value, target.code)  # type: ignore[arg-type]
+                if target.is_logout:
+                    await cxone.logout_agent(write.agent_id)
+                else:
+                    await cxone.set_state(write.agent_id, target.state.value, target.code)  # type: ignore[arg-type]
             except ConnectorError as error:
                 return failed(write, error)
         return WriteResult(write.agent_id, write.command_id, WriteOutcome.OK)

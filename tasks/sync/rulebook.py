@@ -9,7 +9,15 @@ rule syntax's one reader (`AcdState.parse`, presence_sync.engine.states), and ha
 
 from __future__ import annotations
 
-from presence_sync.engine import AcdState, Rule, RuleBook, RuleError, SubscriberTarget
+from presence_sync.engine import (
+    AcdState,
+    Rule,
+    RuleBook,
+    RuleError,
+    SubscriberTarget,
+    parse_on_cxone_logout,
+    parse_on_omni_logout,
+)
 from presence_sync.models.store import AssignmentKind, PresenceRule, Store
 
 _REPAIR = "run onboarding again (`presence-sync onboard CONFIG`) so that it stores the rule from the config"
@@ -36,7 +44,12 @@ def rule_from_stored(stored: PresenceRule) -> Rule:
             except (KeyError, ValueError) as error:
                 raise StoredRuleError(f"{where} ({row!r}) is not usable: {error}; {_REPAIR}") from None
     try:
-        return Rule(stored.name, publisher, subscriber, stored.skip_validation)
+        on_cxone_logout = parse_on_cxone_logout(stored.on_cxone_logout)
+        on_omni_logout = parse_on_omni_logout(stored.on_omni_logout)
+    except ValueError as error:
+        raise StoredRuleError(f"stored rule {stored.name!r}'s logout settings are not usable: {error}; {_REPAIR}") from None
+    try:
+        return Rule(stored.name, publisher, subscriber, stored.skip_validation, on_cxone_logout, on_omni_logout)
     except RuleError as error:
         raise StoredRuleError(f"{error}; {_REPAIR}") from None
 
@@ -44,16 +57,15 @@ def rule_from_stored(stored: PresenceRule) -> Rule:
 def load_rulebook(store: Store) -> RuleBook:
     """Every stored rule and its team/user assignments (a user's assignment overrides its team's).
 
-    One query for the assignments and one per rule, however many agents. An empty store gives an
-    empty rule book (no agent has a rule).
+    Two queries (assignments, rules), however many agents and rules. An empty store gives an empty
+    rule book (no agent has a rule).
     """
     assignments = store.setup.list_rule_assignments()
     teams = {a.target_id: a.rule_name for a in assignments if a.kind is AssignmentKind.TEAM}
     users = {a.target_id: a.rule_name for a in assignments if a.kind is AssignmentKind.USER}
-    rules = []
-    for name in sorted({a.rule_name for a in assignments}):
-        stored = store.setup.get_rule(name)
-        if stored is None:  # the foreign key makes this impossible; say so plainly if it happens anyway
-            raise StoredRuleError(f"rule {name!r} is assigned but not stored; {_REPAIR}")
-        rules.append(rule_from_stored(stored))
-    return RuleBook.build(rules, teams=teams, users=users)
+    assigned = {a.rule_name for a in assignments}
+    stored = {rule.name: rule for rule in store.setup.list_rules() if rule.name in assigned}
+    for name in sorted(assigned - set(stored)):
+        # the foreign key makes this impossible; say so plainly if it happens anyway
+        raise StoredRuleError(f"rule {name!r} is assigned but not stored; {_REPAIR}")
+    return RuleBook.build([rule_from_stored(rule) for rule in stored.values()], teams=teams, users=users)

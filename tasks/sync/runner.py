@@ -89,6 +89,7 @@ from presence_sync.tasks.sync.observations import cxone_observation, no_spell_ob
 from presence_sync.tasks.sync.record import agent_row, audit_rows
 from presence_sync.tasks.sync.rulebook import load_rulebook
 from presence_sync.tasks.sync.sessions import join_sessions_ahead
+from presence_sync.tasks.sync.setup_watch import SetupWatch
 from presence_sync.tasks.sync.sources import (
     CXONE_CURSOR,
     SALESFORCE_CURSOR,
@@ -312,6 +313,7 @@ class SyncRunner:
         self._notable: list[AuditRecord] = []
         self._joining: asyncio.Task[int] | None = None  # CXone sessions joined ahead (tasks/sync/sessions.py)
         self.console: ConsoleChannel | None = None
+        self._setup_watch = SetupWatch(self.store)
 
     # -- lease ---------------------------------------------------------------------------------
 
@@ -366,6 +368,8 @@ class SyncRunner:
         setup = self._require_setup()
         now = self.clock()
         await self._renew(now)
+        if await self._setup_watch.changed(now):
+            setup = await self._reload_setup()
         self.stats.ticks += 1
         self._fold_results()
         batches = await self._poll(now)
@@ -560,8 +564,20 @@ class SyncRunner:
 
     # -- state -----------------------------------------------------------------------------------
 
+    async def _reload_setup(self) -> SyncSetup:
+        """Onboarding or refresh-users changed rules, assignments or links: sync by them from now on,
+        and reconcile, so that every agent is synced by the rule it has now."""
+        setup = self.setup = await load_setup(self.ctx)
+        for source in self._sources:
+            if isinstance(source, SalesforcePollSource):
+                source.agents_by_user = setup.agents_by_user
+        logger.info("presence-sync: the setup changed (rules, assignments or links); reloaded, reconciling")
+        await self.reconcile()
+        return setup
+
     async def _load(self) -> None:
         """Everything a holder starts from, read once, after the lease is ours."""
+        await self._setup_watch.start(self.clock())
         setup = self.setup = await load_setup(self.ctx)
         await claim_store(self.ctx)
         store = self.store.sync
@@ -580,7 +596,7 @@ class SyncRunner:
                 batch_size=1, deadline_seconds=deadline, concurrency=bound,
             ),
             Side.SALESFORCE: Applier(
-                "Salesforce", lambda batch: self._to_consoles(batch, salesforce, setup.targets),
+                "Salesforce", lambda batch: self._to_consoles(batch, salesforce, self._require_setup().targets),
                 batch_size=COMPOSITE_LIMIT, deadline_seconds=deadline, concurrency=bound,
             ),
         }

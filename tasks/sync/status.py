@@ -12,16 +12,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from presence_sync.engine import AgentLink as EngineLink
 from presence_sync.engine import Direction
 from presence_sync.models.store import AgentLink, AgentWrite, Audit, Store, WriteStatus
 from presence_sync.tasks.sync.console_channel import CONSOLE_STATUS_CURSOR
 from presence_sync.tasks.sync.runner import API_USAGE_CURSOR, LEASE_NAME, REJECTED_RECORDS_CURSOR, rejected_records
+from presence_sync.tasks.sync.rulebook import StoredRuleError, load_rulebook
 from presence_sync.tasks.sync.sources import CXONE_CURSOR, SALESFORCE_CURSOR
 from presence_sync.tasks.sync.summary import DIRECTIONS, percentile
 
 LAG_WINDOW = timedelta(minutes=15)
 LAG_SAMPLES = 1000
 SHOWN_FAILURES = 10
+SHOWN_WITHOUT_RULE = 20
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -62,6 +65,34 @@ class ConsoleReport:
     read_at: str
 
 
+@dataclass(frozen=True)
+class RuleCoverage:
+    """Linked agents per rule (a user assignment over the team's), and those with none (not synced)."""
+
+    agents_per_rule: dict[str, int]
+    without_rule: list[str]  # "agent7@example.com (1000007, team Voice Team A)", at most SHOWN_WITHOUT_RULE
+    without_rule_count: int
+    problem: str | None = None  # the stored rules can't be read (the sync would say the same)
+
+
+def rule_coverage(store: Store) -> RuleCoverage:
+    """Which rule each linked agent is synced by, as the sync resolves it (three queries)."""
+    try:
+        book = load_rulebook(store)
+    except StoredRuleError as error:
+        return RuleCoverage({}, [], 0, problem=str(error))
+    per_rule = dict.fromkeys(sorted(book.rules), 0)
+    without: list[str] = []
+    for link in store.setup.load_links():
+        rule = book.rule_for(EngineLink(link.cxone_agent_id, link.sf_user_id, link.team_id))
+        if rule is not None:
+            per_rule[rule.name] += 1
+            continue
+        team = f", team {link.team_name or link.team_id}" if link.team_id is not None else ", no team"
+        without.append(f"{link.cxone_email or link.cxone_username} ({link.cxone_agent_id}{team})")
+    return RuleCoverage(per_rule, without[:SHOWN_WITHOUT_RULE], len(without))
+
+
 @dataclass
 class StatusReport:
     agents_linked: int
@@ -74,6 +105,7 @@ class StatusReport:
     budget: ApiBudget | None = None
     rejected_records: dict[str, int] = field(default_factory=dict)  # malformed API records skipped, by system
     consoles: ConsoleReport | None = None  # None: platform events, or no tick with the gateway yet
+    coverage: RuleCoverage | None = None
 
     @property
     def running(self) -> bool:
@@ -142,6 +174,7 @@ def read_status(store: Store, now: datetime | None = None) -> StatusReport:
         budget=budget,
         rejected_records=rejected_records(store.sync.get_cursor(REJECTED_RECORDS_CURSOR)),
         consoles=consoles,
+        coverage=rule_coverage(store),
     )
 
 

@@ -126,6 +126,7 @@ class HopRunner:
     timeout: float
     poll: float
     _unheld_since: float | None = field(default=None, init=False)  # when no run was seen holding the lease
+    command_reason: str = COMMAND_REASON  # the presence command's Reason__c: who set the agent, and why
 
     async def salesforce_to_cxone(self, trip: RoundTrip, status_id: str, spell_before: PresenceSpell | None) -> HopResult:
         """Publish a presence command (as the applier would receive it) and wait for CXone to show the mapped state."""
@@ -257,7 +258,7 @@ class HopRunner:
         """
         if self.ctx.config.console.gateway:
             return await self._submit_to_console(status_id)
-        command = PresenceCommand(self.link.sf_user_id, status_id, f"validate-{uuid.uuid4().hex}", COMMAND_REASON)
+        command = PresenceCommand(self.link.sf_user_id, status_id, f"validate-{uuid.uuid4().hex}", self.command_reason)
         try:
             [result] = await self.ctx.salesforce.publish_presence_commands([command])
         except ConnectorError as error:

@@ -32,6 +32,7 @@ class Cause(StrEnum):
     UNMAPPED = "unmapped state"
     COMMAND_REJECTED = "presence command rejected"
     STATE_REJECTED = "CXone refused the state"
+    ALREADY_SHOWN = "already shown"
     TIMEOUT = "timeout"
 
 
@@ -96,12 +97,17 @@ class ValidationReport:
         return next((r for r in self.hops if r.diagnosis is not None and r.hop is not Hop.RESTORE), None)
 
     @property
+    def by_rule(self) -> str:
+        """The rule validated, as the headline names it: " with rule 'Default Presence'" ("" until known)."""
+        return f" with rule '{self.rule_name}'" if self.rule_name else ""
+
+    @property
     def headline(self) -> str:
         if self.passed:
             timings = ", ".join(
                 f"{r.hop.value} {r.seconds:.2f} s" for r in self.hops if r.seconds is not None and r.hop is not Hop.RESTORE
             )
-            return f"validation passed for {self.agent}: {timings}"
+            return f"validation passed for {self.agent}{self.by_rule}: {timings}"
         failure = self.failure
         if failure is None or failure.diagnosis is None:
             return f"validation failed for {self.agent}"

@@ -111,7 +111,7 @@ async def _resolve(ctx: Context, agent: str, report: ValidationReport) -> Valida
         _fail_preflight(report, Diagnosis(
             Cause.NO_RULE,
             f"no presence rule is assigned to agent {link.cxone_agent_id} or to their team {link.team_name!r}.",
-            "add the team to rule.teams (or the agent to rule.users) in the config and run onboarding",
+            "add the team to a rule's teams (or the agent to its users) under rules in the config and run onboarding",
         ))
         return None
     report.rule_name = rule.name

@@ -29,6 +29,7 @@ from presence_sync.tasks.context import open_store
 
 AGENTS = 6
 TEST_AGENT = "agent1@example.com"
+SET_AGENT = "agent2@example.com"
 
 
 async def run_deployments(deployments: dict[str, Any], runs: list[tuple[str, dict[str, Any], float]]) -> dict[str, Any]:
@@ -57,7 +58,7 @@ async def test_every_deployment_runs_from_its_entrypoint_in_a_worker_subprocess(
         monkeypatch.setenv("PRESENCE_SYNC_CONFIG", str(config_path))
         monkeypatch.chdir(PROJECT_ROOT)
         specs = read_deployments(PREFECT_YAML)
-        assert {spec.name for spec in specs} == {"onboard", "refresh-users", "sync", "reconcile", "validate"}
+        assert {spec.name for spec in specs} == {"onboard", "refresh-users", "sync", "reconcile", "validate", "set"}
         assert all(spec.parameters["config_path"] == str(config_path) for spec in specs)
         deployments = {}
         for deployment in await asyncio.to_thread(runner_deployments, specs):  # sync API: no loop there
@@ -69,7 +70,8 @@ async def test_every_deployment_runs_from_its_entrypoint_in_a_worker_subprocess(
         assert stack.salesforce.current_presence(stack.salesforce.user_by_username(TEST_AGENT).id) is None
 
         # A sync window runs; once it holds the lease, validate proves both hops for the test agent,
-        # reconcile asks the window for a pass, and refresh-users re-links the agents.
+        # a supervisor sets another agent, reconcile asks the window for a pass, and refresh-users
+        # re-links the agents.
         store = open_store(load_config(config_path))
         try:
             window = asyncio.create_task(
@@ -78,12 +80,20 @@ async def test_every_deployment_runs_from_its_entrypoint_in_a_worker_subprocess(
             assert await until(lambda: (sync_activity(store).holder or "").startswith("sync/"), timeout=60, unless=window)
             beside = await run_deployments(
                 deployments,
-                [("validate", {"agent": TEST_AGENT, "timeout_seconds": 10}, 0), ("reconcile", {}, 0), ("refresh-users", {}, 0)],
+                [
+                    ("validate", {"agent": TEST_AGENT, "timeout_seconds": 10}, 0),
+                    ("set", {"agent": SET_AGENT, "salesforce_status": "Lunch", "timeout_seconds": 20}, 0),
+                    ("reconcile", {}, 0),
+                    ("refresh-users", {}, 0),
+                ],
             )
             finished = {**beside, **await window}
             for name, flow_run in finished.items():
                 assert flow_run.state.is_completed(), f"{name}: {flow_run.state.name}: {flow_run.state.message}"
             assert "passed" in (finished["validate"].state.message or "")
+            assert "both systems agree" in (finished["set"].state.message or "")
+            set_agent_id = stack.cxone.tenant.find_agent(SET_AGENT)["agentId"]
+            assert stack.cxone.tenant.state(set_agent_id)["outStateDescription"] == "Lunch"
             assert "reconciled" in (finished["reconcile"].state.message or "")
             assert "ticks" in (finished["sync"].state.message or "")
             assert len(store.setup.load_links()) == AGENTS - AGENTS // 50

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from presence_sync.engine import (
@@ -52,12 +53,15 @@ DEMO_SUBSCRIBER = {
 }
 
 
-def demo_rule(skip_validation: bool = True) -> Rule:
-    return Rule("Default Presence", DEMO_PUBLISHER, DEMO_SUBSCRIBER, skip_unavailable_code_validation=skip_validation)
+def demo_rule(skip_validation: bool = True, *, logouts: bool = True) -> Rule:
+    """The demo rule; `logouts=False` configures both logout settings as "nothing"."""
+    rule = Rule("Default Presence", DEMO_PUBLISHER, DEMO_SUBSCRIBER, skip_unavailable_code_validation=skip_validation)
+    return rule if logouts else replace(rule, on_cxone_logout=None, on_omni_logout=None)
 
 
-def demo_rulebook(skip_validation: bool = True) -> RuleBook:
-    return RuleBook.build([demo_rule(skip_validation)], teams={TEAM_A: "Default Presence", TEAM_B: "Default Presence"})
+def demo_rulebook(skip_validation: bool = True, *, logouts: bool = True) -> RuleBook:
+    rule = demo_rule(skip_validation, logouts=logouts)
+    return RuleBook.build([rule], teams={TEAM_A: "Default Presence", TEAM_B: "Default Presence"})
 
 
 def demo_links(agents: Iterable[int] = (AGENT_A, AGENT_B)) -> dict[int, AgentLink]:

@@ -40,6 +40,8 @@ from presence_sync.engine import (
     decide,
     reconcile,
     record_write_results,
+    salesforce_shows,
+    salesforce_value,
 )
 from tests.engine.engine_demo import T0
 
@@ -190,20 +192,29 @@ class World:
         self._pending_landings -= 1
         agent_id, side = write.agent_id, write.side
         if side is Side.SALESFORCE:
-            if self.console_open[agent_id] and self.salesforce[agent_id] != write.target:
-                self._set(agent_id, side, write.target, write.command_id)
+            assert isinstance(write.target, str)
+            value = salesforce_value(write.target)  # None: the applier logs the agent out of Omni
+            if self.console_open[agent_id] and self.salesforce[agent_id] != value:
+                self._set(agent_id, side, value, write.command_id)
             return
         shown = self.cxone[agent_id]
         target = write.target
         assert isinstance(target, CxoneTarget)
         if shown.is_logged_out:
-            return  # a logged-out agent has no session to set
+            return  # a logged-out agent has no session to set (or end)
         value = CxoneState(target.state, target.code)
+        if target.is_logout:
+            self._set(agent_id, side, value, write.command_id)  # CXone ends the session at once, contact or not
+            return
         if shown.is_contact and not shown.is_acw:
             self.queued[agent_id] = (value, write.command_id)  # CXone applies it when the contact ends
             return
         if value != shown:
             self._set(agent_id, side, value, write.command_id)  # outside a live contact (ACW too): at once
+
+    def change_setup(self, rulebook: RuleBook, links: dict[int, AgentLink]) -> None:
+        """Onboarding or refresh-users changed who has which rule, or an agent's team: the sync reloads it."""
+        self.rulebook, self.links = rulebook, links
 
     # -- the sync tick -------------------------------------------------------------------------
 
@@ -280,7 +291,8 @@ class World:
                 # the engine can take their change for our echo.
                 self.ambiguous_until[write.agent_id] = self.now + 2 * self.policy.echo_timeout
                 self.ever_ambiguous.add(write.agent_id)
-            if write.side is Side.CXONE and self.cxone[write.agent_id].is_logged_out:
+            ends_session = isinstance(write.target, CxoneTarget) and write.target.is_logout
+            if write.side is Side.CXONE and self.cxone[write.agent_id].is_logged_out and not ends_session:
                 results.append(WriteResult(write.agent_id, write.command_id, WriteOutcome.PERMANENT, "409: no session"))
                 continue
             results.append(WriteResult(write.agent_id, write.command_id, WriteOutcome.OK))
@@ -309,6 +321,12 @@ class World:
             raise Violation(f"replaying a batch wrote again: {replayed.writes}")
         if any(r.outcome is not Outcome.DUPLICATE for r in replayed.audit) or replayed.memory:
             raise Violation(f"a replayed batch was not recognised as duplicates: {replayed.audit}")
+        # Every decision names the rule of its agent (None: no link, or no rule).
+        for record in decision.audit:
+            link = self.links.get(record.agent_id)
+            rule = None if link is None else self.rulebook.rule_for(link)
+            if record.rule != (None if rule is None else rule.name):
+                raise Violation(f"agent {record.agent_id}'s rule is {rule and rule.name!r}, the decision names {record.rule!r}")
         # Every observation yields at least one audit record.
         per_agent = defaultdict(int)
         for observation in batch:
@@ -319,6 +337,7 @@ class World:
                 raise Violation(f"agent {agent_id}: {count} observations but {recorded} audit records")
         for write in decision.writes:
             self._check_write_is_settable(write)
+            self._check_no_logout_during_a_contact(write, after)
             self._check_echo_caused_no_write(write, batch)
             self._check_one_write_per_change(write)
         sides = [(w.agent_id, w.side) for w in decision.writes]
@@ -333,6 +352,15 @@ class World:
                 raise Violation(f"CXone write of a target the agent can't be set to: {write}")
         elif not isinstance(write.target, str):
             raise Violation(f"Salesforce write of a non-status: {write}")
+
+    @staticmethod
+    def _check_no_logout_during_a_contact(write: Write, memory: Mapping[int, AgentMemory]) -> None:
+        """We never end the CXone session of an agent we last saw on a contact (nor in its after-call work)."""
+        if not isinstance(write.target, CxoneTarget) or not write.target.is_logout:
+            return
+        shown = memory[write.agent_id].cxone
+        if shown is not None and shown.is_contact:
+            raise Violation(f"a CXone logout of an agent on a contact ({shown}): {write}")
 
     def _check_echo_caused_no_write(self, write: Write, batch: list[Observation]) -> None:
         """A first attempt needs a person's change; if only our own echoes came, only their side may be healed."""
@@ -387,7 +415,7 @@ class World:
 def _lands_as(write: Write, value: CxoneState | str | None) -> bool:
     if isinstance(write.target, CxoneTarget):
         return isinstance(value, CxoneState) and write.target.matches(value)
-    return write.target == value
+    return not isinstance(value, CxoneState) and salesforce_shows(write.target, value)
 
 
 def _observe(change: Change) -> Observation:

@@ -1,13 +1,21 @@
 """Property tests: random rules and random people on both sides, against the world simulator.
 
+Each world has one to three rules, assigned to its two teams and overriding some agents by user
+assignment, each with its own logout settings; now and then the assignments change (a team or a user
+moves to another rule, an agent to another team) and, as the sync tick does on a changed setup, a
+reconcile follows.
+
 Per decide (checked inside `World`): deterministic; a replayed batch is all duplicates and writes
 nothing; every observation is audited; CXone writes are settable targets the team may use; an echo
 never causes a write to the other side; no two commands for one change unless that side changed
 in between; at most one write per side per agent per decide.
 
+Also per decide: every decision of an agent with a rule names that rule; a CXone session is never
+ended while the agent is (as last seen) on a contact.
+
 At the end (checked here), after people stop and a reconcile and idle ticks: the world is quiet,
-both sides show what the engine's intent maps to (or memory says why not), and that intent is the
-latest change a person made whenever that change is unambiguous.
+both sides show what the engine's intent maps to (or memory says why not), that intent is the latest
+change a person made whenever that change is unambiguous, and it was resolved by the agent's current rule.
 """
 
 from __future__ import annotations
@@ -26,8 +34,11 @@ from presence_sync.engine import (
     CxoneTarget,
     Rule,
     RuleBook,
+    OMNI_OFFLINE,
     Side,
     SyncPolicy,
+    resolution_basis,
+    salesforce_shows,
 )
 from tests.engine.engine_demo import T0
 from tests.engine.engine_world import CONTACT_END, Faults, Violation, World
@@ -73,23 +84,52 @@ def cxone_choices(team_codes: frozenset[str]) -> list[CxoneState]:
     return settable + list(SYSTEM_STATES)
 
 
-rules = st.builds(
-    lambda publisher, subscriber, skip: Rule("R", publisher, subscriber, skip),
-    # Mostly full tables (so that most changes travel), sometimes sparse ones (unmapped states).
-    st.dictionaries(st.sampled_from(PUBLISHER_KEYS), st.sampled_from(STATUSES), min_size=2),
-    st.dictionaries(st.sampled_from(STATUSES + (UNMAPPED_STATUS,)), st.sampled_from(SUBSCRIBER_TARGETS), min_size=2),
-    st.booleans(),
+ON_CXONE_LOGOUT = (OMNI_OFFLINE, OMNI_OFFLINE, STATUSES[0], None)  # the default, most often
+ON_OMNI_LOGOUT = (
+    CxoneTarget.unavailable(),
+    CxoneTarget.unavailable(),
+    CxoneTarget.unavailable(CODES[0]),
+    CxoneTarget.logged_out(),
+    None,
 )
+TEAMS = (1, 2)
+
+
+def rules(name: str) -> st.SearchStrategy[Rule]:
+    return st.builds(
+        lambda publisher, subscriber, skip, on_cxone, on_omni: Rule(name, publisher, subscriber, skip, on_cxone, on_omni),
+        # Mostly full tables (so that most changes travel), sometimes sparse ones (unmapped states).
+        st.dictionaries(st.sampled_from(PUBLISHER_KEYS), st.sampled_from(STATUSES), min_size=2),
+        st.dictionaries(st.sampled_from(STATUSES + (UNMAPPED_STATUS,)), st.sampled_from(SUBSCRIBER_TARGETS), min_size=2),
+        st.booleans(),
+        st.sampled_from(ON_CXONE_LOGOUT),
+        st.sampled_from(ON_OMNI_LOGOUT),
+    )
+
+
+@st.composite
+def team_codes(draw: st.DrawFn) -> frozenset[str]:
+    return draw(st.frozensets(st.sampled_from(CODES))) | {"ACW"}
+
+
+@st.composite
+def assignments(draw: st.DrawFn, names: list[str], agents: range) -> tuple[dict[int, str], dict[int, str]]:
+    """Each team's rule, and the agents whose user assignment overrides it."""
+    teams = {team: draw(st.sampled_from(names)) for team in TEAMS}
+    users = {a: draw(st.sampled_from(names)) for a in agents if len(names) > 1 and draw(st.integers(0, 3)) == 0}
+    return teams, users
 
 
 @st.composite
 def worlds(draw: st.DrawFn, data: st.DataObject) -> World:
-    rule = draw(rules)
+    book = [draw(rules(f"R{n}")) for n in range(1, draw(st.integers(1, 3)) + 1)]
     agents = range(1, draw(st.integers(1, 3)) + 1)
-    links = {
-        a: AgentLink(a, f"005{a:03d}", team_id=1, team_codes=draw(st.frozensets(st.sampled_from(CODES))) | {"ACW"})
-        for a in agents
-    }
+    codes = {team: draw(team_codes()) for team in TEAMS}
+    links = {}
+    for a in agents:
+        team = draw(st.sampled_from(TEAMS))
+        links[a] = AgentLink(a, f"005{a:03d}", team_id=team, team_codes=codes[team])
+    teams, users = draw(assignments([rule.name for rule in book], agents))
     policy = SyncPolicy(
         conflict=draw(st.sampled_from(ConflictPolicy)),
         flap_threshold=draw(st.integers(2, 6)),
@@ -97,7 +137,7 @@ def worlds(draw: st.DrawFn, data: st.DataObject) -> World:
         **POLICY,
     )
     return World(
-        rulebook=RuleBook.build([rule], teams={1: "R"}),
+        rulebook=RuleBook.build(book, teams=teams, users=users),
         links=links,
         policy=policy,
         cxone={a: draw(st.sampled_from(cxone_choices(links[a].team_codes))) for a in agents},
@@ -108,8 +148,26 @@ def worlds(draw: st.DrawFn, data: st.DataObject) -> World:
 
 
 @st.composite
-def steps(draw: st.DrawFn, world: World) -> list[tuple[list[tuple[int, Side, object, int]], Faults]]:
-    """Ticks of people acting (distinct milliseconds) and poll faults (a side skipped at most twice in a row)."""
+def reassignments(draw: st.DrawFn, world: World) -> tuple[RuleBook, dict[int, AgentLink]]:
+    """The same rules assigned anew (teams, users), and maybe an agent moved to the other team."""
+    book = world.rulebook
+    teams, users = draw(assignments(sorted(book.rules), range(1, len(world.links) + 1)))
+    links = dict(world.links)
+    codes = {link.team_id: link.team_codes for link in links.values()}
+    if draw(st.booleans()):
+        agent = draw(st.sampled_from(sorted(links)))
+        team = TEAMS[1] if links[agent].team_id == TEAMS[0] else TEAMS[0]
+        links[agent] = AgentLink(agent, links[agent].sf_user_id, team, codes.get(team) or draw(team_codes()))
+    return RuleBook.build(book.rules.values(), teams=teams, users=users), links
+
+
+Plan = list[tuple[list[tuple[int, Side, object, int]], Faults, "tuple[RuleBook, dict[int, AgentLink]] | None"]]
+
+
+@st.composite
+def steps(draw: st.DrawFn, world: World) -> Plan:
+    """Ticks of people acting (distinct milliseconds) and poll faults (a side skipped at most twice in a
+    row); after some ticks, the setup changes (new assignments, a team move)."""
     plan = []
     skipped = {Side.CXONE: 0, Side.SALESFORCE: 0}
     for _ in range(draw(st.integers(1, 15))):
@@ -134,15 +192,19 @@ def steps(draw: st.DrawFn, world: World) -> list[tuple[list[tuple[int, Side, obj
         )
         skipped[Side.CXONE] = skipped[Side.CXONE] + 1 if faults.skip_cxone else 0
         skipped[Side.SALESFORCE] = skipped[Side.SALESFORCE] + 1 if faults.skip_salesforce else 0
-        plan.append((acts, faults))
+        setup = draw(reassignments(world)) if draw(st.integers(0, 7)) == 0 else None
+        plan.append((acts, faults, setup))
     return plan
 
 
-def play(world: World, plan) -> None:
-    for acts, faults in plan:
+def play(world: World, plan: Plan) -> None:
+    for acts, faults, setup in plan:
         for agent, side, value, offset in acts:
             world.person(agent, side, value, offset)
         world.tick(faults)
+        if setup is not None:
+            world.change_setup(*setup)
+            world.reconcile()
     world.reconcile()
     for _ in range(QUIET_TICKS):
         world.tick()
@@ -177,7 +239,7 @@ def check_sides_show_the_intent(world: World) -> None:
                 shown = world.cxone[agent_id]
                 if target.matches(shown) or shown.is_contact or shown.is_logged_out:
                     continue
-            elif world.salesforce[agent_id] == target:
+            elif salesforce_shows(target, world.salesforce[agent_id]):
                 continue
             command = memory.command(side)
             if command is not None and command.status in (CommandStatus.FAILED, CommandStatus.GAVE_UP):
@@ -208,6 +270,17 @@ def check_intent_is_current(world: World) -> None:
             continue  # our own write is what that side shows now: its echo changes no intent
         if shown != intent.value:
             raise Violation(f"agent {agent_id}: the intent {intent.side}={intent.value!r} is stale: it shows {shown!r}")
+
+
+def check_intents_follow_the_current_rule(world: World) -> None:
+    """Every agent's intent was resolved by the rule (and team codes) the agent has now."""
+    for agent_id, link in world.links.items():
+        memory = world.memory.get(agent_id)
+        rule = world.rulebook.rule_for(link)
+        if memory is None or memory.intent is None or rule is None:
+            continue
+        if memory.intent.basis != resolution_basis(rule, link):
+            raise Violation(f"agent {agent_id}: the intent was resolved by another rule than {rule.name!r}: {memory.intent}")
 
 
 def check_latest_person_wins(world: World) -> None:
@@ -270,6 +343,7 @@ def test_random_worlds_converge_without_ping_pong(data):
     check_sides_show_the_intent(world)
     check_intent_is_current(world)
     check_latest_person_wins(world)
+    check_intents_follow_the_current_rule(world)
 
 
 @settings(max_examples=50, deadline=None)

@@ -247,7 +247,7 @@ def test_flap_window_forgets_old_changes():
 
 
 def test_agent_logged_out_of_cxone_gets_no_cxone_write():
-    h = Harness()
+    h = Harness(rulebook=demo_rulebook(logouts=False))
     settled(h, AGENT_A, available(), "Available_for_Chats")
     logged_out = h.step(h.cx(AGENT_A, state("LoggedOut")))
     assert logged_out.writes == [] and outcomes(logged_out) == [Outcome.LOGGED_OUT]
@@ -256,8 +256,8 @@ def test_agent_logged_out_of_cxone_gets_no_cxone_write():
     assert "logged out of CXone" in decision.audit[0].reason
 
 
-def test_logging_out_of_omni_changes_nothing_in_cxone():
-    h = Harness()
+def test_logging_out_of_omni_changes_nothing_in_cxone_when_the_rule_says_nothing():
+    h = Harness(rulebook=demo_rulebook(logouts=False))
     settled(h, AGENT_A, available(), "Available_for_Chats")
     decision = h.step(h.sf(AGENT_A, None))
     assert decision.writes == [] and outcomes(decision) == [Outcome.LOGGED_OUT]

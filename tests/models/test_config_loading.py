@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from presence_sync.engine import AcdState
+from presence_sync.engine import OMNI_OFFLINE, AcdState, CxoneTarget
 from presence_sync.models.config import (
     ClientCredentialsAuth,
     JwtAuth,
@@ -57,7 +57,8 @@ def test_demo_example_is_the_demo_contact_center(tmp_path: Path) -> None:
     assert [config.profile_statuses(profile) for profile in config.profiles] == [
         tuple(status.developer_name for status in config.statuses)
     ] * 2
-    rule = config.rule
+    assert config.rule is None and config.presence_rules == config.rules
+    rule, chat = config.rules
     assert rule.name == "Default Presence" and rule.skip_unavailable_code_validation
     assert rule.teams == ("Voice Team A", "Voice Team B")
     assert [(str(row.acd), row.salesforce) for row in rule.publisher] == [
@@ -70,6 +71,11 @@ def test_demo_example_is_the_demo_contact_center(tmp_path: Path) -> None:
         ("Lunch", "Unavailable: Lunch"), ("Case_Work", "Unavailable: CRM Work"), ("Resume_Previous", "Previous State"),
     ]
     assert rule.unavailable_codes() == {"Break", "Lunch", "CRM Work"}
+    assert (rule.on_cxone_logout, rule.on_omni_logout) == (OMNI_OFFLINE, CxoneTarget.unavailable())
+    assert chat.name == "Chat Presence" and not chat.skip_unavailable_code_validation
+    assert chat.teams == ("Chat Team",)
+    assert ("Available_for_Chats", "Unavailable: CRM Work") in [(row.salesforce, str(row.acd)) for row in chat.subscriber]
+    assert (chat.on_cxone_logout, chat.on_omni_logout) == (None, CxoneTarget.unavailable())
     assert config.salesforce.login_url == "http://localhost:8401"
     assert isinstance(config.salesforce.auth, PasswordAuth)
     assert config.cxone.auth_url == config.cxone.api_url == "http://127.0.0.1:8402"
@@ -154,7 +160,7 @@ def test_environment_references_expand_inside_values_and_can_be_escaped() -> Non
     config = parse_config(text, config_dir=DEMO.parent, environ={**DEMO_ENV, "EMULATOR_HOST": "localhost"})
 
     assert config.salesforce.login_url == "http://localhost:8401"
-    assert config.rule.name == "Costs ${DOLLARS}"
+    assert config.rules[0].name == "Costs ${DOLLARS}"
 
 
 def test_the_process_environment_is_used_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -386,6 +392,8 @@ def test_a_config_can_be_built_in_code_without_a_file() -> None:
     assert config.salesforce.login_url == "https://test.salesforce.com"
     assert config.rule.publisher[0].acd == AcdState.parse("Available")
     assert config.rule.users == (42, "a@x.com")
+    assert config.presence_rules == (config.rule,)  # the one-rule form
+    assert (config.rule.on_cxone_logout, config.rule.on_omni_logout) == (OMNI_OFFLINE, CxoneTarget.unavailable())
 
 
 @pytest.mark.parametrize(("stored", "expected"), [("s3cret", "s3cret"), ({"user": "u", "password": "p"}, None)])

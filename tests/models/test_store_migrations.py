@@ -167,6 +167,36 @@ def test_a_version_2_store_keeps_every_agents_memory_and_the_writes_it_holds(
         assert upgraded_schema == _schema(fresh.engine)
 
 
+def test_a_version_3_store_keeps_its_rule_as_it_behaved_owned_by_the_config(fresh_url: FreshUrl, clock: FakeClock) -> None:
+    url = fresh_url()
+    engine = create_store_engine(normalise_store_url(url))
+    try:
+        assert migrate(engine, MIGRATIONS[:3]) == 3
+        with engine.begin() as conn:
+            _insert_as_version_2(conn, "presence_rule", [{
+                "name": "Default Presence", "skip_validation": True, "updated_at": clock.now,
+                "publisher_rows": [{"acd": "Available", "salesforce": "Available_for_Chats"}], "subscriber_rows": [],
+            }])
+            _insert_as_version_2(conn, "audit", [{
+                "at": clock.now, "agent_id": 1, "direction": "cxone->salesforce", "outcome": "write",
+                "reason": "rule 'Default Presence' maps CXone Available to Available_for_Chats",
+            }])
+    finally:
+        engine.dispose()
+
+    with Store.open(url, clock=clock) as upgraded:
+        assert upgraded.schema_version() == LATEST
+        [rule] = upgraded.setup.list_rules()
+        # Onboarded before logouts were synced: until onboarding stores it again, a logout changes nothing.
+        assert (rule.on_cxone_logout, rule.on_omni_logout, rule.managed_by_config) == ("nothing", "nothing", True)
+        assert [row.rule_name for row in upgraded.reports.audit_for()] == [None]
+        assert upgraded.setup.setup_revision() == 0
+        upgraded_schema = _schema(upgraded.engine)
+
+    with Store.open(fresh_url()) as fresh:
+        assert upgraded_schema == _schema(fresh.engine)
+
+
 def test_a_database_from_a_newer_presence_sync_is_refused(store_url: str) -> None:
     with Store.open(store_url) as store:
         migrate(store.engine, [*MIGRATIONS, ADD_NOTE])

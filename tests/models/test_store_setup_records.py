@@ -15,6 +15,7 @@ from presence_sync.models.store import (
     LinkedBy,
     OnboardingStep,
     PresenceRule,
+    RuleAssignment,
     StepOutcome,
     Store,
     StoreConflictError,
@@ -160,6 +161,71 @@ def test_a_team_moves_to_the_rule_the_config_now_gives_it(store: Store) -> None:
     assert [(a.rule_name, a.target_id) for a in change.taken_over] == [("Default Presence", 11)]
     by_team = {a.target_id: a.rule_name for a in store.setup.list_rule_assignments()}
     assert by_team == {10: "Default Presence", 11: "Night Shift"}
+
+
+def _assigned(rule: str, kind: AssignmentKind, target_id: int, name: str) -> RuleAssignment:
+    return RuleAssignment(kind=kind, target_id=target_id, rule_name=rule, target_name=name)
+
+
+CHAT = PresenceRule(name="Chat Presence", skip_validation=False, on_cxone_logout="nothing", managed_by_config=True)
+VOICE = DEFAULT_PRESENCE.model_copy(update={"managed_by_config": True})
+BOTH = [
+    _assigned("Default Presence", AssignmentKind.TEAM, 10, "Voice Team A"),
+    _assigned("Chat Presence", AssignmentKind.TEAM, 12, "Chat Team"),
+    _assigned("Chat Presence", AssignmentKind.USER, 4242, "agent4242"),
+]
+
+
+def test_several_rules_are_stored_with_their_assignments_in_one_go_idempotently(store: Store) -> None:
+    first = store.setup.replace_rules([VOICE, CHAT], BOTH)
+    revision = store.setup.setup_revision()
+    again = store.setup.replace_rules([VOICE, CHAT], BOTH)
+
+    assert (first.created, first.outcome) == (("Default Presence", "Chat Presence"), StepOutcome.CREATED)
+    assert again.outcome is StepOutcome.UNCHANGED and again == type(again)()
+    assert revision == 1 and store.setup.setup_revision() == 1  # nothing changed: no new revision
+    assert [(r.name, r.on_cxone_logout, r.on_omni_logout, r.managed_by_config) for r in store.setup.list_rules()] == [
+        ("Chat Presence", "nothing", "Unavailable", True),
+        ("Default Presence", "Offline", "Unavailable", True),
+    ]
+    assert {(a.rule_name, a.target_id) for a in store.setup.list_rule_assignments()} == {
+        ("Default Presence", 10), ("Chat Presence", 12), ("Chat Presence", 4242),
+    }
+
+
+def test_rules_are_updated_moved_and_removed_and_each_change_is_a_new_revision(store: Store) -> None:
+    store.setup.replace_rules([VOICE, CHAT], BOTH)
+    edited = CHAT.model_copy(update={"on_omni_logout": "LoggedOut"})
+    moved = [BOTH[0], BOTH[1], _assigned("Default Presence", AssignmentKind.USER, 4242, "agent4242")]
+
+    change = store.setup.replace_rules([VOICE, edited], moved)
+
+    assert (change.updated, change.assignments_changed, change.outcome) == (("Chat Presence",), 1, StepOutcome.UPDATED)
+    assert store.setup.setup_revision() == 2
+    removal = store.setup.replace_rules([VOICE], [BOTH[0]], remove=["Chat Presence", "Never Stored"])
+    assert (removal.removed, removal.outcome) == (("Chat Presence",), StepOutcome.UPDATED)
+    assert [r.name for r in store.setup.list_rules()] == ["Default Presence"]
+    assert [(a.rule_name, a.target_id) for a in store.setup.list_rule_assignments()] == [("Default Presence", 10)]
+    assert store.setup.setup_revision() == 3
+
+
+def test_an_assignment_to_two_rules_or_to_a_rule_not_stored_is_refused_and_changes_nothing(store: Store) -> None:
+    with pytest.raises(StoreConflictError, match="assigned to two rules"):
+        store.setup.replace_rules(
+            [VOICE, CHAT], [*BOTH, _assigned("Default Presence", AssignmentKind.TEAM, 12, "Chat Team")]
+        )
+    with pytest.raises(StoreConflictError, match="not among the rules stored with it"):
+        store.setup.replace_rules([VOICE], BOTH)
+    assert store.setup.list_rules() == [] and store.setup.setup_revision() == 0
+
+
+def test_changed_links_are_a_new_setup_revision(store: Store) -> None:
+    store.setup.upsert_links([_link(1), _link(2)])
+    assert store.setup.setup_revision() == 1
+    store.setup.upsert_links([_link(1), _link(2)])
+    assert store.setup.setup_revision() == 1
+    store.setup.upsert_links([_link(1, team_id=12, team_name="Chat Team"), _link(2)])
+    assert store.setup.setup_revision() == 2
 
 
 # --- agent links -----------------------------------------------------------------------------

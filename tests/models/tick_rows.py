@@ -35,6 +35,7 @@ def audit(
         command_id=f"{agent_id}-sf-1",
         latency_ms=300.0,
         run_id="window-1",
+        rule_name="Default Presence",
     )
 
 

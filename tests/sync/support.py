@@ -1,7 +1,8 @@
 """The sync tests' world: an onboarded demo contact center in the in-process emulators, one clock for all.
 
 Agent i is CXone agent 1_000_000 + i and Salesforce user agent{i}@example.com; odd agents are in
-Voice Team A (Break, Lunch, CRM Work, ACW), even ones in Voice Team B (no CRM Work).
+Voice Team A (Break, Lunch, CRM Work, ACW), even ones in Voice Team B (no CRM Work), except every
+10th, who is on the Chat Team (the "Chat Presence" rule).
 
 The engine tells our echoes from people partly by time (an observation dated before our write is no
 echo of it), so our clock and both emulators' clocks move together: `world.clock.advance(s)`.
@@ -114,6 +115,14 @@ class World:
         change(data)
         path = self.config_path.with_name(name)
         path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        return path
+
+    async def onboard_variant(self, change: Any, name: str = "variant.yaml") -> Path:
+        """Onboard a copy of the config with `change` applied (same store): e.g. other rules."""
+        path = self.variant(change, name)
+        async with self.context(path) as ctx:
+            report = await run_steps(ctx)
+        assert report.succeeded, report
         return path
 
     # -- running the sync -------------------------------------------------------------------------

@@ -7,6 +7,7 @@ state requests to CXone) against the changes the rule needs: no more, no fewer.
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from sqlalchemy import event
 
@@ -220,7 +221,17 @@ async def test_an_agent_whose_salesforce_console_is_closed_is_given_up_with_that
     assert all(world.sf(i) == "Available_for_Chats" for i in range(2, AGENTS + 1))
 
 
-async def test_an_agent_logged_out_of_cxone_is_left_alone(world: World, ctx: Context) -> None:
+def _logouts_do_nothing(data: dict[str, Any]) -> None:
+    for rule in data["rules"]:
+        rule["on_cxone_logout"] = rule["on_omni_logout"] = "nothing"
+
+
+async def test_an_agent_logged_out_of_cxone_is_left_alone_when_the_rule_says_nothing(world: World) -> None:
+    async with world.context(await world.onboard_variant(_logouts_do_nothing)) as ctx:
+        await _logged_out_of_cxone_is_left_alone(world, ctx)
+
+
+async def _logged_out_of_cxone_is_left_alone(world: World, ctx: Context) -> None:
     runner = await world.runner(ctx)
     await world.settle(runner)
     before = world.writes()
@@ -237,9 +248,13 @@ async def test_an_agent_logged_out_of_cxone_is_left_alone(world: World, ctx: Con
     assert ("cxone->salesforce", "logged_out") in outcomes and ("salesforce->cxone", "logged_out") in outcomes
 
 
-async def test_an_agent_logged_out_before_the_write_is_recorded_as_failed_not_retried(
-    world: World, ctx: Context
-) -> None:
+async def test_an_agent_logged_out_before_the_write_is_recorded_as_failed_not_retried(world: World) -> None:
+    # The rule says nothing on a CXone logout, so that the failed write is all there is to see.
+    async with world.context(await world.onboard_variant(_logouts_do_nothing)) as ctx:
+        await _logged_out_before_the_write(world, ctx)
+
+
+async def _logged_out_before_the_write(world: World, ctx: Context) -> None:
     runner = await world.runner(ctx)
     await world.settle(runner)
     world.pick_sf(1, "On_Break")

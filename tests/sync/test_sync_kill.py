@@ -29,7 +29,7 @@ from presence_sync.tasks.context import open_context
 from presence_sync.tasks.onboarding import run_steps
 
 AGENTS = 12
-CHANGED = range(1, 11)  # agents 1-10 pick On_Break in Salesforce at once
+CHANGED = (*range(1, 10), 11)  # ten voice-team agents pick On_Break in Salesforce at once (agent 10 chats)
 SET_STATE = "POST /incontactapi/services/{version}/agent-sessions/{sessionId}/state"
 CHILD = """
 import asyncio, sys

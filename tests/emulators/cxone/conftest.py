@@ -81,7 +81,8 @@ def loopback_server() -> Iterator[RunningServer]:
 
 @pytest.fixture
 def ids(emulator: CxoneEmulator) -> dict[int, int]:
-    """Demo agent index -> agentId (odd indexes are in Voice Team A, even ones in Voice Team B)."""
+    """Demo agent index -> agentId (odd indexes are in Voice Team A, even ones in Voice Team B, but every
+    10th is on the Chat Team)."""
     return {i: emulator.tenant.find_agent(f"agent{i}@example.com")["agentId"] for i in range(1, AGENTS + 1)}
 
 

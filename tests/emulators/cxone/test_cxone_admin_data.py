@@ -82,12 +82,14 @@ async def test_agents_updated_since_returns_changed_records_inclusively(
 async def test_teams_list_with_agent_counts_and_active_filter(api: httpx.AsyncClient, http: httpx.AsyncClient) -> None:
     await http.post("/__emulator/teams", json={"teamName": "Retired", "unavailableCodes": [], "isActive": False})
     teams = (await api.get("/teams")).json()
-    assert teams["totalRecords"] == 3
+    assert teams["totalRecords"] == 4
     by_name = {t["teamName"]: t for t in teams["teams"]}
-    assert by_name["Voice Team A"]["agentCount"] == by_name["Voice Team B"]["agentCount"] == 10
+    # Every 10th agent chats; the others alternate between the voice teams.
+    counts = [by_name[name]["agentCount"] for name in ("Voice Team A", "Voice Team B", "Chat Team")]
+    assert counts == [10, 8, 2]
     assert by_name["Retired"] == {**by_name["Retired"], "isActive": False, "agentCount": 0}
     active = (await api.get("/teams", params={"isActive": "true"})).json()
-    assert {t["teamName"] for t in active["teams"]} == {"Voice Team A", "Voice Team B"}
+    assert {t["teamName"] for t in active["teams"]} == {"Voice Team A", "Voice Team B", "Chat Team"}
 
 
 async def test_team_unavailable_codes_differ_between_the_demo_teams(api: httpx.AsyncClient) -> None:
@@ -96,6 +98,8 @@ async def test_team_unavailable_codes_differ_between_the_demo_teams(api: httpx.A
     b = (await api.get(f"/teams/{teams['Voice Team B']}/unavailable-codes")).json()["unavailableCodes"]
     assert [c["outStateName"] for c in a] == ["Break", "Lunch", "CRM Work", "ACW"]
     assert [c["outStateName"] for c in b] == ["Break", "Lunch", "ACW"]
+    chat = (await api.get(f"/teams/{teams['Chat Team']}/unavailable-codes")).json()["unavailableCodes"]
+    assert [c["outStateName"] for c in chat] == ["Break", "Lunch", "CRM Work", "ACW"]
     assert [c["isAcw"] for c in a] == [False, False, False, True]
     assert all(set(c) == {"outStateId", "outStateName", "isAcw", "isActive"} for c in a)
 

@@ -258,7 +258,7 @@ async def test_moving_an_agent_to_another_team_shows_in_the_state_delta(
     delta = (await api.get("/agents/states", params={"updatedSince": since})).json()["agentStates"]
     assert [(s["agentId"], s["teamId"], s["startDate"]) for s in delta] == [(ids[1], teams["Voice Team B"], start)]
     counts = {t["teamName"]: t["agentCount"] for t in (await api.get("/teams")).json()["teams"]}
-    assert counts == {"Voice Team A": 9, "Voice Team B": 11}
+    assert counts == {"Voice Team A": 9, "Voice Team B": 9, "Chat Team": 2}
 
 
 async def test_the_python_api_raises_typed_errors(emulator: CxoneEmulator, ids: dict[int, int]) -> None:

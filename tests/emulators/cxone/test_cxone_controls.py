@@ -32,7 +32,7 @@ async def test_reset_restores_the_seeded_center_and_clears_faults_and_stats(
     stats = (await http.get("/__emulator/stats")).json()
     assert stats["total_requests"] == 0 and stats["errors_injected"] == {}
     teams = (await api.get("/teams")).json()  # tokens issued before the reset still work
-    assert [t["teamName"] for t in teams["teams"]] == ["Voice Team A", "Voice Team B"]
+    assert [t["teamName"] for t in teams["teams"]] == ["Voice Team A", "Voice Team B", "Chat Team"]
     states = (await api.get("/agents/states")).json()["agentStates"]
     assert {s["agentStateName"] for s in states} == {"Available"}
     assert (await http.get("/__emulator/credentials")).json()["access_key_active"] is True
