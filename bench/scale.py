@@ -262,12 +262,15 @@ async def _burst(center: Center, sync: SyncProcess, run: StoreRun, direction: st
                  linked: list[int], interval: float, timeout: float) -> Burst:
     sf_target, cx_target = _targets(center)
     first_tick = len(sync.ticks)
+    # Each agent's own rule says what the other side shows (the chat team's maps Available_for_Chats apart).
+    sf_targets = {a: center.published(a, CxoneState(*BREAK)) or sf_target for a in linked}
+    cx_targets = {a: center.subscribed(a, BACK) or cx_target for a in linked}
     if direction == "cxone->salesforce":
         _burst_cxone(center, agent_ids)
-        arrived: Callable[[int], bool] = lambda a: center.salesforce_shows(a) == sf_target  # noqa: E731
+        arrived: Callable[[int], bool] = lambda a: center.salesforce_shows(a) == sf_targets[a]  # noqa: E731
     else:
         _burst_salesforce(center, linked)
-        arrived = lambda a: cx_target.matches(center.cxone_shows(a))  # noqa: E731
+        arrived = lambda a: cx_targets[a].matches(center.cxone_shows(a))  # noqa: E731
     seconds = await wait_all(set(linked), arrived, timeout, sync, poll_seconds=0.05, what=f"the {direction} burst")
     await sync.wait_quiet(since=first_tick, timeout=timeout)
     system = "salesforce" if direction == "cxone->salesforce" else "cxone"
@@ -286,10 +289,11 @@ async def _naive(center: Center, linked: list[int], count: int, timeout: float) 
     config = center.ctx.config
     # Every chosen agent is on Break in both systems (the steady burst left them there): each changes to Available.
     cx_available = CxoneState("Available")
-    sf_target = center.published(to_sf[0], cx_available) if to_sf else None
-    cx_target = center.subscribed(to_cx[0], BACK) if to_cx else None
-    changes = [{"to": "salesforce", "user_id": center.sf_user(a), "status_id": ids[str(sf_target)]} for a in to_sf]
-    changes += [{"to": "cxone", "agent_id": a, "target": cx_target.to_api()} for a in to_cx if cx_target]
+    # Each agent's own rule says what the other side should show (the chat team's maps apart).
+    sf_targets = {a: center.published(a, cx_available) for a in to_sf}
+    cx_targets = {a: center.subscribed(a, BACK) for a in to_cx}
+    changes = [{"to": "salesforce", "user_id": center.sf_user(a), "status_id": ids[str(sf_targets[a])]} for a in to_sf]
+    changes += [{"to": "cxone", "agent_id": a, "target": target.to_api()} for a, target in cx_targets.items() if target]
     init = {
         "cxone_url": center.stack.cxone_url, "salesforce_url": center.stack.salesforce_url,
         "cxone_credentials": cx_credentials, "salesforce_credentials": sf_credentials,
@@ -330,8 +334,8 @@ async def _naive(center: Center, linked: list[int], count: int, timeout: float) 
         arrived_sf = set(to_sf)
         seconds = await wait_all(
             set(chosen),
-            lambda a: (center.salesforce_shows(a) == sf_target) if a in arrived_sf
-            else bool(cx_target and cx_target.matches(center.cxone_shows(a))),
+            lambda a: (center.salesforce_shows(a) == sf_targets[a]) if a in arrived_sf
+            else bool((target := cx_targets[a]) and target.matches(center.cxone_shows(a))),
             timeout, None, poll_seconds=0.02, what="the naive implementation's changes",
         )
         done = await line("done")

@@ -628,7 +628,6 @@ class AgentSync:
                 observed_at=observation.at,
                 command_id=command.command_id,
                 latency_ms=round(latency * 1000) if timed else None,
-                latency_ms=round(latency * 1000) if latency >= 0 else None,
                 rule=self.rule.name,
             )
         )

@@ -15,7 +15,7 @@ from prefect import flow
 from prefect.artifacts import acreate_markdown_artifact
 from prefect.states import Completed, Failed, State
 
-from presence_sync.tasks.context import open_context
+from presence_sync.tasks.context import open_context, transports_for
 from presence_sync.tasks.supervise import DEFAULT_TIMEOUT_SECONDS, SetOutcome, SetRequestError, set_agent as set_one
 
 
@@ -42,7 +42,7 @@ async def set_agent(
         timeout_seconds: How long the other system may take to follow.
     """
     try:
-        async with open_context(config_path) as ctx:
+        async with open_context(config_path, transports_for(config_path)) as ctx:
             outcome = await set_one(
                 ctx, agent, salesforce=salesforce_status, cxone=cxone_state, timeout_seconds=timeout_seconds
             )

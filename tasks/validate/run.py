@@ -53,7 +53,8 @@ async def validate_agent(
     link = resolved.link
     activity = await sync_running(ctx.store, min(HANDOVER_GRACE_SECONDS, timeout_seconds), poll_seconds)
     if not activity.running:
-        return _fail_preflight(report, sync_not_running(activity))
+        offer = "validate again with `--with-sync` (a sync window runs beside the validation); or "
+        return _fail_preflight(report, sync_not_running(activity, offer))
 
     cx_watch = CxoneWatch(ctx.cxone, link.cxone_agent_id)
     cx_before = await cx_watch.poll()

@@ -58,7 +58,8 @@ async def sync_running(store: Store, grace_seconds: float, poll_seconds: float) 
     return activity
 
 
-def sync_not_running(activity: SyncActivity) -> Diagnosis:
+def sync_not_running(activity: SyncActivity, first_fix: str = "") -> Diagnosis:
+    """Nothing carries changes across; `first_fix` is the way out the calling command offers itself."""
     if activity.last_holder is None:
         history = "no sync run ever held it in this store"
     else:
@@ -66,7 +67,6 @@ def sync_not_running(activity: SyncActivity) -> Diagnosis:
     return Diagnosis(
         Cause.SYNC_NOT_RUNNING,
         f"no sync run holds the sync lease in the state store ({history}), so nothing carries changes across.",
-        "validate again with `--with-sync` (a short sync window runs beside the validation), or start the "
-        "sync: `presence-sync sync CONFIG`, or run/schedule the sync deployment (`presence-sync serve`); "
-        "check that it uses the same sync.store_url as this config",
+        first_fix + "start it: `presence-sync sync CONFIG`, or run/schedule the sync deployment "
+        "(`presence-sync serve`); check that it uses the same sync.store_url as this config",
     )

@@ -60,7 +60,7 @@ def test_each_agent_is_carried_by_its_own_rule_and_a_user_assignment_wins():
     }
     chat = h.step(h.sf(AGENT_C, "Available_for_Chats"))
     assert targets(chat) == [(AGENT_C, Side.CXONE, "Unavailable:CRM Work")]
-    assert chat.audit[0].rule_row == "subscriber: Available_for_Chats -> Unavailable:CRM Work"
+    assert chat.audit[0].rule_row == "subscriber: Available_for_Chats -> Unavailable: CRM Work"
 
 
 def test_every_decision_names_the_rule_and_agents_without_one_are_not_synced():

@@ -79,8 +79,8 @@ def alias_bomb(levels: int, width: int = 9) -> str:
 
 def test_a_control_character_is_named_with_its_line_and_column() -> None:
     lines = DEMO_TEXT.splitlines()
-    target = next(index for index, line in enumerate(lines) if line.startswith("rule:"))
-    lines[target] = "ru\x01le:"
+    target = next(index for index, line in enumerate(lines) if line.startswith("rules:"))
+    lines[target] = "ru\x01les:"
 
     problem = only_problem("\n".join(lines))
 

@@ -122,7 +122,7 @@ _DEMO_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "demo-contact-
 def _hostile(kind: str) -> str:
     demo = _DEMO_CONFIG.read_text(encoding="utf-8")
     if kind == "control character":
-        return demo.replace("rule:", "ru\x01le:", 1)
+        return demo.replace("\nrules:", "\nru\x01les:", 1)
     if kind == "3000 nested brackets":
         return "salesforce: " + "[" * 3_000 + "]" * 3_000 + "\n"
     if kind == "alias bomb":

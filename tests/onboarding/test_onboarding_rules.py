@@ -24,8 +24,8 @@ def _items(report: Any) -> dict[str, tuple[Action, str]]:
 async def test_both_rules_are_created_with_their_teams_then_a_second_run_changes_nothing(
     stack: EmulatorStack, config_path: Path
 ) -> None:
-    first = await onboard(config_path)
-    again = await onboard(config_path)
+    first = await onboard(config_path, stack)
+    again = await onboard(config_path, stack)
 
     items = _items(first)
     assert {subject: action for subject, (action, _) in items.items()} == {
@@ -48,7 +48,7 @@ async def test_both_rules_are_created_with_their_teams_then_a_second_run_changes
 async def test_a_rule_the_config_dropped_is_removed_and_one_it_never_owned_is_left_alone(
     stack: EmulatorStack, config_path: Path
 ) -> None:
-    await onboard(config_path)
+    await onboard(config_path, stack)
     with _store(config_path) as store:
         store.setup.replace_rule(PresenceRule(name="Legacy", skip_validation=True), users={999: "someone"})
 
@@ -57,7 +57,7 @@ async def test_a_rule_the_config_dropped_is_removed_and_one_it_never_owned_is_le
         data["rule"]["on_omni_logout"] = "LoggedOut"
         data["rule"]["users"] = ["agent10@example.com"]  # the chat agent now follows the voice rule
 
-    plan = await onboard(variant(config_path, one_rule), plan_only=True)
+    plan = await onboard(variant(config_path, one_rule), stack, plan_only=True)
     items = _items(plan)
     assert items["rule Chat Presence"] == (Action.REMOVE, "no longer in the config")
     assert items["team Chat Team"] == (Action.REMOVE, "with rule 'Chat Presence'")
@@ -65,7 +65,7 @@ async def test_a_rule_the_config_dropped_is_removed_and_one_it_never_owned_is_le
     assert items["user agent10@example.com"][0] is Action.CREATE
     assert "rule Legacy" not in items
 
-    report = await onboard(variant(config_path, one_rule))
+    report = await onboard(variant(config_path, one_rule), stack)
     assert result_of(report, "presence-rule").outcome is StepOutcome.UPDATED
     with _store(config_path) as store:
         assert [rule.name for rule in store.setup.list_rules()] == ["Default Presence", "Legacy"]
@@ -76,7 +76,7 @@ async def test_a_rule_the_config_dropped_is_removed_and_one_it_never_owned_is_le
             (AssignmentKind.USER, "agent10@example.com"): "Default Presence",
             (AssignmentKind.USER, "someone"): "Legacy",
         }
-    assert outcomes(await onboard(variant(config_path, one_rule)))["presence-rule"] == "unchanged"
+    assert outcomes(await onboard(variant(config_path, one_rule), stack))["presence-rule"] == "unchanged"
 
 
 async def test_one_agent_assigned_to_two_rules_under_two_names_is_refused(stack: EmulatorStack, config_path: Path) -> None:
@@ -86,7 +86,7 @@ async def test_one_agent_assigned_to_two_rules_under_two_names_is_refused(stack:
         data["rules"][0]["users"] = ["agent7@example.com"]
         data["rules"][1]["users"] = [agent_id]
 
-    report = await onboard(variant(config_path, twice))
+    report = await onboard(variant(config_path, twice), stack)
 
     rule = result_of(report, "presence-rule")
     assert rule.outcome is StepOutcome.FAILED
@@ -105,7 +105,7 @@ async def test_unknown_users_are_listed_in_a_warning_and_the_rules_are_still_sto
     def strangers(data: dict[str, Any]) -> None:
         data["rules"][1]["users"] = ["nobody@example.com", "agent3@example.com", 424242]
 
-    report = await onboard(variant(config_path, strangers))
+    report = await onboard(variant(config_path, strangers), stack)
 
     rule = result_of(report, "presence-rule")
     assert rule.outcome is StepOutcome.CREATED
@@ -121,7 +121,7 @@ async def test_skip_validation_is_checked_per_rule(stack: EmulatorStack, config_
         data["rules"][0]["teams"] = ["Voice Team A"]
         data["rules"][1]["teams"] = ["Chat Team", "Voice Team B"]  # Team B lacks CRM Work; Chat checks codes
 
-    report = await onboard(variant(config_path, chat_rule_on_team_b))
+    report = await onboard(variant(config_path, chat_rule_on_team_b), stack)
 
     [item] = [item for item in result_of(report, "presence-rule").items if item.action is Action.FAILED]
     assert item.subject == "team Voice Team B"

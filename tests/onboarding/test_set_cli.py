@@ -22,7 +22,7 @@ DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo-contact-center.y
 def test_set_without_a_running_sync_says_so_and_changes_nothing(
     prefect_harness: None, stack: EmulatorStack, config_path: Path
 ) -> None:
-    assert asyncio.run(onboard(config_path)).succeeded
+    assert asyncio.run(onboard(config_path, stack)).succeeded
     user = stack.salesforce.user_by_username("agent1@example.com")
     assert user is not None
 
