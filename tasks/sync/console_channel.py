@@ -42,7 +42,7 @@ from typing import Any
 from presence_sync.connectors.console.broker import CommandOutcome, ConsoleBroker, ConsoleCommand, InProcessBroker
 from presence_sync.connectors.console.gateway import GatewaySettings, create_gateway_app
 from presence_sync.connectors.console.protocol import CONSOLE_PATH, salesforce_id_18
-from presence_sync.engine import Observation, Side, Write, WriteOutcome, WriteResult
+from presence_sync.engine import OMNI_OFFLINE, Observation, Side, Write, WriteOutcome, WriteResult
 from presence_sync.models.config import ConsoleSettings
 from presence_sync.tasks.sync.apply import WriteTargets, salesforce_target
 from presence_sync.tasks.sync.sources import Polled
@@ -104,9 +104,13 @@ class ConsoleWriter:
                 results.append(target)
                 continue
             user_id, status_id = target
-            ready.append((write, ConsoleCommand.set_status(
-                user_id, status_id, str(write.target), command_id=broker_command_id(write), timeout=self.timeout,
-            )))
+            if write.target == OMNI_OFFLINE:  # Omni-Channel has no "Offline" status: the console logs out
+                command = ConsoleCommand.logout(user_id, command_id=broker_command_id(write), timeout=self.timeout)
+            else:
+                command = ConsoleCommand.set_status(
+                    user_id, status_id, str(write.target), command_id=broker_command_id(write), timeout=self.timeout,
+                )
+            ready.append((write, command))
         if not ready:
             return results
         try:

@@ -154,3 +154,32 @@ async def test_a_pushed_manual_change_reaches_cxone_without_a_presence_query(
     [push] = [a for a in audit(console_ctx, 4) if a.direction == "salesforce->cxone" and a.outcome == "write"]
     assert push.to_value is not None and "Break" in push.to_value
     await runner.close()
+
+
+async def test_an_omni_logout_goes_to_the_console_as_a_logout_command_not_a_status() -> None:
+    # Omni-Channel has no "Offline" status to set: a CXone logout carried over is the console's logout.
+    from datetime import timedelta
+
+    from presence_sync.engine import OMNI_OFFLINE, Side, Write, WriteOutcome
+    from presence_sync.tasks.sync.apply import WriteTargets
+    from presence_sync.tasks.sync.console_channel import ConsoleWriter
+
+    class Recording:
+        def __init__(self) -> None:
+            self.commands: list[Any] = []
+
+        async def submit(self, commands: list[Any]) -> None:
+            self.commands += commands
+
+    broker = Recording()
+    user, status = "005000000000001AAA", "0N5000000000001AAA"
+    writes = [
+        Write(1, Side.SALESFORCE, OMNI_OFFLINE, "ps-1", None, "logout"),
+        Write(2, Side.SALESFORCE, "On_Break", "ps-2", None, "break"),
+    ]
+    targets = WriteTargets(sf_user_of={1: user, 2: user}, status_ids={"On_Break": status})
+
+    results = await ConsoleWriter(broker, timedelta(seconds=5)).submit(writes, targets)  # type: ignore[arg-type]
+
+    assert [r.outcome for r in results] == [WriteOutcome.OK, WriteOutcome.OK]
+    assert [c.action for c in broker.commands] == ["logout", "set_status"]
