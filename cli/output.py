@@ -62,6 +62,18 @@ def user_errors() -> tuple[type[BaseException], ...]:
     return (ConfigError, ConnectorError, StoreError, EngineError)
 
 
+def flow_result(state: Any) -> Any:
+    """What a flow run returned (a report even when the run ended Failed); an admin's problem is printed
+    with its exit code instead of a traceback, anything else unexpected is raised."""
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, user_errors()):  # e.g. a refused login
+        print_error(result)
+        raise typer.Exit(exit_code_for(result))
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
 def whole(header: str) -> Column:
     """A column of names and figures ("Available_for_Chats", "0.82 s"): kept whole while the prose
     columns beside it wrap."""

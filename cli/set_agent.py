@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from presence_sync.cli.output import exit_code_for, print_error, user_errors
+from presence_sync.cli.output import flow_result
 
 if TYPE_CHECKING:
     from presence_sync.tasks.supervise import SetOutcome
@@ -45,12 +45,7 @@ def set_agent(
     from presence_sync.flows.set_agent import set_agent as set_flow
 
     state = asyncio.run(set_flow(str(config), agent, salesforce, cxone, timeout, return_state=True))  # type: ignore[call-overload]
-    outcome = state.result(raise_on_failure=False)
-    if isinstance(outcome, user_errors()):  # e.g. a refused login: the message and its exit code, no traceback
-        print_error(outcome)
-        raise typer.Exit(exit_code_for(outcome))
-    if isinstance(outcome, BaseException):
-        raise outcome
+    outcome = flow_result(state)
     if outcome is None:  # the request itself could not be read
         console.print(f"[bold red]✘[/] {escape(state.message or 'not set')}")
         raise typer.Exit(1)

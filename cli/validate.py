@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from presence_sync.cli.output import ConfigArgument, exit_code_for, print_error, report_table, user_errors, whole
+from presence_sync.cli.output import ConfigArgument, flow_result, report_table, whole
 
 if TYPE_CHECKING:
     from presence_sync.tasks.validate import ValidationReport
@@ -44,12 +44,7 @@ def validate(
     state = asyncio.run(
         validate_flow(str(config), agent, timeout, salesforce_status, cxone_state, with_sync, return_state=True)  # type: ignore[call-overload]
     )
-    result = state.result(raise_on_failure=False)
-    if isinstance(result, user_errors()):  # e.g. a refused login: the message and its exit code, no traceback
-        print_error(result)
-        raise typer.Exit(exit_code_for(result))
-    if isinstance(result, BaseException):
-        raise result
+    result = flow_result(state)
     print_report(result)
     raise typer.Exit(0 if result.passed else 1)
 
