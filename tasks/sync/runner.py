@@ -265,7 +265,8 @@ class SyncRunner:
     `budget` paces the Salesforce source and is what the runner reports as the API budget
     (default: the config's reserve, polling every `interval_seconds` while the budget allows).
     `write_wait_seconds` is how long a tick waits for the writes it handed to the appliers
-    (default: `sync.write_deadline_seconds`; 0 leaves them wholly to the background).
+    (default 0: they are wholly the background's, and the next tick folds their results in, so a
+    burst of writes never holds up polling; reconcile and `close` still wait for theirs).
     """
 
     def __init__(
@@ -295,9 +296,7 @@ class SyncRunner:
         self.lease_ttl = lease_ttl_seconds(self.interval_seconds)
         # How long a tick waits for the writes it handed over (0: not at all, the next tick folds
         # their results in; polling then keeps its interval through a burst of writes).
-        self.write_wait_seconds = (
-            self.settings.write_deadline_seconds if write_wait_seconds is None else write_wait_seconds
-        )
+        self.write_wait_seconds = 0.0 if write_wait_seconds is None else write_wait_seconds
         self.stats = WindowStats()
         self.lease: Lease | None = None
         self.setup: SyncSetup | None = None

@@ -149,6 +149,8 @@ class World:
             store.close()
 
     async def runner(self, ctx: Context, holder: str = "run-1", **options: Any) -> SyncRunner:
+        # Ticks on a fake clock: each waits for its own writes, so a test reads every result after its tick.
+        options.setdefault("write_wait_seconds", ctx.config.sync.write_deadline_seconds)
         runner = SyncRunner(ctx, holder=holder, clock=self.clock, **options)
         assert await runner.acquire(), "the sync lease should be free"
         await joined_ahead()  # the CXone sessions the runner joins ahead of need: a known state to start from
