@@ -88,10 +88,17 @@ async def _swarm(url: str, consoles: int, env: dict[str, str]) -> asyncio.subpro
         sys.executable, "-m", "bench.console_swarm", url, str(consoles),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env)
     assert process.stdout is not None
-    async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
-        line = await process.stdout.readline()
-    if not line.startswith(b"ready"):
-        raise BenchError(f"the console swarm did not get ready: {line!r}")
+    line = b""
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
+            while not line.startswith(b"ready"):
+                line = await process.stdout.readline()
+                if not line:
+                    raise BenchError(f"the console swarm exited (code {await process.wait()}) before every console connected")
+    except TimeoutError:
+        process.kill()
+        raise BenchError(f"{consoles:,} consoles did not all connect within {CONNECT_TIMEOUT_SECONDS:g} s "
+                         f"(last word from the swarm: {line.decode().strip() or 'none'})") from None
     return process
 
 

@@ -195,3 +195,14 @@ async def test_consoles_connects_every_console_and_every_command_comes_back_once
     [table] = report.tables
     assert [row[:2] for row in table[2]] == [["push", "5"], ["poll", "5"]]
     assert len(report.checks) == 2 and len(report.targets) == 2
+
+
+async def test_first_output_prints_rows_beside_a_cpu_hog_next_to_the_idle_ones() -> None:
+    report = await run_benchmark("first-output", agents=12, quick=True, oversubscribe=True, hogs=1)  # one: the suite shares the cores
+
+    assert_common(report, "first-output")
+    assert report.figures["commands"] == 6  # the three read-only commands, idle then beside the hog
+    for mode in ("no_server", "no_server_cpu_hog"):
+        assert report.figures[f"{mode}.status.done_seconds"] > 0
+    assert any("1 busy-looping processes on" in note for note in report.notes)
+    assert len(report.targets) == 1  # the target stays the idle machine's
