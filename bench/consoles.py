@@ -68,6 +68,7 @@ class Round:
     latencies: list[float]
     cpu_per_command_ms: float
     applied_twice: int
+    not_applied: int  # lost at their expiry: the gateway did not deliver them in time
 
 
 async def _gateway(broker_url: str, env: dict[str, str]) -> tuple[asyncio.subprocess.Process, str]:
@@ -106,7 +107,8 @@ async def _round(broker: PostgresBroker, pid: int, mode: str, users: range, idle
     """Commands to `users` at a steady rate; each outcome's delay as the sync sees it in `mode`."""
     cursor = max((event.seq for event in await broker.read_events(0, limit=1_000_000)), default=0)
     sent: dict[str, float] = {}
-    latencies: dict[str, float] = {}
+    latencies: dict[str, float] = {}  # of the applied commands only
+    ended: set[str] = set()  # every outcome: applied, or lost at its expiry (a gateway too busy to deliver)
     applied: dict[str, int] = {}
     cpu_before, started = cpu_seconds(pid), time.monotonic()
 
@@ -120,7 +122,7 @@ async def _round(broker: PostgresBroker, pid: int, mode: str, users: range, idle
 
     sender = asyncio.create_task(send())
     async with asyncio.timeout(OUTCOMES_TIMEOUT_SECONDS + len(users) / COMMANDS_PER_SECOND):
-        while len(latencies) < len(users):
+        while len(ended) < len(users):
             if mode == "push":
                 await broker.wait_for_events(cursor, timeout=5.0)
             else:
@@ -129,12 +131,14 @@ async def _round(broker: PostgresBroker, pid: int, mode: str, users: range, idle
             for event in await broker.read_events(cursor, limit=100_000):
                 cursor = event.seq
                 if isinstance(event, CommandOutcome) and event.command_id in sent:
-                    applied[event.command_id] = applied.get(event.command_id, 0) + (event.outcome == "applied")
-                    latencies.setdefault(event.command_id, seen_at - sent[event.command_id])
+                    ended.add(event.command_id)
+                    if event.outcome == "applied":
+                        applied[event.command_id] = applied.get(event.command_id, 0) + 1
+                        latencies.setdefault(event.command_id, seen_at - sent[event.command_id])
     await sender
     busy = cpu_seconds(pid) - cpu_before - idle_rate * (time.monotonic() - started)
     return Round(mode, sorted(latencies.values()), 1000 * max(0.0, busy) / len(users),
-                 sum(1 for count in applied.values() if count > 1))
+                 sum(1 for count in applied.values() if count > 1), len(users) - len(latencies))
 
 
 async def run(agents: int | None = None, quick: bool = False, *, commands: int | None = None,
@@ -200,10 +204,11 @@ def _fill(report: Report, consoles: int, connected: int, rss_empty: int, rss_ful
         report.figure(f"{round_.mode}_p50_s", p50, "s")
         report.figure(f"{round_.mode}_p95_s", p95, "s")
         report.figure(f"{round_.mode}_cpu_per_command_ms", round_.cpu_per_command_ms, "ms")
-        rows.append([round_.mode, len(round_.latencies), f"{p50:.3f}", f"{p95:.3f}", f"{round_.latencies[-1]:.3f}",
-                     f"{round_.cpu_per_command_ms:.2f}"])
-    report.table("command -> outcome seen by the sync (s), gateway CPU per command above idle (ms)",
-                 ["mode", "commands", "p50", "p95", "max", "CPU ms"], rows)
+        report.figure(f"{round_.mode}_lost", round_.not_applied)
+        rows.append([round_.mode, len(round_.latencies), round_.not_applied, _s(p50), _s(p95),
+                     _s(round_.latencies[-1] if round_.latencies else None), f"{round_.cpu_per_command_ms:.2f}"])
+    report.table("command -> applied outcome seen by the sync (s), gateway CPU per command above idle (ms)",
+                 ["mode", "applied", "lost", "p50", "p95", "max", "CPU ms"], rows)
     report.figure("load_after", round(os.getloadavg()[0], 2))
     report.note(f"load average after: {os.getloadavg()[0]:.2f} (before: see the machine line); "
                 f"{report.env['cpu_count']} cores; the consoles' process and PostgreSQL share them with the gateway")
@@ -214,7 +219,13 @@ def _fill(report: Report, consoles: int, connected: int, rss_empty: int, rss_ful
                   f"{push_p50:.3f} s vs {poll_p50:.3f} s")
     report.check("every console welcomed and listed by the broker",
                  counts.get("welcomed") == consoles == connected, f"{counts.get('welcomed')} welcomed, {connected} listed")
-    expected = len(push.latencies) + len(poll.latencies)
-    report.check("every command reached its console once and its outcome came back",
-                 counts.get("commands") == expected and push.applied_twice == poll.applied_twice == 0,
-                 f"{counts.get('commands')} received of {expected}")
+    expected = len(push.latencies) + len(poll.latencies) + push.not_applied + poll.not_applied
+    report.check("every command applied once, within its 30 s expiry",
+                 counts.get("commands") == expected and push.applied_twice == poll.applied_twice == 0
+                 and push.not_applied == poll.not_applied == 0,
+                 f"{counts.get('commands')} received of {expected}, {push.not_applied + poll.not_applied} lost, "
+                 f"{push.applied_twice + poll.applied_twice} applied twice")
+
+
+def _s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
