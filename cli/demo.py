@@ -71,6 +71,8 @@ def print_summary(summary: DemoSummary) -> None:
         console.print(f"[red]✘[/] not converged: {agreeing} of {convergence.checked} linked agents agree with the rule")
         for d in convergence.disagreements[:10]:
             console.print(f"    agent {d.agent_id}: CXone {d.cxone}, Salesforce {d.salesforce} (rule: {d.rule_says})")
+    if summary.machine is not None:
+        console.print(f"{'[yellow]⚠[/] ' if summary.machine.busy else ''}{escape(summary.machine.note())}.")
     if summary.problem:
         console.print(f"[bold red]✘ {escape(summary.problem)}[/]")
     console.print("\n[bold]Where to look[/]")

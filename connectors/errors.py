@@ -16,7 +16,7 @@ Hierarchy (leaves are named after the condition, like httpx's):
     ├── AuthenticationError: InvalidCredentials, InvalidClient, UnsupportedGrant, SessionRejected
     ├── ApiError: NotFound, InvalidField, MalformedQuery, DuplicateValue, RequiredFieldMissing,
     │             ValidationRuleFailed, RequestLimitExceeded, NotPermitted, AgentLoggedOut, InvalidReason
-    ├── TransientError: RateLimited, DeadlineExceeded
+    ├── TransientError: RateLimited, DeadlineExceeded, HostUnreachable
     └── MalformedResponse: BodyTooLarge
 """
 
@@ -167,6 +167,10 @@ class RateLimited(TransientError):
 
 class DeadlineExceeded(TransientError):
     """No complete answer (connect, headers and whole body) within the request's overall deadline."""
+
+
+class HostUnreachable(TransientError):
+    """A host that never answered this client failed to connect, and one quick probe found it unreachable."""
 
 
 class MalformedResponse(ConnectorError):

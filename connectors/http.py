@@ -15,6 +15,10 @@ them) and a body size cap (`max_body_bytes`, read as a stream, so an oversized a
 whole). A deadline hit is a `DeadlineExceeded` (transient: retried for idempotent requests, like a
 read timeout; for others the outcome is unknown), a cap hit a `BodyTooLarge`; both name the host,
 method and path and are logged once, when the call gives up.
+
+A connect failure (or no answer at all) from a host that never answered this session is checked with
+one quick probe before any retry: an unreachable host fails at once with `HostUnreachable`, naming
+the URL and the cause, instead of after the whole retry budget (connectors/reachability.py).
 """
 
 from __future__ import annotations
@@ -35,10 +39,12 @@ from presence_sync.connectors.errors import (
     BodyTooLarge,
     ConnectorError,
     DeadlineExceeded,
+    HostUnreachable,
     MalformedResponse,
     RateLimited,
     TransientError,
 )
+from presence_sync.connectors.reachability import DEFAULT_PROBE_SECONDS, Reachability, origin_of
 from presence_sync.connectors.retry import (
     IDEMPOTENT_METHODS,
     THROTTLE_STATUSES,
@@ -55,6 +61,8 @@ _EXCERPT_LIMIT = 300
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 DEFAULT_DEADLINE_SECONDS = 30.0  # one attempt, connect to last body byte
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024  # far above any documented page (2,000 records)
+# Failures after which a host that never answered is probed before any retry (connectors/reachability.py).
+_NO_CONNECTION_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout)
 
 
 class _AttemptFailed(Exception):
@@ -169,6 +177,7 @@ class HttpSession:
         redact: Callable[[str], str] = str,
         deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        probe_seconds: float | None = DEFAULT_PROBE_SECONDS,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1; got {max_concurrency}")
@@ -183,6 +192,8 @@ class HttpSession:
         self._redact = redact
         self._slots = asyncio.Semaphore(max_concurrency)
         self._client = PoolSet.build(transport=transport, timeout=timeout, headers=headers, max_concurrency=max_concurrency)
+        # A given transport (in-process emulators, tests) has no network path to probe.
+        self.reachability = Reachability(None if transport is not None else probe_seconds)
 
     async def __aenter__(self) -> HttpSession:
         return self
@@ -226,16 +237,21 @@ class HttpSession:
                     )
                     response = await self._exchange(request, auth)
             except _AttemptFailed as failure:
+                if failure.kind == "deadline":
+                    await self._fail_if_unreachable(request.url, endpoint, "no complete answer in time")
                 # A deadline hit is like a read timeout: repeated when that is safe, else outcome unknown.
                 if failure.kind == "deadline" and attempt < policy.max_attempts and repeatable:
                     await self._pause(endpoint, attempt, "no complete answer in time", policy.backoff(attempt))
                     continue
                 raise self._limit_failure(failure.kind, request, attempt, repeatable) from None
             except httpx.RequestError as error:
+                if isinstance(error, _NO_CONNECTION_ERRORS):
+                    await self._fail_if_unreachable(request.url, endpoint, type(error).__name__)
                 if attempt < policy.max_attempts and policy.should_retry_error(error, idempotent=repeatable):
                     await self._pause(endpoint, attempt, type(error).__name__, policy.backoff(attempt))
                     continue
                 raise self._transport_failure(endpoint, error, attempt, repeatable) from error
+            self.reachability.answered(request.url)
             logger.debug("%s %s -> %d (attempt %d)", self.system, endpoint, response.status_code, attempt)
             if not is_transient_status(response.status_code):
                 return response
@@ -275,6 +291,21 @@ class HttpSession:
             raise _AttemptFailed("deadline") from None
         return response
 
+    async def _fail_if_unreachable(self, url: httpx.URL, endpoint: str, failure: str) -> None:
+        """Raise `HostUnreachable` when the host never answered and fails a quick probe too."""
+        cause = await self.reachability.unreachable_cause(url)
+        if cause is None:
+            return
+        origin = origin_of(url)
+        error = HostUnreachable(
+            f"{self.system} at {origin} is unreachable: {cause} ({endpoint} failed with {failure}, then a quick "
+            f"check of the host). Check the configured URL ({origin}), that the host is up, and that this "
+            "machine can reach it (firewall, proxy, VPN).",
+            system=self.system, endpoint=endpoint,
+        )
+        logger.warning("%s", error)
+        raise error
+
     def _limit_failure(self, kind: str, request: httpx.Request, attempts: int, repeatable: bool) -> ConnectorError:
         endpoint = endpoint_label(request.method, request.url)
         where = f"{request.url.host} {endpoint}"
@@ -312,14 +343,16 @@ class HttpSession:
         kind = type(error).__name__
         if not self.retry.should_retry_error(error, idempotent=True):
             return ConnectorError(
-                f"{self.system} {endpoint} failed ({kind}: {self._redact(str(error))}): check the "
+                f"{self.system} {endpoint} at {origin_of(error.request.url)} failed ({kind}: "
+                f"{self._redact(str(error))}): check the "
                 "configured URL (scheme http/https, host name) and any proxy settings.",
                 system=self.system,
                 endpoint=endpoint,
             )
         unknown = not repeatable and not self.retry.should_retry_error(error, idempotent=False)
         return TransientError(
-            f"{self.system} did not answer {endpoint} ({kind}) after {_attempts(attempts)}; "
+            f"{self.system} did not answer {endpoint} at {origin_of(error.request.url)} ({kind}) after "
+            f"{_attempts(attempts)}; "
             f"{_unknown_outcome_note() if unknown else ''}"
             f"check the network path to {self.system} and its status page, then retry.",
             system=self.system,

@@ -19,7 +19,7 @@ from prefect.states import Failed, State
 from prefect.tasks import exponential_backoff
 from prefect.utilities.annotations import quote
 
-from presence_sync.connectors import is_transient
+from presence_sync.connectors import HostUnreachable, is_transient
 from presence_sync.tasks.context import Context
 from presence_sync.tasks.onboarding.model import StepName, StepResult, Upcoming
 from presence_sync.tasks.onboarding.runner import USER_ERRORS, execute_step, failure_of
@@ -59,7 +59,8 @@ async def onboarding_step(ctx: Context, step: StepName, plan_only: bool, upcomin
     try:
         result = await execute_step(ctx, step, plan_only=plan_only, upcoming=upcoming)
     except USER_ERRORS as error:
-        if is_transient(error):
+        # A host that never answered and failed a quick probe is a URL to fix, not a blip to wait out.
+        if is_transient(error) and not isinstance(error, HostUnreachable):
             # A Failed state (not a raised error): Prefect retries it with backoff (retry_only_transient)
             # and logs one line per attempt instead of a traceback.
             return Failed(message=f"{step}: {error}", data=TransientStepFailure(failure_of(step, error)))

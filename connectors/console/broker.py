@@ -359,6 +359,9 @@ class InProcessBroker(ConsoleBroker):
     _commands: dict[str, _CommandRecord] = field(default_factory=dict, init=False, repr=False)
     _open_by_user: dict[str, dict[str, _CommandRecord]] = field(default_factory=dict, init=False, repr=False)
     _events: list[ConsoleEvent] = field(default_factory=list, init=False, repr=False)
+    # When each event was recorded, by this broker's clock: retention counts from there, never from an
+    # event's `at` (a push carries the console's clock, which may be far behind ours).
+    _recorded_at: list[datetime] = field(default_factory=list, init=False, repr=False)
     _dropped_events: int = field(default=0, init=False, repr=False)
     _next_forget: datetime = field(default=datetime.min.replace(tzinfo=UTC), init=False, repr=False)
     _connections: dict[str, ConsoleConnection] = field(default_factory=dict, init=False, repr=False)
@@ -516,13 +519,15 @@ class InProcessBroker(ConsoleBroker):
         for key in stale:
             del self._commands[key]
         keep_from = 0
-        while keep_from < len(self._events) and self._events[keep_from].at < horizon:
+        while keep_from < len(self._events) and self._recorded_at[keep_from] < horizon:
             keep_from += 1
         if keep_from:
             del self._events[:keep_from]
+            del self._recorded_at[:keep_from]
             self._dropped_events += keep_from
 
     def _append(self, event: ConsoleEvent) -> None:
         # Called with the lock held; seq numbers every event ever appended, from 1.
         self._events.append(replace(event, seq=self._last_seq() + 1))
+        self._recorded_at.append(self.clock())
         self._events_signal.notify_all()

@@ -85,6 +85,8 @@ CREATE TABLE IF NOT EXISTS console_event (
     body    jsonb NOT NULL
 );
 CREATE INDEX IF NOT EXISTS console_event_by_user ON console_event (user_id, seq);
+-- Retention counts from when the broker recorded an event, not from its `at` (a push's is the console's clock).
+ALTER TABLE console_event ADD COLUMN IF NOT EXISTS recorded_at timestamptz NOT NULL DEFAULT now();
 CREATE TABLE IF NOT EXISTS console_event_counter (id integer PRIMARY KEY, seq bigint NOT NULL);
 INSERT INTO console_event_counter (id, seq) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
 CREATE TABLE IF NOT EXISTS console_connection (
@@ -231,10 +233,11 @@ class PostgresBroker(ConsoleBroker):
         row = await (await conn.execute(
             "UPDATE console_event_counter SET seq = seq + %s WHERE id = 1 RETURNING seq", (len(events),))).fetchone()
         first = row["seq"] - len(events) + 1
+        recorded_at = self.clock()
         async with conn.cursor() as cursor:
             await cursor.executemany(
-                "INSERT INTO console_event (seq, user_id, kind, at, body) VALUES (%s, %s, %s, %s, %s)",
-                [(first + index, *_event_row(event)) for index, event in enumerate(events)],
+                "INSERT INTO console_event (seq, user_id, kind, at, body, recorded_at) VALUES (%s, %s, %s, %s, %s, %s)",
+                [(first + index, *_event_row(event), recorded_at) for index, event in enumerate(events)],
             )
         await conn.execute("SELECT pg_notify(%s, '')", (EVENTS_CHANNEL,))
 
@@ -407,6 +410,6 @@ class PostgresBroker(ConsoleBroker):
         horizon = now - self._retention
         await conn.execute("DELETE FROM console_command WHERE state NOT IN ('pending', 'delivered') AND ended_at < %s",
                            (horizon,))
-        await conn.execute("DELETE FROM console_event WHERE at < %s", (horizon,))
+        await conn.execute("DELETE FROM console_event WHERE recorded_at < %s", (horizon,))
         await conn.execute("DELETE FROM console_token WHERE expires_at < %s", (now,))
         await conn.execute("DELETE FROM console_connection WHERE last_seen < %s", (horizon,))

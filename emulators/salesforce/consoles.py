@@ -99,6 +99,10 @@ class GatewayConsoles:
         self._thread: threading.Thread | None = None
         self._consoles: dict[str, _ConsoleState] = {}
         self.counts: Counter[str] = Counter()
+        # Per command id: times a console applied it, and times one received it (a redelivery after a
+        # reconnect is fine; applying twice would not be).
+        self.applied_by_command: Counter[str] = Counter()
+        self.received_by_command: Counter[str] = Counter()
 
     def __repr__(self) -> str:
         return f"GatewayConsoles(url={self.url!r}, consoles={len(self._consoles)}, secret=<hidden>)"
@@ -308,6 +312,7 @@ class GatewayConsoles:
     def _handle(self, state: _ConsoleState, command: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """The component's applier: the ack to send, and the status change the console then reports."""
         command_id = str(command.get("command_id"))
+        self.received_by_command[command_id] += 1
         ack: dict[str, Any] = {"type": "ack", "command_id": command_id}
         previous = state.handled.get(command_id)
         if previous is not None:
@@ -335,6 +340,7 @@ class GatewayConsoles:
             else:
                 return {**ack, "outcome": "failed", "error": f"unknown action {json.dumps(action)}"}, None
         self._remember(state, command_id, {"outcome": "applied", "status": result["status"]}, issued_at=issued_at)
+        self.applied_by_command[command_id] += 1
         if not changed:
             return result, None
         push: dict[str, Any] = {

@@ -1,14 +1,15 @@
 """Who may sync right now: named leases with an expiry and a fencing token.
 
-A lease is taken for a TTL and renewed while its holder works; every acquisition gets a new
-fencing token, and ``fence`` lets a write transaction check (and on PostgreSQL row-lock) that
+A lease is taken for a TTL and renewed while its holder works; a run waiting for it registers as
+the next holder, and release hands it straight over (no moment free between two sync windows,
+however slow the machine). Every acquisition gets a new fencing token, and ``fence`` lets a write transaction check (and on PostgreSQL row-lock) that
 its lease is still the current holding, so a deposed holder can never save anything.
 """
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, Update, or_, select, update
+from sqlalchemy import Connection, Update, and_, case, literal, not_, null, or_, select, update
 
 from presence_sync.models.store.errors import LeaseLostError
 from presence_sync.models.store.part import StorePart, table_of
@@ -40,38 +41,54 @@ class Leases(StorePart):
     """
 
     def acquire(
-        self, name: str, holder: str, ttl_seconds: float, now: datetime | None = None
+        self, name: str, holder: str, ttl_seconds: float, now: datetime | None = None, *, queue: bool = True
     ) -> Lease | None:
-        """Take the lease ``name`` for ``ttl_seconds`` if it is free, expired or already
-        ``holder``'s; None while someone else holds it. Every acquisition gets a new
-        fencing token. ``holder`` must be unique per run (e.g. the flow run id).
-        Atomic (a single conditional upsert), so racing callers get one winner. Expiry
-        is judged by the callers' clocks: keep hosts NTP-synced and the TTL well above
-        any skew between them.
+        """Take the lease ``name`` for ``ttl_seconds`` if it is free, expired, already ``holder``'s
+        or handed over to ``holder``; None while someone else holds it. Every acquisition gets a
+        new fencing token. ``holder`` must be unique per run (e.g. the flow run id).
+
+        While someone else holds it, ``holder`` (with ``queue``) registers as the next holder for
+        ``ttl_seconds``, unless another waiter's registration is still fresh: ``release`` then
+        hands the lease straight over, and the waiter's next ``acquire`` finds it holds it. A
+        waiter renews its registration by asking again; a dead waiter's registration lapses. A
+        fresh registration also keeps an expired lease for its waiter.
+
+        Atomic (a single upsert whose every column is a CASE on the row it finds), so racing
+        callers get one winner. Expiry is judged by the callers' clocks: keep hosts NTP-synced
+        and the TTL well above any skew between them.
         """
         _check_ttl(ttl_seconds)
         now = now or self._clock()
+        expires_at = now + timedelta(seconds=ttl_seconds)
         table = table_of(SyncLease)
+        c = table.c
+        when = c.expires_at.type
+        other_waits = and_(c.next_holder.is_not(None), c.next_holder != holder, c.next_until > now)
+        takes = or_(and_(c.holder == holder, c.expires_at > now), and_(c.expires_at <= now, not_(other_waits)))
+        registers = and_(literal(queue), not_(other_waits))
+        # A holder that takes the lease gives up its own registration; a stale one of another is harmless.
+        kept_next = case((c.next_holder == holder, null()), else_=c.next_holder)
+        kept_until = case((c.next_holder == holder, null()), else_=c.next_until)
         stmt = self._insert(table).values(
-            name=name,
-            holder=holder,
-            fencing_token=1,
-            acquired_at=now,
-            expires_at=now + timedelta(seconds=ttl_seconds),
+            name=name, holder=holder, fencing_token=1, acquired_at=now, expires_at=expires_at
         )
         stmt = stmt.on_conflict_do_update(
             index_elements=["name"],
             set_={
-                "holder": stmt.excluded.holder,
-                "fencing_token": table.c.fencing_token + 1,
-                "acquired_at": stmt.excluded.acquired_at,
-                "expires_at": stmt.excluded.expires_at,
+                "holder": case((takes, literal(holder)), else_=c.holder),
+                "fencing_token": case((takes, c.fencing_token + 1), else_=c.fencing_token),
+                "acquired_at": case((takes, literal(now, when)), else_=c.acquired_at),
+                "expires_at": case((takes, literal(expires_at, when)), else_=c.expires_at),
+                "next_holder": case((takes, kept_next), (registers, literal(holder)), else_=c.next_holder),
+                "next_until": case((takes, kept_until), (registers, literal(expires_at, when)), else_=c.next_until),
             },
-            where=or_(table.c.expires_at <= now, table.c.holder == holder),
-        ).returning(table.c.fencing_token)
+        ).returning(c.holder, c.fencing_token, c.expires_at)
         with self._write() as conn:
-            token = conn.execute(stmt).scalar_one_or_none()
-        return None if token is None else Lease(name, holder, token, now)
+            row = conn.execute(stmt).one()
+        # The row as it is now: ours with our expiry only if this call took it (an expired holding
+        # of ours that a waiter keeps still names us, with its old expiry).
+        took = row.holder == holder and row.expires_at == expires_at
+        return Lease(name, holder, row.fencing_token, now) if took else None
 
     def renew(self, lease: Lease, ttl_seconds: float, now: datetime | None = None) -> bool:
         """Extend a held lease to ``now + ttl_seconds``; False if another holder took it over."""
@@ -83,10 +100,39 @@ class Leases(StorePart):
             )
         return result.rowcount == 1
 
-    def release(self, lease: Lease) -> None:
-        """Hand the lease back at once (a no-op if it was already taken over)."""
+    def release(self, lease: Lease, now: datetime | None = None) -> str | None:
+        """Hand the lease back at once: to its registered next holder if that registration is
+        still fresh (a new fencing token, held until the registration would have lapsed), else
+        free. Returns the holder it went to (None: freed, or already taken over: a no-op).
+        """
+        now = now or self._clock()
+        c = table_of(SyncLease).c
+        hands_over = and_(c.next_holder.is_not(None), c.next_until > now)
+        stmt = (
+            _lease_update(lease)
+            .values(
+                holder=case((hands_over, c.next_holder), else_=c.holder),
+                fencing_token=case((hands_over, c.fencing_token + 1), else_=c.fencing_token),
+                acquired_at=case((hands_over, literal(now, c.acquired_at.type)), else_=c.acquired_at),
+                expires_at=case((hands_over, c.next_until), else_=literal(_RELEASED_AT, c.expires_at.type)),
+                next_holder=null(),
+                next_until=null(),
+            )
+            .returning(c.holder)
+        )
         with self._write() as conn:
-            conn.execute(_lease_update(lease).values(expires_at=_RELEASED_AT))
+            new_holder = conn.execute(stmt).scalar_one_or_none()
+        return None if new_holder is None or new_holder == lease.holder else new_holder
+
+    def withdraw(self, name: str, holder: str) -> None:
+        """Take back ``holder``'s registration as the next holder of ``name`` (it stopped waiting)."""
+        c = table_of(SyncLease).c
+        with self._write() as conn:
+            conn.execute(
+                update(table_of(SyncLease))
+                .where(c.name == name, c.next_holder == holder)
+                .values(next_holder=null(), next_until=null())
+            )
 
     def get(self, name: str) -> SyncLease | None:
         """The lease row ``name`` (its holder, token and expiry), or None if never taken."""

@@ -297,6 +297,14 @@ def _several_rules(conn: Connection) -> None:
     ).create(conn)
 
 
+def _lease_successors(conn: Connection) -> None:
+    # A run waiting for a held lease registers as its next holder, so that release hands the lease
+    # straight over instead of leaving it free until the waiter's next try.
+    when = UTCDateTime().compile(dialect=conn.dialect)
+    conn.execute(text("ALTER TABLE sync_lease ADD COLUMN next_holder VARCHAR"))
+    conn.execute(text(f"ALTER TABLE sync_lease ADD COLUMN next_until {when}"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the onboarding and sync tables", _create_version_1),
     Migration(2, "keep CXone agent sessions from one sync window to the next", _create_cxone_sessions),
@@ -304,6 +312,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "record which contact center (CXone tenant, Salesforce org) the store belongs to",
               _record_the_contact_center),
     Migration(5, "several presence rules with logout settings, the rule in the audit, a setup revision", _several_rules),
+    Migration(6, "a lease's next holder, to whom release hands it over", _lease_successors),
 )
 
 

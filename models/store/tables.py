@@ -259,6 +259,8 @@ class SyncLease(SQLModel, table=True):
     fencing_token: int
     acquired_at: datetime
     expires_at: datetime
+    next_holder: str | None = None  # a run waiting for the lease: release hands it straight over
+    next_until: datetime | None = None  # the waiter's registration lapses then unless it asks again
 
 
 class StoreOwner(SQLModel, table=True):

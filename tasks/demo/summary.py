@@ -1,5 +1,5 @@
 """What the demo reports: propagation per direction measured from outside, the sync's own figures,
-validation and convergence.
+validation, convergence, and whether the machine was too busy for the figures to mean much.
 
     summary = DemoSummary(agents=200, day_seconds=60, seed=0, config_path="...")
     summary.figures(), summary.ok, summary_markdown(summary)
@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from presence_sync.emulators.simulator import Propagation
+from presence_sync.tasks.demo.busy import MachineLoad
 from presence_sync.tasks.demo.convergence import Convergence
 from presence_sync.tasks.sync.summary import DIRECTIONS, WindowStats, percentile
 from presence_sync.tasks.validate import ValidationReport
@@ -48,6 +49,7 @@ class DemoSummary:
     convergence: Convergence = field(default_factory=Convergence)
     flow_runs: dict[str, str] = field(default_factory=dict)
     artifacts: tuple[str, ...] = ()  # the keys of the artifacts the demo's flow runs published
+    machine: MachineLoad | None = None  # how busy the machine was: whether the latencies mean much
 
     @property
     def ok(self) -> bool:
@@ -86,6 +88,9 @@ def summary_markdown(summary: DemoSummary) -> str:
     ]
     if summary.validation is not None:
         lines.append(f"Validation: {summary.validation.headline}.")
+    if summary.machine is not None:
+        mark = "⚠️ " if summary.machine.busy else ""
+        lines.append(f"{mark}{summary.machine.note()}.")
     if summary.problem:
         lines.append(f"Problem: {summary.problem}")
     return "\n".join(lines)

@@ -39,7 +39,6 @@ from presence_sync.tasks.validate.waiting import sync_not_running, sync_running
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
 POLL_SECONDS = 0.25
-HANDOVER_GRACE_SECONDS = 5.0  # between two sync windows the lease is free for a moment
 COMMAND_REASON = "presence-sync set (supervisor)"
 
 
@@ -151,7 +150,7 @@ async def set_agent(
                        f"{outcome.system} already shows {outcome.value} ({outcome.before}), and the rule wants "
                        f"{outcome.expected}: setting it again is no change, so nothing would carry it.",
                        "run `presence-sync reconcile CONFIG` to bring the other system in line by the rule")
-    activity = await sync_running(ctx.store, min(HANDOVER_GRACE_SECONDS, timeout_seconds), poll_seconds)
+    activity = await sync_running(ctx.store)
     if not activity.running:
         outcome.refusal = sync_not_running(activity)
         return outcome

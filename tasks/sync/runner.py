@@ -45,6 +45,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from presence_sync.connectors import (
@@ -320,10 +321,13 @@ class SyncRunner:
     def held(self) -> bool:
         return self.lease is not None
 
-    async def acquire(self) -> bool:
-        """Take the lease if it is free (or expired) and load the state to sync from; False while held elsewhere."""
+    async def acquire(self, queue: bool = True) -> bool:
+        """Take the lease if it is free, expired or handed to this run, and load the state to sync from;
+        False while held elsewhere (with `queue`, this run is then next: the holder's release hands it over).
+        """
         lease = await asyncio.to_thread(
-            self.store.leases.acquire, self.lease_name, self.holder, self.lease_ttl, self.clock()
+            partial(self.store.leases.acquire, queue=queue),
+            self.lease_name, self.holder, self.lease_ttl, self.clock(),
         )
         if lease is None:
             return False
@@ -339,9 +343,13 @@ class SyncRunner:
         appliers, self._appliers = self._appliers, {}
         for applier in appliers.values():
             await applier.aclose()
-        if self.lease is not None:
-            lease, self.lease = self.lease, None
-            await asyncio.to_thread(self.store.leases.release, lease)
+        if self.lease is None:  # a run that stopped waiting is nobody's next holder
+            await asyncio.to_thread(self.store.leases.withdraw, self.lease_name, self.holder)
+            return
+        lease, self.lease = self.lease, None
+        successor = await asyncio.to_thread(self.store.leases.release, lease, self.clock())
+        if successor is not None:
+            logger.info("handed the sync lease %r to %s", self.lease_name, successor)
 
     async def close(self) -> None:
         """Save what the last writes came to, then hand the lease over at once."""

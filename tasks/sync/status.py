@@ -114,24 +114,31 @@ class StatusReport:
 
 @dataclass(frozen=True, slots=True)
 class SyncActivity:
-    """Who holds the sync lease now (None: no sync run is syncing), and who held it last."""
+    """Who holds the sync lease now, who waits to take it over, and who held it last.
+
+    Running while a window holds the lease, or while it is free for a moment with a window registered
+    to take it at its next tick (the holder died and the next window is due): no grace by seconds.
+    """
 
     holder: str | None
     last_holder: str | None = None
+    successor: str | None = None  # a window registered as the next holder while the lease is free
 
     @property
     def running(self) -> bool:
-        return self.holder is not None
+        return self.holder is not None or self.successor is not None
 
 
 def sync_activity(store: Store, now: datetime | None = None) -> SyncActivity:
-    """Whether a sync window holds the lease right now (every running window renews it each tick)."""
+    """Whether a sync window holds the lease right now (every running window renews it each tick) or is taking it over."""
     lease = store.leases.get(LEASE_NAME)
     if lease is None:
         return SyncActivity(None)
-    if lease.expires_at > (now or datetime.now(UTC)):
+    now = now or datetime.now(UTC)
+    if lease.expires_at > now:
         return SyncActivity(lease.holder)
-    return SyncActivity(None, lease.holder)
+    waiting = lease.next_holder is not None and lease.next_until is not None and lease.next_until > now
+    return SyncActivity(None, lease.holder, lease.next_holder if waiting else None)
 
 
 def read_status(store: Store, now: datetime | None = None) -> StatusReport:

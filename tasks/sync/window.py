@@ -159,7 +159,7 @@ async def run_reconcile(
     started = monotonic()
     asked = False
     while True:
-        if await runner.acquire():
+        if await runner.acquire(queue=False):
             try:
                 return await runner.reconcile(request)
             finally:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from presence_sync.connectors import (
@@ -34,7 +34,7 @@ from presence_sync.tasks.sync.console_channel import LOST, REFUSED, submit_comma
 from presence_sync.tasks.sync.status import sync_activity
 from presence_sync.tasks.validate.report import Cause, Diagnosis, Hop, HopResult, ValidationError
 from presence_sync.tasks.validate.trips import RoundTrip
-from presence_sync.tasks.validate.waiting import HANDOVER_GRACE_SECONDS, sync_not_running, wait_for
+from presence_sync.tasks.validate.waiting import sync_not_running, wait_for
 
 COMMAND_REASON = "presence-sync validation"
 
@@ -125,7 +125,6 @@ class HopRunner:
     cx_watch: CxoneWatch
     timeout: float
     poll: float
-    _unheld_since: float | None = field(default=None, init=False)  # when no run was seen holding the lease
     command_reason: str = COMMAND_REASON  # the presence command's Reason__c: who set the agent, and why
 
     async def salesforce_to_cxone(self, trip: RoundTrip, status_id: str, spell_before: PresenceSpell | None) -> HopResult:
@@ -306,14 +305,8 @@ class HopRunner:
     async def _carrier_missing(self) -> Diagnosis | None:
         """Why nothing can carry a change across right now: the sync stopped, or the agent left CXone."""
         activity = sync_activity(self.ctx.store)
-        if not activity.running:
-            # One window hands the lease to the next within a tick or so: only a lasting gap means stopped.
-            now = time.monotonic()
-            self._unheld_since = self._unheld_since if self._unheld_since is not None else now
-            if now - self._unheld_since < HANDOVER_GRACE_SECONDS:
-                return None
+        if not activity.running:  # windows hand the lease over without a gap: a free lease means stopped
             return sync_not_running(activity)
-        self._unheld_since = None
         if (await self.cx_watch.poll()).is_logged_out:
             return await logged_out_diagnosis(self.ctx.cxone, self.link.cxone_agent_id)
         return None

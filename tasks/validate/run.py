@@ -21,7 +21,7 @@ from presence_sync.tasks.validate.trips import (
     missing_status,
     picked_second_trip,
 )
-from presence_sync.tasks.validate.waiting import HANDOVER_GRACE_SECONDS, sync_not_running, sync_running
+from presence_sync.tasks.validate.waiting import sync_not_running, sync_running
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 POLL_SECONDS = 0.25
@@ -51,7 +51,7 @@ async def validate_agent(
     if resolved is None:
         return report
     link = resolved.link
-    activity = await sync_running(ctx.store, min(HANDOVER_GRACE_SECONDS, timeout_seconds), poll_seconds)
+    activity = await sync_running(ctx.store)
     if not activity.running:
         offer = "validate again with `--with-sync` (a sync window runs beside the validation); or "
         return _fail_preflight(report, sync_not_running(activity, offer))

@@ -1,4 +1,4 @@
-"""Waiting for a condition, with an early way out, and waiting for a sync run to hold the lease.
+"""Waiting for a condition, with an early way out, and whether a sync run holds the lease.
 
     waited = await wait_for(arrived, timeout=20, poll=0.25, give_up=hopeless)
     waited.seconds          # until `arrived()` held; None on timeout or when `give_up()` named a cause
@@ -27,9 +27,6 @@ class Waited:
     gave_up: Diagnosis | None = None
 
 
-HANDOVER_GRACE_SECONDS = 5.0  # how long one sync window may take to hand the lease to the next
-
-
 async def wait_for(check: Check, timeout: float, poll: float, give_up: GiveUp | None = None) -> Waited:
     """Poll `check()` every `poll` seconds for at most `timeout`; stop early when `give_up()` names a cause."""
     started = time.monotonic()
@@ -43,19 +40,9 @@ async def wait_for(check: Check, timeout: float, poll: float, give_up: GiveUp | 
         await asyncio.sleep(poll)
 
 
-async def sync_running(store: Store, grace_seconds: float, poll_seconds: float) -> SyncActivity:
-    """Who syncs now; when nobody does, wait `grace_seconds` for a window that is taking over from the last."""
-    activity = sync_activity(store)
-    if activity.running:
-        return activity
-
-    async def taken() -> bool:
-        nonlocal activity
-        activity = await asyncio.to_thread(sync_activity, store)
-        return activity.running
-
-    await wait_for(taken, grace_seconds, poll_seconds)
-    return activity
+async def sync_running(store: Store) -> SyncActivity:
+    """Who syncs now: a window holding the lease, or one it was handed to (windows hand over without a gap)."""
+    return await asyncio.to_thread(sync_activity, store)
 
 
 def sync_not_running(activity: SyncActivity, first_fix: str = "") -> Diagnosis:

@@ -128,7 +128,7 @@ def test_the_command_line_knows_every_benchmark_and_refuses_others(capsys: pytes
     with pytest.raises(SystemExit):
         parse_args(["no-such-bench"])
     assert "unknown benchmark" in capsys.readouterr().err
-    assert set(BENCHMARKS) == {"propagation", "burst", "engine", "first-output", "scale", "client"}
+    assert set(BENCHMARKS) == {"propagation", "burst", "engine", "first-output", "scale", "client", "consoles"}
 
 
 def test_the_command_line_runs_one_benchmark_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -178,3 +178,31 @@ async def test_client_measures_cpu_per_request_for_each_concurrency_and_each_cli
         for client in ("poolset", "one_pool", "bare"):
             assert report.figures[f"c{level}_{client}_ms_per_request"] > 0
     assert len(report.targets) == 3
+
+
+@pytest.mark.postgres
+async def test_consoles_connects_every_console_and_every_command_comes_back_once() -> None:
+    from bench.scale import DEFAULT_PG_SERVER, postgres_answers
+
+    if not postgres_answers(DEFAULT_PG_SERVER):
+        pytest.skip("the consoles bench needs PostgreSQL (its broker)")
+    report = await run_benchmark("consoles", agents=20, quick=True, commands=5)
+
+    assert_common(report, "consoles")
+    assert report.params["consoles"] == 20
+    for figure in ("rss_per_console_kib", "cpu_idle_percent", "push_p50_s", "poll_p50_s", "push_cpu_per_command_ms"):
+        assert figure in report.figures
+    [table] = report.tables
+    assert [row[:2] for row in table[2]] == [["push", "5"], ["poll", "5"]]
+    assert len(report.checks) == 2 and len(report.targets) == 2
+
+
+async def test_first_output_prints_rows_beside_a_cpu_hog_next_to_the_idle_ones() -> None:
+    report = await run_benchmark("first-output", agents=12, quick=True, oversubscribe=True, hogs=1)  # one: the suite shares the cores
+
+    assert_common(report, "first-output")
+    assert report.figures["commands"] == 6  # the three read-only commands, idle then beside the hog
+    for mode in ("no_server", "no_server_cpu_hog"):
+        assert report.figures[f"{mode}.status.done_seconds"] > 0
+    assert any("1 busy-looping processes on" in note for note in report.notes)
+    assert len(report.targets) == 1  # the target stays the idle machine's

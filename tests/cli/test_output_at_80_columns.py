@@ -5,6 +5,7 @@ The onboarding report has its own test beside the onboard command (tests/onboard
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -132,3 +133,42 @@ def test_the_demo_summary(monkeypatch: pytest.MonkeyPatch) -> None:
 
     assert_reads_at_80(text.split("Not measured")[0])
     assert "propagation p50 / p95 / max" in " ".join(text.split())
+
+
+@pytest.mark.parametrize("busy", [False, True])
+def test_the_demo_summary_says_whether_the_machine_was_too_busy(monkeypatch: pytest.MonkeyPatch, busy: bool) -> None:
+    from presence_sync.tasks.demo.busy import MachineLoad
+    from presence_sync.tasks.demo.summary import DemoSummary, summary_markdown
+
+    machine = (MachineLoad(cores=2, load_before=9.8, load_after=11.2, lag_p95_seconds=0.85, lag_max_seconds=2.4, samples=612)
+               if busy else MachineLoad(cores=2, load_before=0.3, load_after=1.1, lag_p95_seconds=0.01, lag_max_seconds=0.05, samples=640))
+    summary = DemoSummary(agents=24, day_seconds=15, seed=4, config_path="/tmp/demo/presence-sync.yaml", machine=machine)
+
+    text = " ".join(rendered(cli_demo, monkeypatch, lambda: cli_demo.print_summary(summary)).split())
+    markdown = summary_markdown(summary)
+
+    assert machine.busy is busy
+    for shown in (text, markdown):
+        assert ("The machine was busy while the demo ran" in shown) is busy
+        assert ("The machine had room for the demo" in shown) is not busy
+        assert "on 2 cores" in shown
+    if busy:
+        assert "load 9.8 before, 11.2 after" in text and "0.85 s late at p95" in text and "⚠" in text
+        assert "idle machine" in markdown
+
+
+async def test_the_loop_lag_sampler_counts_a_blocked_loop() -> None:
+    import time
+
+    from presence_sync.tasks.demo.busy import LoopLag
+
+    async with LoopLag(sample_seconds=0.01) as lag:
+        while len(lag.lags) < 3:  # a few samples of an idle loop
+            await asyncio.sleep(0.01)
+        time.sleep(0.3)  # the loop is starved: the sample in flight wakes at least this late
+        while len(lag.lags) < 5:
+            await asyncio.sleep(0.01)
+
+    machine = lag.machine_load()
+    assert machine.samples >= 5 and machine.lag_max_seconds >= 0.25
+    assert machine.cores >= 1

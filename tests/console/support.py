@@ -141,10 +141,11 @@ async def broker(broker_factory: BrokerFactory) -> ConsoleBroker:
 # ---- a gateway on a loopback port
 
 
-def free_socket() -> socket.socket:
+def free_socket(port: int = 0) -> socket.socket:
+    """A loopback socket on `port` (0: a free one); a restarted gateway takes its predecessor's port."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     return sock
 
 
@@ -160,9 +161,10 @@ class RunningGateway:
 
 
 @asynccontextmanager
-async def serve_gateway(gateway_settings: GatewaySettings, broker: ConsoleBroker, **options: Any) -> AsyncIterator[RunningGateway]:
+async def serve_gateway(gateway_settings: GatewaySettings, broker: ConsoleBroker, *, port: int = 0,
+                        **options: Any) -> AsyncIterator[RunningGateway]:
     app = create_gateway_app(gateway_settings, broker, **options)
-    sock = free_socket()
+    sock = free_socket(port)
     config = uvicorn.Config(app, log_level="warning", lifespan="on", ws_max_size=1 << 20, timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))

@@ -74,6 +74,20 @@ async def test_a_failed_ack_carries_the_console_error(broker_factory: BrokerFact
     assert outcome.outcome == "failed" and outcome.error == "You don't have access to this presence status."
 
 
+async def test_a_push_stamped_by_a_console_clock_far_behind_is_kept_for_the_retention(broker_factory: BrokerFactory) -> None:
+    # Retention counts from when the broker recorded an event; a push's `at` is the console's clock.
+    clock = FakeClock()
+    broker = await broker_factory(clock=clock, retention=timedelta(hours=1))
+    await broker.record_push(connection(clock=clock), StatusChanged.model_validate({
+        "type": "status_changed", "event": "status_changed", "reason": "OmniManualStatusChange",
+        "status": {"status_id": STATUS_BREAK, "status": "On_Break"}, "at": (clock() - timedelta(days=2)).isoformat()}))
+
+    [push] = await broker.read_events()  # a read prunes first: the push outlives it
+    assert isinstance(push, StatusPush) and push.reason == "OmniManualStatusChange"
+    clock.advance(2 * 3600)
+    assert await broker.read_events() == []  # and goes once the retention has passed since it was recorded
+
+
 async def test_without_a_console_a_command_is_lost_at_its_expiry_saying_so(broker_factory: BrokerFactory) -> None:
     clock = FakeClock()
     broker = await broker_factory(clock=clock)

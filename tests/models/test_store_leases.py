@@ -1,11 +1,14 @@
-"""`Leases`: one holder at a time, takeover after expiry, fencing of a deposed holder."""
+"""`Leases`: one holder at a time, takeover after expiry, handover to a waiter, fencing of a deposed holder."""
 
 from __future__ import annotations
 
 import threading
+import uuid
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from presence_sync.models.store import AgentStateRow, Lease, LeaseLostError, Store
 
@@ -161,3 +164,149 @@ def test_racing_takeovers_of_an_expired_lease_get_exactly_one_winner(
     assert len(won) == 1
     assert won[0].fencing_token == old.fencing_token + 1
     assert store.leases.renew(old, TTL) is False
+
+
+# -- handover to the next holder: no moment free between two windows ------------------------
+
+
+def test_release_hands_the_lease_to_the_registered_waiter(store: Store) -> None:
+    old = store.leases.acquire("sync", "window-1", TTL)
+    assert old is not None
+    assert store.leases.acquire("sync", "window-2", TTL) is None  # waits: registered as next
+
+    assert store.leases.release(old) == "window-2"
+
+    row = store.leases.get("sync")
+    assert row is not None
+    assert (row.holder, row.fencing_token, row.next_holder) == ("window-2", old.fencing_token + 1, None)
+    assert store.leases.acquire("sync", "window-3", TTL) is None  # held by the waiter, not free
+    new = store.leases.acquire("sync", "window-2", TTL)
+    assert new is not None
+    assert new.fencing_token == old.fencing_token + 2
+    assert store.leases.renew(old, TTL) is False
+
+
+def test_a_stale_registration_is_not_handed_the_lease(store: Store, clock: FakeClock) -> None:
+    old = store.leases.acquire("sync", "window-1", TTL)
+    assert old is not None
+    assert store.leases.acquire("sync", "window-2", TTL) is None
+    clock.advance(TTL / 2)
+    assert store.leases.renew(old, TTL) is True
+    clock.advance(TTL / 2)  # window-2 stopped asking: its registration lapsed
+
+    assert store.leases.release(old) is None
+
+    assert store.leases.acquire("sync", "window-3", TTL) is not None
+
+
+def test_a_fresh_waiter_keeps_its_place_and_a_stale_one_loses_it(store: Store, clock: FakeClock) -> None:
+    old = store.leases.acquire("sync", "window-1", TTL)
+    assert old is not None
+    assert store.leases.acquire("sync", "window-2", TTL) is None
+    assert store.leases.acquire("sync", "window-3", TTL) is None  # window-2 is next, window-3 just waits
+    assert _next_holder(store) == "window-2"
+
+    clock.advance(TTL / 2)
+    assert store.leases.renew(old, TTL) is True
+    clock.advance(TTL / 2)
+    assert store.leases.acquire("sync", "window-3", TTL) is None  # window-2's registration lapsed
+
+    assert _next_holder(store) == "window-3"
+    assert store.leases.release(old) == "window-3"
+
+
+def test_an_expired_lease_waits_for_its_registered_waiter(store: Store, clock: FakeClock) -> None:
+    old = store.leases.acquire("sync", "window-1", TTL)
+    assert old is not None
+    clock.advance(TTL - 1)
+    assert store.leases.acquire("sync", "window-2", TTL) is None
+    clock.advance(2)  # window-1 died without releasing
+
+    assert store.leases.acquire("sync", "window-3", TTL) is None
+    assert store.leases.acquire("sync", "window-1", TTL) is None  # its holder, back too late, is not first either
+    taken = store.leases.acquire("sync", "window-2", TTL)
+    assert taken is not None
+    assert taken.fencing_token == old.fencing_token + 1
+
+
+def test_a_withdrawn_or_unqueued_waiter_is_not_handed_the_lease(store: Store) -> None:
+    old = store.leases.acquire("sync", "window-1", TTL)
+    assert old is not None
+    assert store.leases.acquire("sync", "reconcile-1", TTL, queue=False) is None
+    assert _next_holder(store) is None
+    assert store.leases.acquire("sync", "window-2", TTL) is None
+
+    store.leases.withdraw("sync", "window-2")
+
+    assert store.leases.release(old) is None
+    assert store.leases.acquire("sync", "window-3", TTL) is not None
+
+
+def test_racing_waiters_get_one_successor_and_one_holder(store: Store) -> None:
+    old = store.leases.acquire("sync", "window-0", TTL)
+    assert old is not None
+    waiters = [f"window-{n}" for n in range(1, 9)]
+    assert _race_for_the_lease(store, waiters) == []
+    successor = _next_holder(store)
+    assert successor in waiters
+
+    assert store.leases.release(old) == successor
+    won = _race_for_the_lease(store, waiters)
+
+    assert [lease.holder for lease in won] == [successor]
+    assert won[0].fencing_token == old.fencing_token + 2
+
+
+def _next_holder(store: Store) -> str | None:
+    row = store.leases.get("sync")
+    assert row is not None
+    return row.next_holder
+
+
+_RUNS = ("a", "b", "c")
+_steps = st.lists(
+    st.one_of(
+        st.tuples(st.sampled_from(["acquire", "renew", "release", "commit"]), st.sampled_from(_RUNS)),
+        st.tuples(st.just("advance"), st.sampled_from([1.0, TTL / 2, TTL + 1])),
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=_steps)
+def test_tokens_only_grow_and_only_the_latest_holding_commits(
+    store: Store, clock: FakeClock, steps: list[tuple[str, object]]
+) -> None:
+    name = f"sync-{uuid.uuid4().hex[:8]}"  # one lease per example: the store outlives the examples
+    held: dict[str, Lease] = {}
+    latest: Lease | None = None  # the last holding anyone acquired, until its holder lets it go
+    last_token = 0
+    for action, arg in steps:
+        if action == "advance":
+            clock.advance(float(arg))  # type: ignore[arg-type]
+            continue
+        run = str(arg)
+        lease = held.get(run)
+        if action == "acquire":
+            got = store.leases.acquire(name, run, TTL)
+            if got is not None:
+                assert got.fencing_token > last_token
+                last_token = got.fencing_token
+                held[run] = latest = got
+        elif lease is None:
+            continue
+        elif action == "renew":
+            assert store.leases.renew(lease, TTL) is (lease is latest)
+        elif action == "release":
+            store.leases.release(lease)
+            del held[run]
+            latest = None if lease is latest else latest
+        else:
+            try:
+                store.sync.commit_tick(cursors={name: run}, lease=lease)
+                committed = True
+            except LeaseLostError:
+                committed = False
+            assert committed is (lease is latest), "a deposed holder committed" if committed else "holder refused"

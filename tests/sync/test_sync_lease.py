@@ -9,6 +9,7 @@ import pytest
 from presence_sync.models.store import LeaseLostError
 from presence_sync.tasks.context import Context
 from presence_sync.tasks.sync.runner import SyncRunner
+from presence_sync.tasks.sync.status import SyncActivity, sync_activity
 from presence_sync.tasks.sync.window import run_window
 from tests.sync.support import AGENTS, World, agent_id
 
@@ -29,6 +30,36 @@ async def test_only_one_run_holds_the_lease_and_the_next_carries_on_where_it_sto
     await world.settle(second)
     assert world.writes() == Counter(salesforce=AGENTS + 1)  # the first window's writes, and one new
     assert world.sf(1) == "On_Break"
+
+
+async def test_the_lease_goes_straight_to_the_waiting_window_and_is_never_free(world: World, ctx: Context) -> None:
+    first = await world.runner(ctx, holder="first")
+    second = SyncRunner(ctx, holder="second", clock=world.clock)
+    gave_up = SyncRunner(ctx, holder="gave-up", clock=world.clock)
+    assert not await second.acquire()  # registered as the next holder
+    assert not await gave_up.acquire()  # just waits: "second" is next
+    await gave_up.close()
+
+    await first.close()
+
+    assert sync_activity(ctx.store, world.clock()) == SyncActivity("second")  # handed over: running throughout
+    assert await second.acquire()
+    assert second.lease is not None and second.lease.fencing_token == 3  # first, the handover, this acquire
+    await second.close()
+    assert not sync_activity(ctx.store, world.clock()).running  # nobody waited: free, and said so at once
+
+
+async def test_a_free_lease_with_a_registered_successor_counts_as_running(world: World, ctx: Context) -> None:
+    first = await world.runner(ctx, holder="first")
+    assert not await SyncRunner(ctx, holder="second", clock=world.clock).acquire()
+    world.clock.advance(first.lease_ttl - 1)
+    assert not await SyncRunner(ctx, holder="second", clock=world.clock).acquire()  # still waiting: renewed
+    world.clock.advance(2)  # the first window died; the second takes over at its next tick
+
+    activity = sync_activity(ctx.store, world.clock())
+    assert (activity.holder, activity.last_holder, activity.successor, activity.running) == (None, "first", "second", True)
+    world.clock.advance(first.lease_ttl)  # the second died too: its registration lapsed
+    assert not sync_activity(ctx.store, world.clock()).running
 
 
 async def test_a_run_whose_lease_was_taken_over_stops_without_saving(world: World, ctx: Context) -> None:
