@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -87,11 +88,14 @@ def sync(
         with watch_ticks(show):
             try:
                 state = asyncio.run(sync_flow(str(config), seconds=length, return_state=True))  # type: ignore[call-overload]
-            except KeyboardInterrupt:
-                console.print("stopped; the lease was handed back and what was decided is saved")
+            except KeyboardInterrupt:  # a second Ctrl+C: stopped at once; the lease expires on its own
+                console.print("stopped at once; the sync lease expires within its lifetime, nothing decided is lost")
                 raise typer.Exit(130) from None
     result: WindowResult = _flow_outcome(state)
     print_window(result)
+    if result.stopped_by is not None:
+        # The shell's convention for a stop by a signal (130 for SIGINT, 143 for SIGTERM).
+        raise typer.Exit(128 + signal.Signals[result.stopped_by].value)
 
 
 def print_window(result: WindowResult) -> None:
