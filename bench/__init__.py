@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, str] = {
     "first-output": "bench.first_output",
     "scale": "bench.scale",
     "client": "bench.client_cpu",
+    "recovery": "bench.recovery",
 }
 
 

@@ -15,12 +15,13 @@ follow the production recipe of deployments/README.md step by step, with the `pr
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,11 +31,27 @@ import httpx
 
 SERVER_START_SECONDS = 240.0  # a busy 2-core machine: migrations on a fresh database take a while
 COMMAND_SECONDS = 240.0
+WAIT_SECONDS = 300.0  # any one condition: generous, for a 2-core machine at load 10
 PREFECT_DATABASE_URL = "PREFECT_SERVER_DATABASE_CONNECTION_URL"
 
 
 class SiteError(Exception):
     """The Prefect site could not be set up (the message names the step and its log)."""
+
+
+async def until(check: Callable[[], Awaitable[bool] | bool], what: str, timeout: float = WAIT_SECONDS,
+                poll_seconds: float = 0.1) -> None:
+    """Poll `check` (plain or async) until it holds; SiteError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise SiteError(f"{what}: not within {timeout:g} s")
+        await asyncio.sleep(poll_seconds)
 
 
 def free_port() -> int:

@@ -55,7 +55,11 @@ def sync(
         ),
     ] = False,
 ) -> None:
-    """Run the sync loop in the foreground for one window (the same flow the sync deployment runs)."""
+    """Run the sync loop in the foreground for one window (the same flow the sync deployment runs).
+
+    Ctrl+C or SIGTERM stops it cleanly: the tick in progress finishes, is saved, and the sync lease is
+    handed over at once (exit 130 or 143); a second one stops at once.
+    """
     from presence_sync.models.config import load_config
 
     loaded = load_config(config)

@@ -22,7 +22,6 @@ import inspect
 import os
 import signal
 import sys
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -33,7 +32,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bench.prefect_site import PrefectSite, flow_run_pid, prefect_site
+from bench.prefect_site import PrefectSite, SiteError, flow_run_pid, prefect_site
+from bench.prefect_site import until as wait_for
 from bench.scale import fresh_database, postgres_answers
 from presence_sync.deployments.serve import PREFECT_YAML, PROJECT_ROOT
 from presence_sync.emulators.stack import EmulatorStack
@@ -88,22 +88,13 @@ def lease_name(shard: str | None) -> str:
     return "sync" if shard is None else f"sync:{shard}"
 
 
-async def until(check: Callable[[], Awaitable[bool] | bool], what: str, site: PrefectSite | None = None,
-                timeout: float = DEADLINE) -> None:
-    """Poll `check` until it holds (a wait with a generous deadline, not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            logs = "" if site is None else "".join(
-                f"\n--- {name}.log ---\n{site.worker_log(name)[-3000:]}" for name in site.workers
-            )
-            raise AssertionError(f"{what}: not within {timeout:g} s{logs}")
-        await asyncio.sleep(0.25)
+async def until(check: Callable[[], Awaitable[bool] | bool], what: str, site: PrefectSite | None = None) -> None:
+    """Wait for `check` with a generous deadline (not a timing assertion); on failure, the workers' output."""
+    try:
+        await wait_for(check, what, DEADLINE)
+    except SiteError as error:
+        logs = "" if site is None else "".join(f"\n--- {name}.log ---\n{site.worker_log(name)[-3000:]}" for name in site.workers)
+        raise AssertionError(f"{error}{logs}") from None
 
 
 @asynccontextmanager
