@@ -1,10 +1,11 @@
-"""SIGTERM and SIGINT as a stop request for a sync window: finish the tick, save, hand the lease over.
+"""SIGTERM and SIGINT as a stop request for sync windows: finish the tick, save, hand the lease over.
 
 systemd, Kubernetes and a Prefect worker cancelling a run all stop a process with SIGTERM; Ctrl+C is
-SIGINT. While the block runs, the first of either asks the window to stop (`Wake.stop`): it ends
-after the tick in progress, saves, and releases its lease, so the next window takes over at once, and
-the flow run ends Cancelled instead of Crashed. A second signal gets the previous handler (Prefect's
-own, or Python's KeyboardInterrupt): a forced stop, as safe as kill -9 (the lease expires).
+SIGINT. While a window runs inside `stop_on_signals`, the first of either asks it to stop (`Wake.stop`):
+it ends after the tick in progress, saves, and releases its lease, so the next window takes over at
+once, and the flow run ends Cancelled instead of Crashed. A second signal gets the handler that was
+there before (Prefect's own, or Python's KeyboardInterrupt): a forced stop, as safe as kill -9 (the
+lease expires). Windows that overlap in one process (the demo's) share the handlers; all are stopped.
 
     wake = Wake()
     with stop_on_signals(wake):
@@ -29,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
+_windows: list[tuple[asyncio.AbstractEventLoop, Wake]] = []  # the windows inside the block, in this process
+_previous: dict[int, Any] = {}  # the handlers before the first of them entered
+
 
 @contextlib.contextmanager
 def stop_on_signals(wake: Wake) -> Iterator[None]:
@@ -40,22 +44,26 @@ def stop_on_signals(wake: Wake) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    loop = asyncio.get_running_loop()
-    previous: dict[int, Any] = {}
-
-    def on_signal(number: int, frame: FrameType | None) -> None:
-        if wake.stopping:  # the second signal: stop now, the way the process would have without us
-            _restore(previous)
-            os.kill(os.getpid(), number)
-            return
-        loop.call_soon_threadsafe(_stop, wake, signal.Signals(number).name)
-
-    for number in STOP_SIGNALS:
-        previous[number] = signal.signal(number, on_signal)
+    entry = (asyncio.get_running_loop(), wake)
+    if not _windows:
+        for number in STOP_SIGNALS:
+            _previous[number] = signal.signal(number, _on_signal)
+    _windows.append(entry)
     try:
         yield
     finally:
-        _restore(previous)
+        _windows.remove(entry)
+        if not _windows:
+            _restore()
+
+
+def _on_signal(number: int, frame: FrameType | None) -> None:
+    if any(wake.stopping for _, wake in _windows):  # the second signal: stop now, as without us
+        _restore()
+        os.kill(os.getpid(), number)
+        return
+    for loop, wake in list(_windows):
+        loop.call_soon_threadsafe(_stop, wake, signal.Signals(number).name)
 
 
 def _stop(wake: Wake, name: str) -> None:
@@ -65,6 +73,7 @@ def _stop(wake: Wake, name: str) -> None:
     wake.stop(name)
 
 
-def _restore(previous: dict[int, Any]) -> None:
-    for number, handler in previous.items():
+def _restore() -> None:
+    for number, handler in list(_previous.items()):
         signal.signal(number, handler if handler is not None else signal.SIG_DFL)
+    _previous.clear()

@@ -126,7 +126,8 @@ async def test_serving_starts_the_first_sync_window_at_once_not_an_interval_late
         # run_once: the runner executes the runs due now, then returns (the schedule's first is 600 s away).
         await serve_now(deployments, ["sync"], run_once=True, query_seconds=1)
         async with get_client() as client:
-            runs = await client.read_flow_runs()
+            deployment = await client.read_deployment_by_name("sync/sync")
+            runs = [run for run in await client.read_flow_runs() if run.deployment_id == deployment.id]
             automations = await client.read_automations()
     assert [(run.tags, run.state.type.value) for run in runs] == [(["serve-start"], "COMPLETED")]
     assert "ticks" in (runs[0].state.message or "")
