@@ -21,9 +21,10 @@ demo: $(STAMP)
 	$(BIN)/presence-sync demo $(ARGS)
 
 # The Salesforce component's logic is tested under Node's own test runner, then everything else under pytest.
+# --dist loadgroup: tests marked xdist_group run together on one worker (the real-worker test owns its own).
 test: $(STAMP) node
 	$(NODE) --test salesforce/tests/js
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(ARGS)
 
 node:
 	@command -v $(NODE) >/dev/null 2>&1 || { \

@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, str] = {
     "scale": "bench.scale",
     "client": "bench.client_cpu",
     "consoles": "bench.consoles",
+    "recovery": "bench.recovery",
 }
 
 

@@ -39,7 +39,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -49,7 +48,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 
 from bench.center import BenchError, onboarded_center
 from bench.report import Report
@@ -64,7 +62,6 @@ QUICK_FLOWS = ("onboard", "reconcile")  # flows with no time of their own: what'
 READ_ONLY_TARGET_SECONDS = 2.0
 FIRST_LINE_TARGET_SECONDS = 3.0
 COMMAND_TIMEOUT_SECONDS = 300.0
-SERVER_START_TIMEOUT_SECONDS = 120.0
 VALIDATION_AGENT = "agent1@example.com"
 HOGS_PER_CORE = 2  # busy loops per core for the oversubscribed rows (issue 14: load 10-15 on 2 cores)
 HOGGED = ", CPU hog"
@@ -226,43 +223,19 @@ class _PrefectServer:
     async def __aenter__(self) -> None:
         if self.mode != "running server":
             return
-        from presence_sync.cli.server import server_command
+        from bench.prefect_site import SiteError, start_server
 
-        port = _free_port()
-        argv, server_env = server_command(self.env)
-        argv[argv.index("--port") + 1] = str(port)
-        log = open(self.home / "server.log", "wb")  # noqa: SIM115 (kept open while the server runs)
-        self.process = await asyncio.create_subprocess_exec(*argv, env=server_env, stdout=log, stderr=log)
-        url = f"http://127.0.0.1:{port}/api"
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_SECONDS
-        async with httpx.AsyncClient(trust_env=False, timeout=1) as client:
-            while time.monotonic() < deadline:
-                try:
-                    if (await client.get(f"{url}/health")).status_code == 200:
-                        self.env["PREFECT_API_URL"] = url
-                        return
-                except httpx.HTTPError:
-                    pass
-                if self.process.returncode is not None:
-                    break
-                await asyncio.sleep(0.25)
-        raise BenchError(f"the Prefect server did not start (log: {self.home / 'server.log'})")
+        try:
+            self.process, url = await start_server(self.env, self.home / "server.log")
+        except SiteError as error:
+            raise BenchError(str(error)) from None
+        self.env["PREFECT_API_URL"] = url
 
     async def __aexit__(self, *_: object) -> None:
-        if self.process is None or self.process.returncode is not None:
-            return
-        self.process.send_signal(signal.SIGINT)
-        try:
-            await asyncio.wait_for(self.process.wait(), timeout=30)
-        except TimeoutError:
-            self.process.kill()
-            await self.process.wait()
+        from bench.prefect_site import stop_process
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        if self.process is not None:
+            await stop_process(self.process)
 
 
 def _figures(report: Report, results: list[Timed], baseline: Timed, modes: list[str]) -> None:

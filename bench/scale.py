@@ -99,13 +99,13 @@ SF_STEADY = ("Available_for_Chats", "On_Break", "Lunch")
 
 
 @asynccontextmanager
-async def fresh_database(server_url: str) -> AsyncIterator[str]:
+async def fresh_database(server_url: str, prefix: str = "presence_sync_bench") -> AsyncIterator[str]:
     """A new database on the PostgreSQL server of `server_url` (any database on it), dropped afterwards; its URL."""
     import psycopg
     from sqlalchemy.engine import make_url
 
     url = make_url(server_url)
-    name = f"presence_sync_bench_{os.getpid()}_{secrets.token_hex(3)}"
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
     admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
     try:
         with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:

@@ -31,7 +31,9 @@ def serve(
     http://127.0.0.1:4200), or one that PREFECT_API_URL names.
     """
     from presence_sync.cli.prefect_api import use_prefect_api
-    from presence_sync.deployments.serve import PREFECT_YAML, ServeError, read_deployments, serve_deployments
+    from presence_sync.deployments.serve import (
+        PREFECT_YAML, ServeError, read_deployments, serve_deployments, starts_at_serve,
+    )
 
     path = prefect_yaml if prefect_yaml.is_absolute() or prefect_yaml.exists() else PREFECT_YAML
     try:
@@ -49,6 +51,9 @@ def serve(
                 "Start it with `presence-sync server` (another terminal), then run `presence-sync serve` again"
             )
         console.print(deployments_table(specs, f"Serving {path} on {url}"))
+        starting = [spec.name for spec in specs if starts_at_serve(spec)]
+        if starting:
+            console.print(f"starting now, then on schedule: {', '.join(starting)}")
         serve_deployments(specs, path.resolve().parent)
     except ServeError as error:
         print_error(error)

@@ -24,7 +24,9 @@ console = Console(highlight=False)
 DATABASE_URL = "PREFECT_SERVER_DATABASE_CONNECTION_URL"
 
 
-def server_command(environ: Mapping[str, str], database_url: str | None = None) -> tuple[list[str], dict[str, str]]:
+def server_command(
+    environ: Mapping[str, str], database_url: str | None = None, port: int = LOCAL_PORT
+) -> tuple[list[str], dict[str, str]]:
     """The `prefect server start` command line and its environment.
 
     Loopback on the port our commands probe, analytics off, PREFECT_HOME as the environment has it (the
@@ -37,7 +39,7 @@ def server_command(environ: Mapping[str, str], database_url: str | None = None) 
     env.pop("PREFECT_API_URL", None)  # the server is the API; a stale URL must not point it elsewhere
     if database_url:
         env[DATABASE_URL] = database_url
-    argv = [sys.executable, "-m", "prefect", "server", "start", "--host", LOCAL_HOST, "--port", str(LOCAL_PORT)]
+    argv = [sys.executable, "-m", "prefect", "server", "start", "--host", LOCAL_HOST, "--port", str(port)]
     return argv, env
 
 

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -54,7 +55,11 @@ def sync(
         ),
     ] = False,
 ) -> None:
-    """Run the sync loop in the foreground for one window (the same flow the sync deployment runs)."""
+    """Run the sync loop in the foreground for one window (the same flow the sync deployment runs).
+
+    Ctrl+C or SIGTERM stops it cleanly: the tick in progress finishes, is saved, and the sync lease is
+    handed over at once (exit 130 or 143); a second one stops at once.
+    """
     from presence_sync.models.config import load_config
 
     loaded = load_config(config)
@@ -87,11 +92,14 @@ def sync(
         with watch_ticks(show):
             try:
                 state = asyncio.run(sync_flow(str(config), seconds=length, return_state=True))  # type: ignore[call-overload]
-            except KeyboardInterrupt:
-                console.print("stopped; the lease was handed back and what was decided is saved")
+            except KeyboardInterrupt:  # a second Ctrl+C: stopped at once; the lease expires on its own
+                console.print("stopped at once; the sync lease expires within its lifetime, nothing decided is lost")
                 raise typer.Exit(130) from None
     result: WindowResult = _flow_outcome(state)
     print_window(result)
+    if result.stopped_by is not None:
+        # The shell's convention for a stop by a signal (130 for SIGINT, 143 for SIGTERM).
+        raise typer.Exit(128 + signal.Signals[result.stopped_by].value)
 
 
 def print_window(result: WindowResult) -> None:

@@ -5,11 +5,12 @@ and a work-pool setup never drift apart: same entrypoints, parameters, schedules
 (work pools and pull steps are ignored: served flows run here, from this checkout).
 
     specs = read_deployments(Path("prefect.yaml"))
-    serve_deployments(specs)          # blocks; the Prefect UI can now trigger onboard/validate
+    serve_deployments(specs)          # blocks; the first sync window starts now; the UI can trigger onboard
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PREFECT_YAML = PROJECT_ROOT / "prefect.yaml"
+SYNC_ENTRYPOINT = "flows/sync.py:sync"
 _PLACEHOLDER = re.compile(r"\{\{\s*\$(\w+)\s*\}\}")
 
 
@@ -40,6 +42,7 @@ class DeploymentSpec:
     description: str | None = None
     tags: tuple[str, ...] = ()
     paused: bool | None = None
+    triggers: tuple[dict[str, Any], ...] = ()
 
     @property
     def flow_file(self) -> str:
@@ -85,6 +88,7 @@ def _spec(entry: Any, index: int, path: Path) -> DeploymentSpec:
         description=entry.get("description"),
         tags=tuple(entry.get("tags") or ()),
         paused=entry.get("paused"),
+        triggers=tuple(entry.get("triggers") or ()),
     )
 
 
@@ -120,6 +124,18 @@ def to_schedule(spec: dict[str, Any], deployment: str) -> Any:
     raise ServeError(f"deployment {deployment}: a schedule needs cron:, interval: (seconds) or rrule:; got {sorted(spec)}")
 
 
+def _trigger(spec: Any, deployment: str) -> Any:
+    """A prefect.yaml trigger (an event that runs the deployment, e.g. a crashed sync window) for serving."""
+    from prefect.events import DeploymentEventTrigger
+    from pydantic import ValidationError
+
+    try:
+        return DeploymentEventTrigger.model_validate(spec)
+    except ValidationError as error:
+        raise ServeError(f"deployment {deployment}: a trigger is not valid ({error.errors()[0]['msg']}); "
+                         "see Prefect's deployment triggers (expect:, match:, match_related:)") from None
+
+
 def runner_deployments(specs: list[DeploymentSpec], root: Path = PROJECT_ROOT) -> list[Any]:
     """Prefect RunnerDeployments for `specs`, loading each flow from its entrypoint under `root`."""
     from prefect.client.schemas.objects import ConcurrencyLimitConfig
@@ -140,18 +156,48 @@ def runner_deployments(specs: list[DeploymentSpec], root: Path = PROJECT_ROOT) -
                 description=spec.description,
                 tags=list(spec.tags),
                 paused=spec.paused,
+                triggers=[_trigger(trigger, spec.name) for trigger in spec.triggers],
             )
         )
     return built
 
 
+def starts_at_serve(spec: DeploymentSpec) -> bool:
+    """A scheduled deployment of the sync flow: its first window starts with serving, not an interval later
+    (an interval schedule's runs fall on its anchor's grid, up to a whole interval away)."""
+    return spec.entrypoint == SYNC_ENTRYPOINT and bool(spec.schedules)
+
+
 def serve_deployments(specs: list[DeploymentSpec], root: Path = PROJECT_ROOT) -> None:
-    """Serve `specs` until interrupted (Ctrl+C pauses their schedules and stops).
+    """Serve `specs` until interrupted (Ctrl+C pauses their schedules and stops); a run of each sync
+    deployment starts at once (`starts_at_serve`).
 
     Works from `root`: served runs load their flow by the entrypoint, which Prefect records relative
     to the working directory, exactly as `prefect deploy` does from the project's folder.
     """
-    from prefect import serve
+    from prefect.exceptions import TerminationSignal
 
     os.chdir(root)
-    serve(*runner_deployments(specs, root))
+    deployments = runner_deployments(specs, root)
+    try:
+        asyncio.run(serve_now(deployments, [spec.name for spec in specs if starts_at_serve(spec)]))
+    except (KeyboardInterrupt, TerminationSignal):
+        pass  # the runner paused the schedules on its way out
+
+
+async def serve_now(deployments: list[Any], start_now: list[str], *, run_once: bool = False, **runner_options: Any) -> None:
+    """Prefect's `serve` for `deployments`, plus a run of each deployment named in `start_now` right away.
+
+    Example:
+        await serve_now(runner_deployments(specs), ["sync"])   # the first sync window starts now
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.runner import Runner
+    from prefect.states import Scheduled
+
+    runner = Runner(pause_on_shutdown=True, **runner_options)
+    ids = {deployment.name: await runner.aadd_deployment(deployment) for deployment in deployments}
+    async with get_client() as client:
+        for name in start_now:
+            await client.create_flow_run_from_deployment(ids[name], state=Scheduled(), tags=["serve-start"])
+    await runner.start(run_once=run_once)

@@ -16,7 +16,7 @@ from typing import Any
 
 from prefect import flow
 from prefect.runtime import flow_run
-from prefect.states import Completed, Failed, State
+from prefect.states import Cancelled, Completed, Failed, State
 
 from presence_sync.connectors import ConnectorError
 from presence_sync.engine import EngineError
@@ -26,7 +26,8 @@ from presence_sync.models.secrets import preload_prefect_secrets
 from presence_sync.models.store import StoreError
 from presence_sync.tasks.context import open_context, transports_for
 from presence_sync.flows.sync_tasks import publish_anomaly, publish_window
-from presence_sync.tasks.sync.window import run_window
+from presence_sync.tasks.sync.signals import stop_on_signals
+from presence_sync.tasks.sync.window import Wake, run_window
 
 # What an admin must fix (config, credentials, store, a stored rule): a message, not a traceback.
 SYNC_USER_ERRORS = (ConfigError, StoreError, ConnectorError, EngineError)
@@ -46,27 +47,35 @@ async def sync(
 ) -> State[Any]:
     """Run one sync window: tick every `interval_seconds` until the window is over, then return.
 
+    SIGTERM or SIGINT (a worker cancelling the run, systemd, Ctrl+C) ends it after the tick in progress:
+    saved, the lease handed over at once, and the run Cancelled with what it did as its message.
+
     Args:
         config_path: The contact center's config file (YAML), as the worker sees it.
         window_minutes: How long this run syncs (default: the config's sync.window_minutes).
         seconds: The window in seconds instead (takes precedence; for short foreground runs).
         interval_seconds: Seconds between ticks (default: the config's sync.interval_seconds).
     """
-    try:
-        config = load_config(config_path)
-        preload_prefect_secrets(config)
-        length = seconds if seconds is not None else 60 * (window_minutes or config.sync.window_minutes)
-        holder = run_name("sync")
-        async with open_context(config, transports_for(config_path)) as ctx:
-            result = await run_window(
-                ctx,
-                seconds=length,
-                holder=holder,
-                run_id=holder,
-                interval_seconds=interval_seconds,
-                on_anomaly=publish_anomaly,
-            )
-    except SYNC_USER_ERRORS as error:
-        return Failed(message=str(error), data=error)
-    await publish_window(result)
+    wake = Wake()
+    with stop_on_signals(wake):
+        try:
+            config = load_config(config_path)
+            preload_prefect_secrets(config)
+            length = seconds if seconds is not None else 60 * (window_minutes or config.sync.window_minutes)
+            holder = run_name("sync")
+            async with open_context(config, transports_for(config_path)) as ctx:
+                result = await run_window(
+                    ctx,
+                    seconds=length,
+                    holder=holder,
+                    run_id=holder,
+                    interval_seconds=interval_seconds,
+                    on_anomaly=publish_anomaly,
+                    wake=wake,
+                )
+        except SYNC_USER_ERRORS as error:
+            return Failed(message=str(error), data=error)
+        await publish_window(result)
+    if result.stopped_by is not None:
+        return Cancelled(message=result.headline, data=result)
     return Completed(message=result.headline, data=result)

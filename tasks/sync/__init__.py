@@ -1,6 +1,8 @@
 """The sync: the tick (poll, decide, record, apply) and the windows and reconcile passes built on it.
 
 Plain async code; Prefect only wraps whole windows and reconcile passes (`flows.sync_tasks`).
+A window waits between ticks on a `Wake`: a console push ends the wait, `stop_on_signals` (signals.py)
+turns SIGTERM/SIGINT into a clean stop (the tick saved, the lease handed over at once).
 
     async with open_context("presence-sync.yaml") as ctx:
         result = await run_window(ctx, seconds=600, holder="sync/run-1")     # one sync window
@@ -10,7 +12,8 @@ Plain async code; Prefect only wraps whole windows and reconcile passes (`flows.
 from presence_sync.tasks.sync.rulebook import StoredRuleError, load_rulebook
 from presence_sync.tasks.sync.runner import ReconcileReport, Repair, SyncRunner
 from presence_sync.tasks.sync.status import StatusReport, read_audit, read_status
-from presence_sync.tasks.sync.window import ReconcileTimeout, WindowResult, run_reconcile, run_window, watch_ticks
+from presence_sync.tasks.sync.signals import stop_on_signals
+from presence_sync.tasks.sync.window import ReconcileTimeout, Wake, WindowResult, run_reconcile, run_window, watch_ticks
 
 __all__ = [
     "ReconcileReport",
@@ -19,11 +22,13 @@ __all__ = [
     "StatusReport",
     "StoredRuleError",
     "SyncRunner",
+    "Wake",
     "WindowResult",
     "load_rulebook",
     "read_audit",
     "read_status",
     "run_reconcile",
     "run_window",
+    "stop_on_signals",
     "watch_ticks",
 ]

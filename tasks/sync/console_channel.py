@@ -53,6 +53,7 @@ CONSOLE_CURSOR = "console-events"
 CONSOLE_STATUS_CURSOR = "console-status"  # JSON: connected consoles, poll relaxed, polls saved (for `status`)
 READ_LIMIT = 5000
 PUSH_SOURCE_PREFIX = "console-push:"
+WATCH_SECONDS = 30.0  # how long one wait for news lasts before it is asked again (a broker reconnect)
 PUSHES_REMEMBERED = 4
 # A pushed change and the spell the poll reads for it are stamped by the console's and Salesforce's clocks.
 PUSH_MATCH_TOLERANCE = timedelta(seconds=2)
@@ -142,6 +143,24 @@ class ConsoleEventSource:
         self.connected_consoles = 0
         self.polls_saved = 0.0  # UserServicePresence polls not made (each at least one API call)
         self._pushed: dict[int, list[tuple[str | None, datetime]]] = {}  # the last few pushes per agent
+        self._committed = asyncio.Event()
+
+    async def watch(self, news: Callable[[], None]) -> None:
+        """Call `news()` as soon as outcomes or pushes past the cursor arrive (the window ticks at once).
+
+        Runs until cancelled; after each call it waits for a tick to commit them, so news is told once.
+        """
+        while True:
+            try:
+                arrived = await self.broker.wait_for_events(self.cursor, WATCH_SECONDS)
+            except Exception as error:  # the broker is read again by every tick: news just waits for it
+                logger.warning("console channel: waiting for pushes failed (%s); retrying", error)
+                await asyncio.sleep(WATCH_SECONDS)
+                continue
+            if arrived:
+                self._committed.clear()
+                news()
+                await self._committed.wait()
 
     def ready(self, now: datetime) -> bool:
         return True
@@ -238,6 +257,7 @@ class ConsoleEventSource:
         cursor = polled.cursors.get(CONSOLE_CURSOR)
         if cursor is not None:
             self.cursor = int(cursor)
+        self._committed.set()
 
 
 @dataclass

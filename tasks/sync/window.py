@@ -3,8 +3,12 @@
 The `sync` and `reconcile` flows (and the CLI through them) run these. A window waits for the lease
 (retrying every tick until the previous holder releases it or it expires), so consecutive windows
 hand over without a gap and never sync the same agents at once; at the end it saves and releases.
+Between ticks it waits on a `Wake`: a console's pushed change ends the wait at once (it is handled
+now, not an interval later), and a stop request (SIGTERM, Ctrl+C: tasks/sync/signals.py) ends the
+window after the tick in progress, saving and handing the lease over at once.
 
-    result = await run_window(ctx, seconds=600, holder="sync/flow-run-id")
+    wake = Wake()
+    result = await run_window(ctx, seconds=600, holder="sync/flow-run-id", wake=wake)
     report = await run_reconcile(ctx, holder="reconcile/flow-run-id")
 """
 
@@ -39,6 +43,40 @@ RECONCILE_WAIT_SECONDS = 120.0
 _tick_listeners: list[TickListener] = []
 
 
+class Wake:
+    """Ends a window's wait between ticks early: `poke()` (news to handle now) or `stop()` (end the window).
+
+    Example:
+        wake = Wake()
+        wake.stop("SIGTERM")       # the window finishes its tick, saves, releases the lease and returns
+    """
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+        self.stop_reason: str | None = None
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop_reason is not None
+
+    def poke(self) -> None:
+        self._event.set()
+
+    def stop(self, reason: str) -> None:
+        self.stop_reason = self.stop_reason or reason
+        self._event.set()
+
+    async def wait(self, seconds: float) -> None:
+        """Until poked or stopped, at most `seconds`; a poke that came during the tick ends it at once."""
+        try:
+            async with asyncio.timeout(max(0.0, seconds)):
+                await self._event.wait()
+        except TimeoutError:
+            pass
+        if not self.stopping:
+            self._event.clear()
+
+
 @dataclass(frozen=True)
 class WindowProgress:
     """Where a running window is, for a progress display."""
@@ -67,12 +105,15 @@ class WindowResult:
     seconds: float
     held_lease: bool = False
     ended: str = "the window is over"
+    stopped_by: str | None = None  # a stop request (e.g. "SIGTERM") ended the window early
     other_holder: str | None = None  # who held the lease while this run waited for it
     stats: WindowStats = field(default_factory=WindowStats)
     reconciles: list[ReconcileReport] = field(default_factory=list)
 
     @property
     def headline(self) -> str:
+        if not self.held_lease and self.stopped_by is not None:
+            return f"stopped by {self.stopped_by} before this run got the sync lease (nothing was synced)"
         if not self.held_lease:
             other = f" ({self.other_holder})" if self.other_holder else ""
             return f"did not sync: another run{other} held the sync lease for the whole window"
@@ -94,25 +135,33 @@ async def run_window(
     lease_name: str = LEASE_NAME,
     clock: Clock = utc_now,
     monotonic: Callable[[], float] = time.monotonic,
-    sleep: Sleep = asyncio.sleep,
+    sleep: Sleep | None = None,
     on_anomaly: AnomalyHook | None = None,
+    wake: Wake | None = None,
 ) -> WindowResult:
     """Tick every `interval_seconds` (default: the config's) for `seconds`, holding the lease; then return.
 
-    Ends early, without saving the tick in progress, when another run takes the lease over.
+    Ends early, without saving the tick in progress, when another run takes the lease over; and after
+    the tick in progress, saving and releasing the lease, when `wake.stop()` is called. `sleep`
+    replaces the pause between ticks (the bench paces ticks by its own acknowledgements).
     """
     interval = interval_seconds or ctx.config.sync.interval_seconds
+    wake = wake or Wake()
+    pause = sleep or wake.wait
     runner = SyncRunner(
         ctx, holder=holder, run_id=run_id, lease_name=lease_name, clock=clock, on_anomaly=on_anomaly,
         interval_seconds=interval,
     )
     result = WindowResult(holder=holder, seconds=seconds, stats=runner.stats)
     started = monotonic()
+    watching: asyncio.Task[None] | None = None
     try:
-        while (elapsed := monotonic() - started) < seconds:
+        while (elapsed := monotonic() - started) < seconds and not wake.stopping:
             tick_started = monotonic()
             if runner.held or await runner.acquire():
                 result.held_lease = True
+                if watching is None and runner.console is not None:
+                    watching = asyncio.create_task(runner.console.source.watch(wake.poke))
                 try:
                     await runner.tick()
                     reconciled = await runner.reconcile_if_requested()
@@ -126,9 +175,14 @@ async def run_window(
                 result.other_holder = None if lease is None else lease.holder
             for listener in list(_tick_listeners):
                 listener(WindowProgress(elapsed, seconds, runner.held, runner.stats))
-            await sleep(max(0.0, min(interval - (monotonic() - tick_started), seconds - (monotonic() - started))))
+            await pause(min(interval - (monotonic() - tick_started), seconds - (monotonic() - started)))
     finally:
+        if watching is not None:
+            watching.cancel()
         await runner.close()
+    if wake.stop_reason is not None:
+        result.stopped_by = wake.stop_reason
+        result.ended = f"stopped by {wake.stop_reason}: the last tick was saved and the lease handed over"
     return result
 
 

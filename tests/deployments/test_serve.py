@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from presence_sync.deployments.serve import PROJECT_ROOT, ServeError, read_deployments, runner_deployments, to_schedule
+from presence_sync.deployments.serve import (
+    PROJECT_ROOT,
+    ServeError,
+    read_deployments,
+    runner_deployments,
+    serve_now,
+    starts_at_serve,
+    to_schedule,
+)
+from presence_sync.emulators.stack import EmulatorStack
+from presence_sync.models.config import write_emulator_config
 
 PREFECT_YAML = """
 name: presence-sync
@@ -82,3 +93,42 @@ def test_a_missing_file_or_flow_is_named(tmp_path: Path) -> None:
     specs = read_deployments(write(tmp_path, "deployments:\n  - {name: gone, entrypoint: 'flows/gone.py:gone'}\n"))
     with pytest.raises(ServeError, match="gone.py does not exist"):
         runner_deployments(specs, PROJECT_ROOT)
+
+
+SERVED_SYNC = """
+deployments:
+  - name: sync
+    entrypoint: flows/sync.py:sync
+    parameters: {config_path: "{{ $PRESENCE_SYNC_CONFIG }}", seconds: 3, interval_seconds: 0.5}
+    schedules:
+      - interval: 600
+    triggers:
+      - {enabled: true, expect: [prefect.flow-run.Crashed], match_related: {prefect.resource.name: sync}}
+  - name: onboard
+    entrypoint: flows/onboard.py:onboard
+    parameters: {config_path: "{{ $PRESENCE_SYNC_CONFIG }}"}
+"""
+
+
+@pytest.mark.prefect
+async def test_serving_starts_the_first_sync_window_at_once_not_an_interval_later(
+    prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect.client.orchestration import get_client
+
+    with EmulatorStack.serve(agents=4, seed=2) as stack:
+        config_path = await write_emulator_config(stack, tmp_path / "presence-sync.yaml")
+        monkeypatch.setenv("PRESENCE_SYNC_CONFIG", str(config_path))
+        specs = read_deployments(write(tmp_path, SERVED_SYNC))
+        assert [spec.name for spec in specs if starts_at_serve(spec)] == ["sync"]
+        deployments = await asyncio.to_thread(runner_deployments, specs, PROJECT_ROOT)
+        monkeypatch.chdir(PROJECT_ROOT)
+        # run_once: the runner executes the runs due now, then returns (the schedule's first is 600 s away).
+        await serve_now(deployments, ["sync"], run_once=True, query_seconds=1)
+        async with get_client() as client:
+            deployment = await client.read_deployment_by_name("sync/sync")
+            runs = [run for run in await client.read_flow_runs() if run.deployment_id == deployment.id]
+            automations = await client.read_automations()
+    assert [(run.tags, run.state.type.value) for run in runs] == [(["serve-start"], "COMPLETED")]
+    assert "ticks" in (runs[0].state.message or "")
+    assert any("prefect.flow-run.Crashed" in automation.trigger.expect for automation in automations)

@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from presence_sync.tasks.context import Context
-from presence_sync.tasks.sync.console_channel import CONSOLE_STATUS_CURSOR, stop_embedded_gateways
-from presence_sync.tasks.sync.runner import SyncRunner
+from presence_sync.tasks.sync.console_channel import CONSOLE_STATUS_CURSOR, embedded_gateway, stop_embedded_gateways
+from presence_sync.tasks.sync.runner import LEASE_NAME, SyncRunner
 from presence_sync.tasks.sync.status import read_status
+from presence_sync.tasks.sync.window import Wake, run_window
 from presence_sync.tasks.validate.hops import HopRunner
 from presence_sync.tasks.validate.report import Cause, Diagnosis
 from tests.sync.support import AGENTS, World, agent_id
@@ -183,3 +184,30 @@ async def test_an_omni_logout_goes_to_the_console_as_a_logout_command_not_a_stat
 
     assert [r.outcome for r in results] == [WriteOutcome.OK, WriteOutcome.OK]
     assert [c.action for c in broker.commands] == ["logout", "set_status"]
+
+
+async def test_a_pushed_change_ends_the_windows_wait_and_a_stop_request_hands_the_lease_over(
+        world: World, console_ctx: Context) -> None:
+    """A window ticking once an hour: a console's push is handled at once (the wait ends on it), not an
+    hour later; `Wake.stop` ends the window after its tick, saved, with the lease free at once."""
+    gateway = embedded_gateway(console_ctx.config.console)
+    await asyncio.to_thread(world.stack.salesforce.connect_consoles, gateway.url, SECRET,
+                            [world.sf_user(i) for i in range(1, AGENTS + 1)])
+    wake = Wake()
+    window = asyncio.create_task(run_window(console_ctx, seconds=7200, holder="hourly", interval_seconds=3600,
+                                            clock=world.clock, wake=wake))
+    async with asyncio.timeout(DEADLINE):
+        # The first tick's writes are acknowledged and pushed back by the consoles: each push wakes the window.
+        while not all(world.sf(i) == "Available_for_Chats" for i in range(1, AGENTS + 1)):
+            assert not window.done(), window
+            await asyncio.sleep(0.02)
+        world.pick_sf(4, "On_Break")
+        while world.cx(4).code != "Break":
+            assert not window.done(), window
+            await asyncio.sleep(0.02)
+    wake.stop("SIGTERM")
+    result = await asyncio.wait_for(window, DEADLINE)
+    assert result.stopped_by == "SIGTERM" and "stopped by SIGTERM" in result.headline
+    lease = console_ctx.store.leases.get(LEASE_NAME)
+    assert lease is not None and lease.expires_at <= world.clock()
+    assert console_ctx.store.leases.acquire(LEASE_NAME, "next", 15, world.clock()) is not None  # free at once
