@@ -35,6 +35,7 @@ from presence_sync.engine.messages import UNKNOWN_SINCE, Decision, Observation, 
 from presence_sync.engine.policy import ConflictPolicy, SyncPolicy
 from presence_sync.engine.rule import AgentLink, Resolution, Rule, RuleBook
 from presence_sync.engine.schedule import WakeQueue
+from presence_sync.engine.shards import Shard, ShardError, shard_of
 from presence_sync.engine.states import (
     ACD_SYNTAX,
     PREVIOUS_STATE,
@@ -78,6 +79,8 @@ __all__ = [
     "Outcome",
     "PreviousState",
     "Resolution",
+    "Shard",
+    "ShardError",
     "Rule",
     "RuleBook",
     "RuleError",

@@ -305,7 +305,7 @@ class HopRunner:
 
     async def _carrier_missing(self) -> Diagnosis | None:
         """Why nothing can carry a change across right now: the sync stopped, or the agent left CXone."""
-        activity = sync_activity(self.ctx.store)
+        activity = sync_activity(self.ctx.store, agent_id=self.link.cxone_agent_id)
         if not activity.running:
             # One window hands the lease to the next within a tick or so: only a lasting gap means stopped.
             now = time.monotonic()

@@ -43,15 +43,18 @@ async def wait_for(check: Check, timeout: float, poll: float, give_up: GiveUp | 
         await asyncio.sleep(poll)
 
 
-async def sync_running(store: Store, grace_seconds: float, poll_seconds: float) -> SyncActivity:
-    """Who syncs now; when nobody does, wait `grace_seconds` for a window that is taking over from the last."""
-    activity = sync_activity(store)
+async def sync_running(
+    store: Store, grace_seconds: float, poll_seconds: float, agent_id: int | None = None
+) -> SyncActivity:
+    """Who syncs now (the agent, when given: its shard's run); when nobody does, wait `grace_seconds` for
+    a window that is taking over from the last."""
+    activity = sync_activity(store, agent_id=agent_id)
     if activity.running:
         return activity
 
     async def taken() -> bool:
         nonlocal activity
-        activity = await asyncio.to_thread(sync_activity, store)
+        activity = await asyncio.to_thread(sync_activity, store, None, agent_id)
         return activity.running
 
     await wait_for(taken, grace_seconds, poll_seconds)
