@@ -224,12 +224,13 @@ def read_status(store: Store, now: datetime | None = None) -> StatusReport:
 
 
 def _consoles(saved: list[dict[str, Any]]) -> ConsoleReport | None:
-    """The console channel over all shards (each reports its own agents' consoles)."""
+    """The console channel over all shards: each reports its own agents' consoles, and every connection
+    to the gateway (the same count in each)."""
     if not saved:
         return None
     return ConsoleReport(
         sum(int(d["connected_agents"]) for d in saved), sum(int(d["linked_agents"]) for d in saved),
-        sum(int(d["connected_consoles"]) for d in saved), all(bool(d["poll_relaxed"]) for d in saved),
+        max(int(d["connected_consoles"]) for d in saved), all(bool(d["poll_relaxed"]) for d in saved),
         float(saved[0]["relaxed_poll_factor"]), sum(int(d["polls_saved"]) for d in saved),
         max(str(d["at"]) for d in saved),
     )

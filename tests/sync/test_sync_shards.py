@@ -8,14 +8,11 @@ emulators' own request counts can't tell two clients apart), and compared with t
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 
 from typer.testing import CliRunner
@@ -29,11 +26,11 @@ from presence_sync.tasks.sync.runner import ForeignAgentError, SyncRunner
 from presence_sync.tasks.sync.shard_state import current_shards, shard_activity
 from presence_sync.tasks.sync.status import read_status, sync_activity
 from presence_sync.tasks.sync.window import reconcile_shards, run_window
+from tests.console.support import postgres_database
 from tests.sync.support import World, agent_id, onboarded_world
 
 AGENTS = 9  # CRC-32 puts agents 4-7 in shard 1/2, the others in 2/2; agent 10 would be on the chat team
 HALVES = (Shard(1, 2), Shard(2, 2))
-PG_URL = os.environ.get("PRESENCE_SYNC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 _CXONE_STATE = re.compile(r"/agent-sessions/([^/]+)/state$")
 _SF_USER = re.compile(rb'"UserId__c"\s*:\s*"(\w+)"')
 
@@ -75,19 +72,8 @@ async def store_url(request: pytest.FixtureRequest) -> AsyncIterator[str | None]
     if request.param == "sqlite":
         yield None
         return
-    admin = PG_URL.replace("postgresql+psycopg://", "postgresql://", 1)
-    try:
-        conn = await psycopg.AsyncConnection.connect(admin, autocommit=True, connect_timeout=3)
-    except psycopg.Error as error:
-        pytest.skip(f"PostgreSQL not reachable: {str(error).strip()}")
-    name = f"ps_shards_{uuid.uuid4().hex[:10]}"
-    async with conn:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        async with await psycopg.AsyncConnection.connect(admin, autocommit=True) as conn:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    async with postgres_database("ps_shards") as url:
+        yield url
 
 
 async def test_two_shards_carry_every_agent_and_never_write_each_others(
