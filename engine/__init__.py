@@ -15,6 +15,7 @@ typed values (the connectors turn API records into them), never raw JSON. A sync
     store.sync.commit_tick(agents=[agent_row(a, memory[a]) for a in decision.memory | changed], audit=..., ...)
 
 `reconcile` takes a full read of both systems as observations and heals drift the same way.
+`Shard` (shards.py) is the stable rule that splits the agents over several sync runs.
 """
 
 from presence_sync.engine.audit import AuditRecord, Direction, Outcome

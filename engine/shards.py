@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from presence_sync.engine.errors import EngineError
@@ -66,9 +65,6 @@ class Shard:
     def owns(self, agent_id: int | str) -> bool:
         """Whether this shard syncs the agent (exactly one shard of a count does)."""
         return self.count == 1 or shard_index(agent_id, self.count) == self.index
-
-    def only_own(self, agent_ids: Iterable[int]) -> list[int]:
-        return [agent_id for agent_id in agent_ids if self.owns(agent_id)]
 
     @property
     def lease_name(self) -> str:

@@ -271,6 +271,9 @@ class SyncRunner:
     (default: the config's reserve, polling every `interval_seconds` while the budget allows).
     `write_wait_seconds` is how long a tick waits for the writes it handed to the appliers
     (default: `sync.write_deadline_seconds`; 0 leaves them wholly to the background).
+    `shard` (default: every agent) limits the runner to that shard's agents, under the shard's own
+    lease and cursor names (`Shard.lease_name`, `Shard.cursor`); `_guard_shard` enforces it on every
+    save and write.
     """
 
     def __init__(

@@ -75,11 +75,17 @@ class WindowResult:
     held_lease: bool = False
     ended: str = "the window is over"
     other_holder: str | None = None  # who held the lease while this run waited for it
+    other_count: bool = False  # runs of another shard count held leases (their agents overlap this shard's)
     stats: WindowStats = field(default_factory=WindowStats)
     reconciles: list[ReconcileReport] = field(default_factory=list)
 
     @property
     def headline(self) -> str:
+        if not self.held_lease and self.other_count:
+            return (
+                f"did not sync: runs of another shard count ({self.other_holder}) held their leases for the whole "
+                f"window; shard {self.shard} starts when they end (the shard count changed: deployments/README.md)"
+            )
         if not self.held_lease:
             other = f" ({self.other_holder})" if self.other_holder else ""
             lease = "the sync lease" if not self.shard.sharded else f"shard {self.shard}'s sync lease"
@@ -131,11 +137,10 @@ async def run_window(
                     break
                 if reconciled is not None:
                     result.reconciles.append(reconciled)
-            elif runner.blocked_by:
-                result.other_holder = ", ".join(runner.blocked_by)
             else:
                 lease = await asyncio.to_thread(ctx.store.leases.get, runner.lease_name)
-                result.other_holder = None if lease is None else lease.holder
+                result.other_count = bool(runner.blocked_by)
+                result.other_holder = ", ".join(runner.blocked_by) or (None if lease is None else lease.holder)
             for listener in list(_tick_listeners):
                 listener(WindowProgress(elapsed, seconds, runner.held, runner.stats))
             await sleep(max(0.0, min(interval - (monotonic() - tick_started), seconds - (monotonic() - started))))

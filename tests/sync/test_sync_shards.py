@@ -22,7 +22,7 @@ from presence_sync.cli.main import app
 from presence_sync.engine import CxoneState, CxoneStateName, Shard
 from presence_sync.engine.shards import shard_of
 from presence_sync.tasks.context import Context, Transports
-from presence_sync.tasks.sync.runner import ForeignAgentError, SyncRunner
+from presence_sync.tasks.sync.runner import ForeignAgentError
 from presence_sync.tasks.sync.shard_state import current_shards, shard_activity
 from presence_sync.tasks.sync.status import read_status, sync_activity
 from presence_sync.tasks.sync.window import reconcile_shards, run_window
@@ -107,8 +107,9 @@ async def test_two_shards_carry_every_agent_and_never_write_each_others(
             assert sync_activity(watcher.store, agent_id=agent_id(4)).holder == "sync/1/2"
             assert sync_activity(watcher.store, agent_id=agent_id(1)).holder == "sync/2/2"
             # An unsharded run would sync the same agents: it does not get a lease beside them.
-            whole = SyncRunner(watcher, holder="sync/whole", clock=world.clock)
-            assert not await whole.acquire() and len(whole.blocked_by) == 2
+            whole = await run_window(watcher, seconds=0.5, holder="sync/whole", interval_seconds=0.2, clock=world.clock)
+            assert not whole.held_lease and whole.other_count
+            assert "another shard count (sync/1/2 (shard 1/2), sync/2/2 (shard 2/2))" in whole.headline
 
             for i in range(1, AGENTS + 1):  # odd agents change in CXone, even ones in Salesforce
                 if i % 2:
