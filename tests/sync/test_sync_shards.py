@@ -146,6 +146,8 @@ async def test_two_shards_carry_every_agent_and_never_write_each_others(
             (agent_id(1), "Lunch", "ok"), (agent_id(5), "Lunch", "ok")]
         assert set(report.held_by.split(", ")) == {"reconcile/all (shard 1/2)", "reconcile/all (shard 2/2)"}
         assert (world.sf(1), world.sf(5)) == ("Lunch", "Lunch")
+        one = await reconcile_shards(watcher, holder="reconcile/one", clock=world.clock, shard=HALVES[0])
+        assert (one.agents_checked, one.held_by) == (len(owners[HALVES[0]]), "reconcile/one (shard 1/2)")
         status = read_status(watcher.store)
         assert [(str(r.activity.shard), r.activity.lease_state) for r in status.shards] == [("1/2", "free"), ("2/2", "free")]
         assert set(status.cursors) == {"cxone:1/2", "salesforce:1/2", "cxone:2/2", "salesforce:2/2"}
