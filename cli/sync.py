@@ -1,6 +1,7 @@
 """`presence-sync sync | reconcile | status | audit`: the sync in the foreground, and what it did.
 
     presence-sync sync presence-sync.yaml --seconds 60
+    presence-sync sync presence-sync.yaml --shard 2/3        # shard 2 of 3 (another process runs 1/3, 3/3)
     presence-sync reconcile presence-sync.yaml
     presence-sync status presence-sync.yaml
     presence-sync audit presence-sync.yaml --agent agent7@example.com --since 2h
@@ -40,6 +41,25 @@ def _flow_outcome(state: Any) -> Any:
     return result
 
 
+ShardOption = Annotated[
+    str | None,
+    typer.Option(
+        "--shard", metavar="I/N",
+        help="Sync shard I of N (e.g. 2/3): only its agents, under its own lease and cursors. Default: every agent.",
+    ),
+]
+
+
+def _shard(text: str | None) -> str | None:
+    """The --shard given, checked before any flow run starts (a clear error, not a failed run)."""
+    from presence_sync.engine import Shard, ShardError
+
+    try:
+        return None if text is None else str(Shard.parse(text))
+    except ShardError as error:
+        raise typer.BadParameter(str(error), param_hint="--shard") from None
+
+
 def sync(
     config: ConfigArgument,
     seconds: Annotated[
@@ -54,6 +74,7 @@ def sync(
             "contact center); run onboard next to link the agents again.",
         ),
     ] = False,
+    shard: ShardOption = None,
 ) -> None:
     """Run the sync loop in the foreground for one window (the same flow the sync deployment runs).
 
@@ -62,6 +83,7 @@ def sync(
     """
     from presence_sync.models.config import load_config
 
+    shard = _shard(shard)
     loaded = load_config(config)
     settings = loaded.sync  # a config mistake is reported here, before any flow run starts
     if reset_store:
@@ -91,7 +113,7 @@ def sync(
 
         with watch_ticks(show):
             try:
-                state = asyncio.run(sync_flow(str(config), seconds=length, return_state=True))  # type: ignore[call-overload]
+                state = asyncio.run(sync_flow(str(config), seconds=length, shard=shard, return_state=True))  # type: ignore[call-overload]
             except KeyboardInterrupt:  # a second Ctrl+C: stopped at once; the lease expires on its own
                 console.print("stopped at once; the sync lease expires within its lifetime, nothing decided is lost")
                 raise typer.Exit(130) from None
@@ -122,10 +144,15 @@ def reconcile(
     wait: Annotated[
         float, typer.Option("--wait", min=1, help="Seconds to wait for a running sync window to do the pass.")
     ] = 120.0,
+    shard: Annotated[
+        str | None,
+        typer.Option("--shard", metavar="I/N", help="Reconcile shard I of N only. Default: every shard syncing now."),
+    ] = None,
 ) -> None:
     """Compare both systems in full with the rule and repair drift; list what was repaired."""
     from presence_sync.models.config import load_config
 
+    shard = _shard(shard)
     load_config(config)
     from presence_sync.cli.prefect_api import use_prefect_api
 
@@ -133,7 +160,7 @@ def reconcile(
     from presence_sync.flows.reconcile import reconcile as reconcile_flow
 
     with console.status("reconciling both systems with the rule"):
-        state = asyncio.run(reconcile_flow(str(config), wait, return_state=True))  # type: ignore[call-overload]
+        state = asyncio.run(reconcile_flow(str(config), wait, shard, return_state=True))  # type: ignore[call-overload]
     print_reconcile(_flow_outcome(state))
 
 
@@ -167,11 +194,13 @@ def status(config: ConfigArgument) -> None:
 def print_status(report: StatusReport) -> None:
     from presence_sync.tasks.sync.summary import DIRECTION_LABELS
 
-    running = (
-        f"[green]running[/] ({report.lease_holder}, lease until {report.lease_expires_at:%H:%M:%S} UTC)"
-        if report.running
-        else "[yellow]not running[/] (no run holds the sync lease)"
-    )
+    held = sum(1 for row in report.shards if row.activity.running)
+    if report.sharded and report.running:
+        running = f"[green]running[/] ({held} shard lease{'' if held == 1 else 's'} held; see Shards)"
+    elif report.running:
+        running = f"[green]running[/] ({report.lease_holder}, lease until {report.lease_expires_at:%H:%M:%S} UTC)"
+    else:
+        running = "[yellow]not running[/] (no run holds the sync lease)"
     console.print(f"sync: {running}")
     console.print(f"agents linked: {report.agents_linked}")
     if report.coverage is not None and report.coverage.problem is not None:
@@ -193,6 +222,8 @@ def print_status(report: StatusReport) -> None:
             "-" if lag.last_decision_at is None else f"{lag.last_decision_at:%Y-%m-%d %H:%M:%S}",
         )
     console.print(lags)
+    if report.shards:
+        console.print(shards_table(report))
     counts = report.write_counts
     console.print(
         f"writes: {counts.get('pending', 0)} in flight, {counts.get('failed', 0)} failed, "
@@ -227,6 +258,29 @@ def print_status(report: StatusReport) -> None:
             f"({consoles.connected_consoles} connections); {poll} (read {consoles.read_at})"
         )
     console.print("cursors: " + ", ".join(f"{name} {value or '-'}" for name, value in report.cursors.items()))
+
+
+def shards_table(report: StatusReport) -> Table:
+    """One row per shard (the unsharded sync is shard 1/1): its lease holder, lag and last tick."""
+    from presence_sync.tasks.sync.summary import DIRECTION_LABELS, DIRECTIONS
+
+    lag_columns = (f"lag p95 {DIRECTION_LABELS[d]}" for d in DIRECTIONS)
+    table = report_table(
+        "shard", "lease holder", *lag_columns, "last tick (UTC)", whole("agents"), title="Shards (lag: 15 min)"
+    )
+    for row in report.shards:
+        shard = row.activity
+        if shard.running:
+            holder = Text(f"{shard.holder}\nuntil {shard.expires_at:%H:%M:%S}")
+        else:
+            last = f"\n(last: {shard.last_holder})" if shard.last_holder else ""
+            holder = Text(shard.lease_state + last, style="yellow" if shard.lease_state == "expired" else "dim")
+        table.add_row(
+            str(shard.shard), holder, *(_seconds(row.lag_p95_seconds[d]) for d in DIRECTIONS),
+            "-" if shard.last_tick_at is None else f"{shard.last_tick_at:%Y-%m-%d %H:%M:%S}",
+            "-" if shard.agents is None else str(shard.agents),
+        )
+    return table
 
 
 def audit(

@@ -15,6 +15,7 @@ typed values (the connectors turn API records into them), never raw JSON. A sync
     store.sync.commit_tick(agents=[agent_row(a, memory[a]) for a in decision.memory | changed], audit=..., ...)
 
 `reconcile` takes a full read of both systems as observations and heals drift the same way.
+`Shard` (shards.py) is the stable rule that splits the agents over several sync runs.
 """
 
 from presence_sync.engine.audit import AuditRecord, Direction, Outcome
@@ -35,6 +36,7 @@ from presence_sync.engine.messages import UNKNOWN_SINCE, Decision, Observation, 
 from presence_sync.engine.policy import ConflictPolicy, SyncPolicy
 from presence_sync.engine.rule import AgentLink, Resolution, Rule, RuleBook
 from presence_sync.engine.schedule import WakeQueue
+from presence_sync.engine.shards import Shard, ShardError, shard_of
 from presence_sync.engine.states import (
     ACD_SYNTAX,
     PREVIOUS_STATE,
@@ -78,6 +80,8 @@ __all__ = [
     "Outcome",
     "PreviousState",
     "Resolution",
+    "Shard",
+    "ShardError",
     "Rule",
     "RuleBook",
     "RuleError",

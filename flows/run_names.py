@@ -36,13 +36,14 @@ def refresh_users_run_name() -> str:
 
 
 def sync_run_name() -> str:
-    """`sync-<window start>`, e.g. `sync-2026-12-04T12:50:03Z` (scheduled start, else now; UTC)."""
+    """`sync-<window start>`, e.g. `sync-2026-12-04T12:50:03Z` (scheduled start, else now; UTC); a shard's
+    says which: `sync 2/3-2026-12-04T12:50:03Z`."""
     start = flow_run.scheduled_start_time or datetime.now(UTC)
-    return f"sync-{start.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
+    return f"sync{_shard()}-{start.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
 
 
 def reconcile_run_name() -> str:
-    return f"reconcile-{center_name(_parameter('config_path'))}"
+    return f"reconcile{_shard()}-{center_name(_parameter('config_path'))}"
 
 
 def validate_run_name() -> str:
@@ -55,6 +56,12 @@ def demo_run_name() -> str:
 
 def _parameter(name: str) -> Any:
     return (flow_run.parameters or {}).get(name) or ""
+
+
+def _shard() -> str:
+    """" 2/3" for a shard's run; "" for the unsharded sync (and a shard the flow will refuse anyway)."""
+    text = str(_parameter("shard")).strip()
+    return f" {text.replace(' ', '')}" if text and text.replace(" ", "") != "1/1" else ""
 
 
 def _with_plan(name: str) -> str:

@@ -7,6 +7,7 @@ sync the same agents at once. Artifacts: one summary per window, one per kind of
 
     state = await sync("presence-sync.yaml", seconds=30, return_state=True)
     state.message          # "28 ticks, 14 changes seen, 9 writes; the window is over"
+    await sync("presence-sync.yaml", shard="2/3")   # shard 2 of 3: its agents, its own lease and cursors
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from prefect.runtime import flow_run
 from prefect.states import Cancelled, Completed, Failed, State
 
 from presence_sync.connectors import ConnectorError
-from presence_sync.engine import EngineError
+from presence_sync.engine import EngineError, Shard
 from presence_sync.flows.run_names import sync_run_name
 from presence_sync.models.config import ConfigError, load_config
 from presence_sync.models.secrets import preload_prefect_secrets
@@ -44,6 +45,7 @@ async def sync(
     window_minutes: float | None = None,
     seconds: float | None = None,
     interval_seconds: float | None = None,
+    shard: str | None = None,
 ) -> State[Any]:
     """Run one sync window: tick every `interval_seconds` until the window is over, then return.
 
@@ -55,10 +57,13 @@ async def sync(
         window_minutes: How long this run syncs (default: the config's sync.window_minutes).
         seconds: The window in seconds instead (takes precedence; for short foreground runs).
         interval_seconds: Seconds between ticks (default: the config's sync.interval_seconds).
+        shard: This run's shard, "i/n" (e.g. "2/3"): it syncs only its agents, under its own lease and
+            cursors; a deployment per shard runs them side by side. None (or "1/1"): every agent.
     """
     wake = Wake()
     with stop_on_signals(wake):
         try:
+            only = Shard.parse(shard)
             config = load_config(config_path)
             preload_prefect_secrets(config)
             length = seconds if seconds is not None else 60 * (window_minutes or config.sync.window_minutes)
@@ -70,6 +75,7 @@ async def sync(
                     holder=holder,
                     run_id=holder,
                     interval_seconds=interval_seconds,
+                    shard=only,
                     on_anomaly=publish_anomaly,
                     wake=wake,
                 )

@@ -20,10 +20,11 @@ from prefect.states import State
 from prefect.tasks import exponential_backoff
 
 from presence_sync.connectors import is_transient
+from presence_sync.engine.shards import Shard
 from presence_sync.tasks.context import Context
 from presence_sync.tasks.sync.runner import ReconcileReport
 from presence_sync.tasks.sync.summary import Anomaly
-from presence_sync.tasks.sync.window import RECONCILE_WAIT_SECONDS, WindowResult, run_reconcile
+from presence_sync.tasks.sync.window import RECONCILE_WAIT_SECONDS, WindowResult, reconcile_shards
 
 WINDOW_ARTIFACT_KEY = "sync-window"
 RECONCILE_ARTIFACT_KEY = "reconcile"
@@ -81,7 +82,9 @@ def _cell(value: Any) -> str:
     retry_condition_fn=_retry_transient,
 )
 async def reconcile_pass(
-    ctx: Context, holder: str, run_id: str | None, wait_seconds: float = RECONCILE_WAIT_SECONDS
+    ctx: Context, holder: str, run_id: str | None, wait_seconds: float = RECONCILE_WAIT_SECONDS,
+    shard: Shard | None = None,
 ) -> ReconcileReport:
-    """One reconcile pass (by this run, or by the sync window holding the lease)."""
-    return await run_reconcile(ctx, holder=holder, run_id=run_id, wait_seconds=wait_seconds)
+    """One reconcile pass per shard (by this run, or by the sync window holding the shard's lease);
+    `shard` None: every shard syncing now (`reconcile_shards`)."""
+    return await reconcile_shards(ctx, holder=holder, run_id=run_id, wait_seconds=wait_seconds, shard=shard)

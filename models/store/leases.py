@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, Update, and_, case, literal, not_, null, or_, select, update
 
 from presence_sync.models.store.errors import LeaseLostError
-from presence_sync.models.store.part import StorePart, table_of
+from presence_sync.models.store.part import StorePart, name_family, table_of
 from presence_sync.models.store.tables import SyncLease
 
 # A released lease expires at the epoch: free for the next holder, fencing token kept.
@@ -133,6 +133,12 @@ class Leases(StorePart):
                 .where(c.name == name, c.next_holder == holder)
                 .values(next_holder=null(), next_until=null())
             )
+
+    def family(self, base: str) -> list[SyncLease]:
+        """The lease ``base`` and every ``base:<suffix>`` lease (e.g. the sync's shards,
+        ``sync:1/2``), held or not, by name."""
+        stmt = select(SyncLease).where(name_family(table_of(SyncLease).c.name, base))
+        return sorted(self._models(stmt), key=lambda lease: lease.name)
 
     def get(self, name: str) -> SyncLease | None:
         """The lease row ``name`` (its holder, token and expiry), or None if never taken."""

@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Insert, Select, Table
+from sqlalchemy import Column, ColumnElement, Connection, Engine, Insert, Select, Table, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel
 
@@ -28,6 +28,12 @@ def utc_now() -> datetime:
 def table_of(model: type[SQLModel]) -> Table:
     """The SQLAlchemy table of a SQLModel table class."""
     return model.__table__  # type: ignore[attr-defined, no-any-return]
+
+
+def name_family(column: Column[str], base: str) -> ColumnElement[bool]:
+    """``column`` is ``base`` or ``base:<anything>`` (a shard's lease or cursor, e.g. ``sync:2/3``)."""
+    escaped = base.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return or_(column == base, column.like(f"{escaped}:%", escape="\\"))
 
 
 def check_limit(limit: int) -> None:

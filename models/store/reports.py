@@ -52,6 +52,18 @@ class Reports(StorePart):
         with self._read() as conn:
             return [float(value) for value in conn.execute(stmt.order_by(table.c.at.desc()).limit(limit)).scalars()]
 
+    def echo_latencies_by_agent(
+        self, direction: str, since: datetime, limit: int = 1000
+    ) -> list[tuple[int, float]]:
+        """Like ``echo_latencies``, with each echo's agent: (agent id, ms), newest first (to split the
+        lag by shard of agents, which SQL can't compute)."""
+        check_limit(limit)
+        table = table_of(Audit)
+        stmt = select(table.c.agent_id, table.c.latency_ms).where(*_timed_echoes(direction, since))
+        with self._read() as conn:
+            rows = conn.execute(stmt.order_by(table.c.at.desc()).limit(limit))
+            return [(int(agent_id), float(latency)) for agent_id, latency in rows]
+
     def count_echoes(self, direction: str, since: datetime) -> int:
         """How many of our writes of one direction showed on the other side from ``since`` on (their echoes,
         initial alignments included; only echoes of human changes are timed)."""

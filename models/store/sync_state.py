@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Column, bindparam, delete, select
 
 from presence_sync.models.store.leases import Lease, fence
-from presence_sync.models.store.part import StorePart, table_of
+from presence_sync.models.store.part import StorePart, name_family, table_of
 from presence_sync.models.store.rows import AgentStateRow, AuditRow
 from presence_sync.models.store.tables import (
     AgentState,
@@ -128,6 +128,13 @@ class SyncState(StorePart):
         stmt = select(table.c.value).where(table.c.name == name)
         with self._read() as conn:
             return conn.execute(stmt).scalar_one_or_none()
+
+    def cursor_family(self, base: str) -> dict[str, str]:
+        """The cursor ``base`` and every shard's ``base:i/n``, by name (e.g. each shard's last tick)."""
+        table = table_of(Cursor)
+        stmt = select(table.c.name, table.c.value).where(name_family(table.c.name, base))
+        with self._read() as conn:
+            return {str(name): str(value) for name, value in conn.execute(stmt)}
 
     def seen_spells(self) -> set[str]:
         """Ids of the Salesforce spells already processed (kept until pruned)."""

@@ -80,6 +80,7 @@ from presence_sync.engine import (
 )
 from presence_sync.connectors.salesforce import COMPOSITE_LIMIT
 from presence_sync.engine.audit import describe
+from presence_sync.engine.shards import ALL, SYNC_LEASE, Shard
 from presence_sync.models.config import SyncSettings
 from presence_sync.models.store import ContactCenter, Lease, LeaseLostError, Store
 from presence_sync.tasks.context import Context
@@ -91,6 +92,7 @@ from presence_sync.tasks.sync.record import agent_row, audit_rows
 from presence_sync.tasks.sync.rulebook import load_rulebook
 from presence_sync.tasks.sync.sessions import join_sessions_ahead
 from presence_sync.tasks.sync.setup_watch import SetupWatch
+from presence_sync.tasks.sync.shard_state import LAST_TICK_CURSOR, last_tick_value, other_count_holders
 from presence_sync.tasks.sync.sources import (
     CXONE_CURSOR,
     SALESFORCE_CURSOR,
@@ -106,7 +108,7 @@ logger = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 AnomalyHook = Callable[[Anomaly], Awaitable[None]]
 
-LEASE_NAME = "sync"
+LEASE_NAME = SYNC_LEASE  # the unsharded sync's; shard i/n holds "sync:i/n" (engine/shards.py)
 MIN_LEASE_TTL_SECONDS = 15.0
 API_USAGE_CURSOR = "salesforce-api-usage"
 REJECTED_RECORDS_CURSOR = "rejected-records"  # {"CXone": n, "Salesforce": n, "last": problem}: for status
@@ -147,9 +149,12 @@ class SyncSetup:
     targets: WriteTargets
 
 
-async def load_setup(ctx: Context) -> SyncSetup:
-    """Links and rules from the store, team codes from CXone, status ids from Salesforce (one read each)."""
-    stored_links = await asyncio.to_thread(ctx.store.setup.load_links)
+async def load_setup(ctx: Context, shard: Shard = ALL) -> SyncSetup:
+    """Links (of `shard`'s agents) and rules from the store, team codes from CXone, status ids from
+    Salesforce (one read each)."""
+    stored_links = [
+        link for link in await asyncio.to_thread(ctx.store.setup.load_links) if shard.owns(link.cxone_agent_id)
+    ]
     rulebook = await asyncio.to_thread(load_rulebook, ctx.store)
     team_ids = sorted({link.team_id for link in stored_links if link.team_id is not None})
     team_codes, statuses = await asyncio.gather(
@@ -268,6 +273,9 @@ class SyncRunner:
     `write_wait_seconds` is how long a tick waits for the writes it handed to the appliers
     (default 0: they are wholly the background's, and the next tick folds their results in, so a
     burst of writes never holds up polling; reconcile and `close` still wait for theirs).
+    `shard` (default: every agent) limits the runner to that shard's agents, under the shard's own
+    lease and cursor names (`Shard.lease_name`, `Shard.cursor`); `_guard_shard` enforces it on every
+    save and write.
     """
 
     def __init__(
@@ -276,7 +284,7 @@ class SyncRunner:
         *,
         holder: str,
         run_id: str | None = None,
-        lease_name: str = LEASE_NAME,
+        shard: Shard = ALL,
         clock: Clock = utc_now,
         on_anomaly: AnomalyHook | None = None,
         interval_seconds: float | None = None,
@@ -291,7 +299,9 @@ class SyncRunner:
         self.policy = sync_policy(self.settings)
         self.holder = holder
         self.run_id = run_id or holder
-        self.lease_name = lease_name
+        self.shard = shard
+        self.lease_name = shard.lease_name
+        self.blocked_by: list[str] = []  # runs of another shard count that kept this one from its lease
         self.clock = clock
         self.on_anomaly = on_anomaly
         self.lease_ttl = lease_ttl_seconds(self.interval_seconds)
@@ -323,13 +333,22 @@ class SyncRunner:
 
     async def acquire(self, queue: bool = True) -> bool:
         """Take the lease if it is free, expired or handed to this run, and load the state to sync from;
-        False while held elsewhere (with `queue`, this run is then next: the holder's release hands it over).
+        False while held elsewhere (with `queue`, this run is then next: the holder's release hands it
+        over), or while a run of another shard count holds a lease (its agents overlap this shard's).
+
+        The other counts are checked before and again after taking the lease: of two runs racing, the
+        later sees the earlier and backs off, so two counts never sync at once (`blocked_by` says who).
         """
+        if await self._other_counts_syncing():
+            return False
         lease = await asyncio.to_thread(
             partial(self.store.leases.acquire, queue=queue),
             self.lease_name, self.holder, self.lease_ttl, self.clock(),
         )
         if lease is None:
+            return False
+        if await self._other_counts_syncing():
+            await asyncio.to_thread(self.store.leases.release, lease)
             return False
         self.lease = lease
         try:
@@ -338,6 +357,10 @@ class SyncRunner:
             await self.release()
             raise
         return True
+
+    async def _other_counts_syncing(self) -> bool:
+        self.blocked_by = await asyncio.to_thread(other_count_holders, self.store, self.shard, self.clock())
+        return bool(self.blocked_by)
 
     async def release(self) -> None:
         appliers, self._appliers = self._appliers, {}
@@ -380,7 +403,8 @@ class SyncRunner:
         self.stats.ticks += 1
         self._fold_results()
         batches = await self._poll(now)
-        observations = [o for _, polled in batches for o in polled.observations]
+        # Every shard reads the whole poll page; each decides for its own agents only.
+        observations = [o for _, polled in batches for o in polled.observations if self.shard.owns(o.agent_id)]
         self.stats.observed(observations)
         due = self._wake.pop_due(now)
         decision = decide(setup.rulebook, setup.links, self.memory, observations, now, self.policy, due_agents=due)
@@ -393,6 +417,7 @@ class SyncRunner:
         for _, polled in batches:
             self._pending.cursors.update(polled.cursors)
             self._pending.seen_keys.extend(polled.seen_keys)
+        self._pending.cursors[LAST_TICK_CURSOR] = last_tick_value(now, self.holder, len(setup.links))
         await self._commit()
         for source, polled in batches:
             source.committed(polled)
@@ -453,6 +478,7 @@ class SyncRunner:
 
     def _submit(self, writes: list[Write]) -> None:
         """Hand the writes (already saved as in flight) to their system's applier."""
+        self._guard_shard((write.agent_id for write in writes), "a write")
         for side, applier in self._appliers.items():
             applier.submit(write for write in writes if write.side is side)
 
@@ -522,7 +548,7 @@ class SyncRunner:
         report = ReconcileReport(
             agents_checked=len({o.agent_id for o in snapshot}),
             drift_seen=sum(1 for r in decision.audit if r.observed_at is not None),
-            held_by=self.holder,
+            held_by=f"{self.holder} (shard {self.shard})" if self.shard.sharded else self.holder,
         )
         self._take(decision.memory, decision.audit)
         self._pending.seen_keys.extend(spell.id for spell in spells.records if spell.user_id in setup.agents_by_user)
@@ -550,7 +576,7 @@ class SyncRunner:
 
     async def reconcile_if_requested(self) -> ReconcileReport | None:
         """Run the pass a reconcile run asked for while this run held the lease (one cheap read per call)."""
-        request = await asyncio.to_thread(self.store.sync.get_cursor, RECONCILE_REQUEST_CURSOR)
+        request = await asyncio.to_thread(self.store.sync.get_cursor, self.shard.cursor(RECONCILE_REQUEST_CURSOR))
         if request is None or request == self._reconciled_request:
             return None
         return await self.reconcile(request)
@@ -574,7 +600,7 @@ class SyncRunner:
     async def _reload_setup(self) -> SyncSetup:
         """Onboarding or refresh-users changed rules, assignments or links: sync by them from now on,
         and reconcile, so that every agent is synced by the rule it has now."""
-        setup = self.setup = await load_setup(self.ctx)
+        setup = self.setup = await load_setup(self.ctx, self.shard)
         for source in self._sources:
             if isinstance(source, SalesforcePollSource):
                 source.agents_by_user = setup.agents_by_user
@@ -585,10 +611,12 @@ class SyncRunner:
     async def _load(self) -> None:
         """Everything a holder starts from, read once, after the lease is ours."""
         await self._setup_watch.start(self.clock())
-        setup = self.setup = await load_setup(self.ctx)
+        setup = self.setup = await load_setup(self.ctx, self.shard)
         await claim_store(self.ctx)
         store = self.store.sync
-        raw_memory = await asyncio.to_thread(store.load_agent_memory)
+        # A shard reads its own agents' memory only; memory is per agent, so a new shard count carries it over.
+        own_agents = list(setup.links) if self.shard.sharded else None
+        raw_memory = await asyncio.to_thread(store.load_agent_memory, own_agents)
         for agent_id, data in raw_memory.items():
             try:
                 self.memory[agent_id] = AgentMemory.from_json(data)
@@ -608,18 +636,19 @@ class SyncRunner:
             ),
         }
         await asyncio.to_thread(store.prune_seen_spells, self.clock() - SEEN_SPELLS_KEPT)
+        cursor = self.shard.cursor
         cx_cursor, sf_cursor, seen, done, sessions, rejected, console_cursor = await asyncio.gather(
-            asyncio.to_thread(store.get_cursor, CXONE_CURSOR),
-            asyncio.to_thread(store.get_cursor, SALESFORCE_CURSOR),
+            asyncio.to_thread(store.get_cursor, cursor(CXONE_CURSOR)),
+            asyncio.to_thread(store.get_cursor, cursor(SALESFORCE_CURSOR)),
             asyncio.to_thread(store.seen_spells),
-            asyncio.to_thread(store.get_cursor, RECONCILE_DONE_CURSOR),
+            asyncio.to_thread(store.get_cursor, cursor(RECONCILE_DONE_CURSOR)),
             asyncio.to_thread(store.cxone_sessions),
-            asyncio.to_thread(store.get_cursor, REJECTED_RECORDS_CURSOR),
-            asyncio.to_thread(store.get_cursor, CONSOLE_CURSOR),
+            asyncio.to_thread(store.get_cursor, cursor(REJECTED_RECORDS_CURSOR)),
+            asyncio.to_thread(store.get_cursor, cursor(CONSOLE_CURSOR)),
         )
         self._rejected = rejected_records(rejected)
         # The last window's agent sessions: its successor's first write to an agent needs no join.
-        self.ctx.cxone.adopt_sessions(sessions)
+        self.ctx.cxone.adopt_sessions({a: s for a, s in sessions.items() if self.shard.owns(a)})
         # The others are joined now, in the background: a burst then costs one request per agent.
         self._joining = join_sessions_ahead(
             self.ctx.cxone,
@@ -673,15 +702,16 @@ class SyncRunner:
             await self._anomaly(record.outcome.value.replace("_", "-"), f"agent {record.agent_id}: {record.reason}")
 
     async def _commit(self) -> None:
-        """Save the pending outcome in one transaction, fenced by the lease."""
+        """Save the pending outcome in one transaction, fenced by the lease; cursors under this shard's names."""
         pending, self._pending = self._pending, _Pending()
         pending.sessions.update(self.ctx.cxone.session_changes())
+        self._guard_shard([*pending.agents, *(record.agent_id for record in pending.audit)], "a save")
         try:
             await asyncio.to_thread(
                 self.store.sync.commit_tick,
                 agents=[agent_row(agent_id, self.memory[agent_id]) for agent_id in sorted(pending.agents)],
                 audit=audit_rows(pending.audit, self.run_id),
-                cursors=pending.cursors,
+                cursors={self.shard.cursor(name): value for name, value in pending.cursors.items()},
                 seen_spells=pending.seen_keys,
                 cxone_sessions=pending.sessions,
                 lease=self.lease,
@@ -689,6 +719,21 @@ class SyncRunner:
         except LeaseLostError:
             self.lease = None
             raise
+
+    def _guard_shard(self, agent_ids: Iterable[int], what: str) -> None:
+        """The last line between shards: nothing of another shard's agent is saved or written, whatever
+        filtered (or failed to filter) before. Raises `ForeignAgentError`, which ends the window."""
+        if not self.shard.sharded:
+            return
+        foreign = sorted({agent_id for agent_id in agent_ids if not self.shard.owns(agent_id)})
+        if foreign:
+            message = (
+                f"shard {self.shard} ({self.holder}) was about to make {what} for agents of other shards "
+                f"({', '.join(map(str, foreign[:10]))}); refused, nothing of them was saved or written"
+            )
+            logger.error("presence-sync foreign-agent: %s", message)
+            self.stats.anomalies.append(Anomaly("foreign-agent", message))
+            raise ForeignAgentError(message)
 
     async def _renew(self, now: datetime) -> None:
         if self.lease is None:
@@ -730,6 +775,10 @@ class SyncRunner:
         return self.setup
 
 
+class ForeignAgentError(RuntimeError):
+    """A shard's run was about to save or write another shard's agent (a bug: the window stops)."""
+
+
 def rejected_records(saved: str | None) -> dict[str, int]:
     """Malformed records skipped so far, by system, from the saved `REJECTED_RECORDS_CURSOR`."""
     if not saved:
@@ -760,6 +809,7 @@ __all__ = [
     "RECONCILE_REPORT_CURSOR",
     "RECONCILE_REQUEST_CURSOR",
     "REJECTED_RECORDS_CURSOR",
+    "ForeignAgentError",
     "ReconcileReport",
     "claim_store",
     "Repair",

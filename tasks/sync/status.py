@@ -1,6 +1,6 @@
 """What `presence-sync status` and `presence-sync audit` show, read from the state store alone.
 
-    report = read_status(store)                   # links, lease holder, lag, writes, API budget, consoles
+    report = read_status(store)                   # links, lease holder, lag, writes, API budget, consoles, shards
     rows = read_audit(store, agent="agent7@example.com", since=parse_since("2h"))
 """
 
@@ -10,14 +10,17 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from datetime import UTC, datetime, timedelta
 
 from presence_sync.engine import AgentLink as EngineLink
 from presence_sync.engine import Direction
+from presence_sync.engine.shards import ALL, Shard
 from presence_sync.models.store import AgentLink, AgentWrite, Audit, Store, WriteStatus
 from presence_sync.tasks.sync.console_channel import CONSOLE_STATUS_CURSOR
-from presence_sync.tasks.sync.runner import API_USAGE_CURSOR, LEASE_NAME, REJECTED_RECORDS_CURSOR, rejected_records
+from presence_sync.tasks.sync.runner import API_USAGE_CURSOR, REJECTED_RECORDS_CURSOR, rejected_records
 from presence_sync.tasks.sync.rulebook import StoredRuleError, load_rulebook
+from presence_sync.tasks.sync.shard_state import ShardActivity, shard_activity
 from presence_sync.tasks.sync.sources import CXONE_CURSOR, SALESFORCE_CURSOR
 from presence_sync.tasks.sync.summary import DIRECTIONS, percentile
 
@@ -93,6 +96,14 @@ def rule_coverage(store: Store) -> RuleCoverage:
     return RuleCoverage(per_rule, without[:SHOWN_WITHOUT_RULE], len(without))
 
 
+@dataclass(frozen=True)
+class ShardStatus:
+    """One shard's row: its lease and last tick, and the lag of its agents' changes (`LAG_WINDOW`)."""
+
+    activity: ShardActivity
+    lag_p95_seconds: dict[Direction, float | None]
+
+
 @dataclass
 class StatusReport:
     agents_linked: int
@@ -106,10 +117,15 @@ class StatusReport:
     rejected_records: dict[str, int] = field(default_factory=dict)  # malformed API records skipped, by system
     consoles: ConsoleReport | None = None  # None: platform events, or no tick with the gateway yet
     coverage: RuleCoverage | None = None
+    shards: list[ShardStatus] = field(default_factory=list)  # every shard with a lease or a tick, unsharded too
 
     @property
     def running(self) -> bool:
         return self.lease_holder is not None
+
+    @property
+    def sharded(self) -> bool:
+        return any(row.activity.shard.sharded for row in self.shards)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,23 +145,54 @@ class SyncActivity:
         return self.holder is not None or self.successor is not None
 
 
-def sync_activity(store: Store, now: datetime | None = None) -> SyncActivity:
-    """Whether a sync window holds the lease right now (every running window renews it each tick) or is taking it over."""
-    lease = store.leases.get(LEASE_NAME)
-    if lease is None:
-        return SyncActivity(None)
+def sync_activity(store: Store, now: datetime | None = None, agent_id: int | None = None) -> SyncActivity:
+    """Whether a sync window holds a lease right now (every running window renews it each tick) or is
+    taking one over: any shard's, or with `agent_id` the lease of a shard that owns the agent (of
+    whichever shard count the store's leases and ticks show)."""
     now = now or datetime.now(UTC)
-    if lease.expires_at > now:
-        return SyncActivity(lease.holder)
-    waiting = lease.next_holder is not None and lease.next_until is not None and lease.next_until > now
-    return SyncActivity(None, lease.holder, lease.next_holder if waiting else None)
+    shards = [a for a in shard_activity(store, now) if agent_id is None or a.shard.owns(agent_id)]
+    holding = next((a for a in shards if a.running), None)
+    if holding is not None:
+        return SyncActivity(holding.holder)
+    for activity in shards:  # free for a moment, with the next window registered to take it over
+        lease = store.leases.get(activity.shard.lease_name)
+        if lease is not None and lease.next_holder is not None and lease.next_until is not None and lease.next_until > now:
+            return SyncActivity(None, lease.holder, lease.next_holder)
+    ended = sorted((a for a in shards if a.last_holder), key=lambda a: a.last_tick_at or datetime.min.replace(tzinfo=UTC))
+    return SyncActivity(None, ended[-1].last_holder if ended else None)
+
+
+def shard_statuses(store: Store, now: datetime) -> list[ShardStatus]:
+    """Every shard's row, the lag split by shard of the newest echoes' agents."""
+    activities = shard_activity(store, now)
+    samples = {
+        direction: store.reports.echo_latencies_by_agent(
+            direction.value, now - LAG_WINDOW, LAG_SAMPLES * max(1, len(activities))
+        )
+        for direction in DIRECTIONS
+    }
+    rows = []
+    for activity in activities:
+        lag = {
+            direction: percentile(sorted(ms / 1000 for agent, ms in pairs if activity.shard.owns(agent))[:LAG_SAMPLES], 95)
+            for direction, pairs in samples.items()
+        }
+        rows.append(ShardStatus(activity, lag))
+    return rows
+
+
+def _shard_cursors(store: Store, name: str, shards: list[Shard]) -> list[dict[str, Any]]:
+    """A per-shard JSON cursor (API usage, console status) of every shard that saved one."""
+    saved = [store.sync.get_cursor(shard.cursor(name)) for shard in shards]
+    return [json.loads(text) for text in saved if text is not None]
 
 
 def read_status(store: Store, now: datetime | None = None) -> StatusReport:
-    """The sync's state as the store knows it (a few queries, however many agents)."""
+    """The sync's state as the store knows it (a few queries per shard, however many agents)."""
     now = now or datetime.now(UTC)
-    lease = store.leases.get(LEASE_NAME)
-    held = lease is not None and lease.expires_at > now
+    shards = shard_statuses(store, now)
+    known = [row.activity.shard for row in shards] or [ALL]
+    holders = [row.activity for row in shards if row.activity.running]
     lags = []
     for direction in DIRECTIONS:
         since = now - LAG_WINDOW
@@ -157,31 +204,45 @@ def read_status(store: Store, now: datetime | None = None) -> StatusReport:
         *store.reports.list_writes(WriteStatus.FAILED, limit=SHOWN_FAILURES),
         *store.reports.list_writes(WriteStatus.GAVE_UP, limit=SHOWN_FAILURES),
     ]
-    usage = store.sync.get_cursor(API_USAGE_CURSOR)
+    # Every shard reads the one org's API usage: the newest reading is the org's.
+    usages = sorted(_shard_cursors(store, API_USAGE_CURSOR, known), key=lambda data: str(data["at"]))
     budget = None
-    if usage is not None:
-        data = json.loads(usage)
+    if usages:
+        data = usages[-1]
         budget = ApiBudget(int(data["used"]), int(data["limit"]), float(data["poll_interval_seconds"]), str(data["at"]))
-    console_status = store.sync.get_cursor(CONSOLE_STATUS_CURSOR)
-    consoles = None
-    if console_status is not None:
-        data = json.loads(console_status)
-        consoles = ConsoleReport(
-            int(data["connected_agents"]), int(data["linked_agents"]), int(data["connected_consoles"]),
-            bool(data["poll_relaxed"]), float(data["relaxed_poll_factor"]), int(data["polls_saved"]), str(data["at"]),
-        )
+    rejected: dict[str, int] = {}
+    for shard in known:
+        for system, count in rejected_records(store.sync.get_cursor(shard.cursor(REJECTED_RECORDS_CURSOR))).items():
+            rejected[system] = rejected.get(system, 0) + count
     return StatusReport(
         agents_linked=store.setup.count_links(),
-        lease_holder=lease.holder if held and lease is not None else None,
-        lease_expires_at=lease.expires_at if held and lease is not None else None,
-        cursors={name: store.sync.get_cursor(name) for name in (CXONE_CURSOR, SALESFORCE_CURSOR)},
+        lease_holder=", ".join(str(a.holder) for a in holders) or None,
+        lease_expires_at=min((a.expires_at for a in holders if a.expires_at is not None), default=None),
+        cursors={
+            shard.cursor(name): store.sync.get_cursor(shard.cursor(name))
+            for shard in known for name in (CXONE_CURSOR, SALESFORCE_CURSOR)
+        },
         lags=lags,
         write_counts=store.reports.write_counts(),
         failures=failures[:SHOWN_FAILURES],
         budget=budget,
-        rejected_records=rejected_records(store.sync.get_cursor(REJECTED_RECORDS_CURSOR)),
-        consoles=consoles,
+        rejected_records=rejected,
+        consoles=_consoles(_shard_cursors(store, CONSOLE_STATUS_CURSOR, known)),
         coverage=rule_coverage(store),
+        shards=shards,
+    )
+
+
+def _consoles(saved: list[dict[str, Any]]) -> ConsoleReport | None:
+    """The console channel over all shards: each reports its own agents' consoles, and every connection
+    to the gateway (the same count in each)."""
+    if not saved:
+        return None
+    return ConsoleReport(
+        sum(int(d["connected_agents"]) for d in saved), sum(int(d["linked_agents"]) for d in saved),
+        max(int(d["connected_consoles"]) for d in saved), all(bool(d["poll_relaxed"]) for d in saved),
+        float(saved[0]["relaxed_poll_factor"]), sum(int(d["polls_saved"]) for d in saved),
+        max(str(d["at"]) for d in saved),
     )
 
 

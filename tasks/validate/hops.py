@@ -304,7 +304,7 @@ class HopRunner:
 
     async def _carrier_missing(self) -> Diagnosis | None:
         """Why nothing can carry a change across right now: the sync stopped, or the agent left CXone."""
-        activity = sync_activity(self.ctx.store)
+        activity = sync_activity(self.ctx.store, agent_id=self.link.cxone_agent_id)
         if not activity.running:  # windows hand the lease over without a gap: a free lease means stopped
             return sync_not_running(activity)
         if (await self.cx_watch.poll()).is_logged_out:

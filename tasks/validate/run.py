@@ -51,7 +51,7 @@ async def validate_agent(
     if resolved is None:
         return report
     link = resolved.link
-    activity = await sync_running(ctx.store)
+    activity = await sync_running(ctx.store, link.cxone_agent_id)
     if not activity.running:
         offer = "validate again with `--with-sync` (a sync window runs beside the validation); or "
         return _fail_preflight(report, sync_not_running(activity, offer))

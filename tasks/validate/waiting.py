@@ -40,9 +40,10 @@ async def wait_for(check: Check, timeout: float, poll: float, give_up: GiveUp | 
         await asyncio.sleep(poll)
 
 
-async def sync_running(store: Store) -> SyncActivity:
-    """Who syncs now: a window holding the lease, or one it was handed to (windows hand over without a gap)."""
-    return await asyncio.to_thread(sync_activity, store)
+async def sync_running(store: Store, agent_id: int | None = None) -> SyncActivity:
+    """Who syncs now (the agent, when given: its shard's run): a window holding the lease, or one it was
+    handed to (windows hand over without a gap)."""
+    return await asyncio.to_thread(sync_activity, store, None, agent_id)
 
 
 def sync_not_running(activity: SyncActivity, first_fix: str = "") -> Diagnosis:

@@ -83,12 +83,12 @@ def postgres_unreachable() -> str | None:
 
 
 @asynccontextmanager
-async def postgres_database() -> AsyncIterator[str]:
-    """A database of its own for one test, dropped afterwards; yields its libpq URL."""
+async def postgres_database(prefix: str = "ps_console") -> AsyncIterator[str]:
+    """A database of its own for one test (`<prefix>_<random>`), dropped afterwards; yields its libpq URL."""
     reason = postgres_unreachable()
     if reason:
         pytest.skip(reason)
-    name = f"ps_console_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = _libpq(PG_URL)
     async with await psycopg.AsyncConnection.connect(admin, autocommit=True) as conn:
         await conn.execute(f'CREATE DATABASE "{name}"')

@@ -132,10 +132,10 @@ class World:
         return Transports(*self.stack.transports())
 
     @asynccontextmanager
-    async def context(self, config_path: Path | None = None) -> AsyncIterator[Context]:
+    async def context(self, config_path: Path | None = None, transports: Transports | None = None) -> AsyncIterator[Context]:
         """Connectors whose retries do not wait, and the store (what `open_context` builds, test-fitted)."""
         config = load_config(config_path or self.config_path)
-        transports = self.transports()
+        transports = transports or self.transports()
         retry = RetryPolicy(sleep=no_wait)
         options = connector_options(config)
         store = open_store(config)
@@ -179,10 +179,17 @@ class World:
         raise AssertionError(f"the sync did not settle within {limit} ticks")
 
 
-async def onboarded_world(tmp_path: Path, agents: int = AGENTS, **stack_options: Any) -> World:
-    """A fresh demo center in the in-process emulators, onboarded (statuses, access, links, rule)."""
+async def onboarded_world(
+    tmp_path: Path, agents: int = AGENTS, store_url: str | None = None, **stack_options: Any
+) -> World:
+    """A fresh demo center in the in-process emulators, onboarded (statuses, access, links, rule);
+    its state store at `store_url` (default: SQLite beside the config)."""
     stack = EmulatorStack.in_process(agents=agents, **stack_options)
     config_path = await write_emulator_config(stack, tmp_path / "presence-sync.yaml")
+    if store_url is not None:
+        data = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        data["sync"]["store_url"] = store_url
+        config_path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     world = World(stack, config_path, SyncClock(stack))
     async with world.context() as ctx:
         report = await run_steps(ctx)

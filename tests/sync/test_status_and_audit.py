@@ -44,9 +44,16 @@ async def test_status_says_who_syncs_the_lag_each_way_the_writes_and_the_budget(
     assert status.write_counts["pending"] == 1  # agent 2's command, still waiting for its echo
     assert status.budget is not None and status.budget.limit == 5_000_000 and status.budget.used > 0
     assert status.cursors["cxone"] and status.cursors["salesforce"]
+    # The unsharded sync is one shard, 1/1: its row has the lease holder, the lag of all agents, the last tick.
+    [row] = status.shards
+    assert (str(row.activity.shard), row.activity.holder, row.activity.agents) == ("1/1", "window-7", AGENTS)
+    assert row.activity.last_tick_at is not None
+    assert row.lag_p95_seconds == {lag.direction: lag.p95_seconds for lag in status.lags}
 
     await runner.close()
-    assert not read_status(ctx.store, now=world.clock()).running
+    after = read_status(ctx.store, now=world.clock())
+    assert not after.running
+    assert [(r.activity.lease_state, r.activity.last_holder) for r in after.shards] == [("free", "window-7")]
 
 
 async def test_audit_tells_one_agents_story_in_order_by_id_or_email(world: World, ctx: Context) -> None:
@@ -89,6 +96,10 @@ async def test_the_status_and_audit_commands_print_tables_and_refuse_bad_input_p
     assert status.exit_code == 0, status.output
     assert f"agents linked: {AGENTS}" in status.output and "not running" in status.output
     assert "Salesforce API budget" in status.output
+    assert "Shards" in status.output and "1/1" in status.output and "free" in status.output
+
+    bad_shard = cli.invoke(app, ["sync", config, "--shard", "3/2"])
+    assert bad_shard.exit_code == 2 and "1/2 ... 2/2" in bad_shard.output and "Traceback" not in bad_shard.output
 
     audit = cli.invoke(app, ["audit", config, "--agent", "agent1@example.com", "--since", "1h"])
     assert audit.exit_code == 0, audit.output

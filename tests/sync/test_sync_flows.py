@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from presence_sync.cli.main import app
 from presence_sync.emulators.stack import EmulatorStack
+from presence_sync.engine import Shard
 from presence_sync.flows.reconcile import reconcile
 from presence_sync.flows.sync import sync
 from presence_sync.models.config import load_config, write_emulator_config
@@ -43,24 +44,36 @@ async def test_the_sync_flow_runs_a_short_window_and_publishes_its_summary(prefe
         assert all(world.sf(i) == "Available_for_Chats" for i in range(1, AGENTS + 1))
         assert "ticks" in (state.message or "")
 
-        world.pick_cx(1, "Unavailable", "Break")
+        # A shard's window (the shard count changes from 1 to 2): its agents' memory carries over.
+        sharded = await sync(str(world.config_path), seconds=1, interval_seconds=0.25, shard="2/2", return_state=True)
+        assert sharded.is_completed(), sharded.message
+        assert (await sharded.result()).shard == Shard(2, 2) and (sharded.message or "").startswith("shard 2/2: ")
+        assert world.writes() == Counter(salesforce=AGENTS)
+
+        world.pick_cx(1, "Unavailable", "Break")  # agent 1 is in shard 2/2; the reconcile covers both shards
         reconciled = await reconcile(str(world.config_path), return_state=True)
         assert reconciled.is_completed(), reconciled.message
         report = await reconciled.result()
         assert isinstance(report, ReconcileReport)
         assert [(r.target, r.result) for r in report.repairs] == [("On_Break", "ok")]
+        assert report.agents_checked == AGENTS and "(shard 1/2)" in report.held_by and "(shard 2/2)" in report.held_by
     # One markdown artifact per report, its table inside; runs named for what they do.
     assert await artifact_keys("sync-window", "sync-window-summary", "reconcile", "reconcile-summary") == {
         "sync-window", "reconcile"
     }
     async with get_client() as client:
-        window = (await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["sync-window"]))))[0]
-        repairs = (await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["reconcile"]))))[0]
-        names = [(await client.read_flow_run(s.state_details.flow_run_id)).name for s in (state, reconciled)]
+        # This test's own (other tests in this worker's Prefect API publish the same keys).
+        [window], [repairs] = [
+            [a for a in await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+             if a.flow_run_id == run.state_details.flow_run_id]
+            for key, run in (("sync-window", state), ("reconcile", reconciled))
+        ]
+        names = [(await client.read_flow_run(s.state_details.flow_run_id)).name for s in (state, reconciled, sharded)]
     assert window.type == "markdown" and "| writes (incl. retries) |" in window.data
     assert repairs.type == "markdown" and "| agent | system | was | set to | rule row | result |" in repairs.data
     assert re.fullmatch(r"sync-\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", names[0]), names
     assert names[1] == f"reconcile-{world.config_path.parent.name}", names
+    assert re.fullmatch(r"sync 2/2-\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", names[2]), names
 
 
 @pytest.mark.prefect
@@ -70,6 +83,8 @@ async def test_the_sync_flow_fails_plainly_on_a_config_mistake(prefect_harness: 
     state = await sync(str(broken), seconds=1, return_state=True)
     assert state.is_failed()
     assert "problem" in (state.message or "") and "Traceback" not in (state.message or "")
+    wrong_shard = await sync(str(broken), seconds=1, shard="3/2", return_state=True)
+    assert wrong_shard.is_failed() and "shard 3/2 does not exist" in (wrong_shard.message or "")
 
 
 @pytest.mark.prefect
