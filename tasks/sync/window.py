@@ -33,6 +33,7 @@ from presence_sync.tasks.sync.runner import (
 from presence_sync.tasks.sync.summary import WindowStats
 
 Sleep = Callable[[float], Awaitable[None]]
+AfterTick = Callable[[SyncRunner], Awaitable[None]]
 TickListener = Callable[["WindowProgress"], None]
 RECONCILE_WAIT_SECONDS = 120.0
 
@@ -96,10 +97,12 @@ async def run_window(
     monotonic: Callable[[], float] = time.monotonic,
     sleep: Sleep = asyncio.sleep,
     on_anomaly: AnomalyHook | None = None,
+    after_tick: AfterTick | None = None,
 ) -> WindowResult:
     """Tick every `interval_seconds` (default: the config's) for `seconds`, holding the lease; then return.
 
     Ends early, without saving the tick in progress, when another run takes the lease over.
+    `after_tick` is awaited after every round, held or not (the flow's alert events).
     """
     interval = interval_seconds or ctx.config.sync.interval_seconds
     runner = SyncRunner(
@@ -126,6 +129,8 @@ async def run_window(
                 result.other_holder = None if lease is None else lease.holder
             for listener in list(_tick_listeners):
                 listener(WindowProgress(elapsed, seconds, runner.held, runner.stats))
+            if after_tick is not None:
+                await after_tick(runner)
             await sleep(max(0.0, min(interval - (monotonic() - tick_started), seconds - (monotonic() - started))))
     finally:
         await runner.close()
