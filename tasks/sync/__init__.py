@@ -1,6 +1,8 @@
 """The sync: the tick (poll, decide, record, apply) and the windows and reconcile passes built on it.
 
-Plain async code; Prefect only wraps whole windows and reconcile passes (`flows.sync_tasks`).
+Plain async code; Prefect only wraps whole windows and reconcile passes (`flows.sync_tasks`). What the
+flows hand to Prefect is decided here too: the alert events due after a tick (`alerts.AlertWatch`) and
+the API budget shared by the shards, paced in chunks of slots (`shared_budget.SharedPacer`).
 
     async with open_context("presence-sync.yaml") as ctx:
         result = await run_window(ctx, seconds=600, holder="sync/run-1")     # one sync window
