@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
 from prefect.automations import Automation, DoNothing, EventTrigger, Posture, SendNotification
@@ -52,6 +53,7 @@ class SyncAlerts:
     settings: AlertSettings
     shard: str | None = None
     monotonic: Callable[[], float] = time.monotonic
+    emit: Callable[..., Any] = emit_event  # prefect.events.emit_event's signature
     emitted: list[str] = field(default_factory=list)  # event names, in order
     watch: AlertWatch = field(init=False)
 
@@ -60,7 +62,7 @@ class SyncAlerts:
 
     async def after_tick(self, runner: SyncRunner) -> None:
         for event in self.watch.check(SyncView.of(runner, self.shard)):
-            emit_event(event.name, resource=sync_resource(event.shard), payload=event.payload)
+            self.emit(event.name, resource=sync_resource(event.shard), payload=event.payload)
             self.emitted.append(event.name)
 
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from prefect.automations import Automation, DoNothing, SendNotification
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.client.orchestration import get_client
-from prefect.events.clients import AssertingEventsClient
+from prefect.events import Event
 from prefect.events.schemas.events import RelatedResource, Resource
-from prefect.events.worker import EventsWorker
-from prefect.testing.fixtures import asserting_events_worker  # noqa: F401  (Prefect's in-process events client)
 from typer.testing import CliRunner
 
 from presence_sync.cli.main import app
@@ -34,6 +34,7 @@ from presence_sync.tasks.sync.alerts import (
     SyncView,
     shard_of,
 )
+from presence_sync.tasks.sync.budget import PollBudget
 from presence_sync.tasks.sync.summary import WindowStats
 from tests.sync.support import World
 from tests.sync.test_console_channel import console_ctx  # noqa: F401  (a config on the console gateway)
@@ -98,19 +99,18 @@ def test_the_shard_is_the_leases() -> None:
     assert [shard_of(name) for name in ("sync", "sync:2/3", "sync:")] == ["all", "2/3", "all"]
 
 
-async def sent(worker: EventsWorker) -> list:
-    await worker.drain()  # type: ignore[misc]  (an awaitable inside a running loop)
-    assert isinstance(worker._client, AssertingEventsClient)
-    return list(worker._client.events)
+class Sent(list[Event]):
+    """What `emit_event` was called with, as Prefect's own events (validated by its schema)."""
+
+    def __call__(self, event: str, resource: dict[str, str], payload: dict[str, Any]) -> None:
+        self.append(Event(event=event, resource=resource, payload=payload))
 
 
-async def test_a_running_sync_emits_each_event_under_its_fault(
-    world: World, ctx: Context, asserting_events_worker: EventsWorker  # noqa: F811
-) -> None:
-    clock = Clock()
+async def test_a_running_sync_emits_each_event_under_its_fault(world: World, ctx: Context) -> None:
+    clock, events = Clock(), Sent()
     settings = AlertSettings(repeat_seconds=10, lag_p95_seconds=0.001, lag_min_samples=1, gave_up_writes=1,
                              budget_used_fraction=0.01)
-    alerts = SyncAlerts(settings, monotonic=clock)
+    alerts = SyncAlerts(settings, monotonic=clock, emit=events)
     runner = await world.runner(ctx)
     policy = runner.policy
 
@@ -137,7 +137,7 @@ async def test_a_running_sync_emits_each_event_under_its_fault(
     await tick_until(WRITES_GAVE_UP, limit=4 * policy.max_attempts, seconds=policy.echo_timeout_seconds)
     await runner.close()
 
-    events = await sent(asserting_events_worker)
+    assert [e.event for e in events] == alerts.emitted
     assert Counter(e.event for e in events)[RECORDS_REJECTED] == 1
     assert {e.resource.id for e in events} == {"presence-sync.sync.all"}
     assert {e.resource["presence-sync.shard"] for e in events} == {"all"}
@@ -180,6 +180,30 @@ async def test_alerts_install_creates_the_automations_once_and_attaches_a_named_
         await install_automations(settings, block="slack-webhook/nobody")
 
 
+async def server_events(names: list[str], resource_id: str) -> list[dict[str, Any]]:
+    """The events the Prefect server stored (it writes them in the background: waits for the first)."""
+    found: list[dict[str, Any]] = []
+    async with get_client() as client:
+        for _ in range(120):
+            response = await client._client.post("/events/filter", json={
+                "filter": {"event": {"name": names}, "resource": {"id": [resource_id]}},
+            })
+            found = response.json()["events"]
+            if found:
+                break
+            await asyncio.sleep(0.5)
+    return found
+
+
+@pytest.mark.prefect
+async def test_a_shards_heartbeat_reaches_the_prefect_server_as_the_shards_resource(prefect_harness: None) -> None:
+    window = SimpleNamespace(held=True, holder="sync/run-7", lease_name="sync:2/3", stats=WindowStats(),
+                             budget=PollBudget(1.0, 0.2), console=None)
+    await SyncAlerts(AlertSettings()).after_tick(window)  # type: ignore[arg-type]  (what SyncView reads of a runner)
+    [event] = await server_events([HEARTBEAT], "presence-sync.sync.2/3")
+    assert event["resource"]["presence-sync.shard"] == "2/3" and event["payload"]["holder"] == "sync/run-7"
+
+
 @pytest.mark.prefect
 async def test_a_failed_sync_window_is_the_event_the_failed_or_crashed_automation_expects(
     prefect_harness: None, tmp_path: Path
@@ -191,17 +215,7 @@ async def test_a_failed_sync_window_is_the_event_the_failed_or_crashed_automatio
     state = await sync(str(missing), seconds=1, return_state=True)
     assert state.is_failed()
     trigger = alert_rules(AlertSettings())[0].trigger
-    run_id = str(state.state_details.flow_run_id)
-    found: list[dict] = []
-    async with get_client() as client:
-        for _ in range(120):  # the server writes its events in the background: wait for it
-            response = await client._client.post("/events/filter", json={
-                "filter": {"event": {"name": sorted(trigger.expect)}, "resource": {"id": [f"prefect.flow-run.{run_id}"]}},
-            })
-            found = response.json()["events"]
-            if found:
-                break
-            await asyncio.sleep(0.5)
+    found = await server_events(sorted(trigger.expect), f"prefect.flow-run.{state.state_details.flow_run_id}")
     assert [event["event"] for event in found] == ["prefect.flow-run.Failed"]
     flows = [r for r in found[0]["related"] if r["prefect.resource.role"] == "flow"]
     assert [r["prefect.resource.name"] for r in flows] == ["sync"]
@@ -210,15 +224,16 @@ async def test_a_failed_sync_window_is_the_event_the_failed_or_crashed_automatio
 
 
 async def test_commands_no_console_takes_raise_the_consoles_not_listening_event(
-    world: World, console_ctx: Context, asserting_events_worker: EventsWorker  # noqa: F811
+    world: World, console_ctx: Context  # noqa: F811
 ) -> None:
-    alerts = SyncAlerts(AlertSettings(console_lost_commands=3))
+    events = Sent()
+    alerts = SyncAlerts(AlertSettings(console_lost_commands=3), emit=events)
     runner = await world.runner(console_ctx)  # no agent's console connects to the gateway
     assert runner.console is not None
     source = runner.console.source
     await console_tick_until(world, runner, lambda: source.lost >= 3, "three commands lost")
     await alerts.after_tick(runner)
     await runner.close()
-    [event] = [e for e in await sent(asserting_events_worker) if e.event == CONSOLE_NOT_LISTENING]
+    [event] = [e for e in events if e.event == CONSOLE_NOT_LISTENING]
     assert event.payload["lost_commands"] >= 3 and event.payload["connected_agents"] == 0
     assert event.payload["linked_agents"] == len(source.agents_by_user) > 0
