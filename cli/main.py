@@ -16,7 +16,18 @@ apply_quiet_defaults()
 
 import typer  # noqa: E402
 
-from presence_sync.cli import demo, emulate, gateway, onboard, serve, server, set_agent, sync, validate  # noqa: E402
+from presence_sync.cli import (  # noqa: E402
+    alerts,
+    demo,
+    emulate,
+    gateway,
+    onboard,
+    serve,
+    server,
+    set_agent,
+    sync,
+    validate,
+)
 from presence_sync.cli.output import exit_code_for, print_error, user_errors  # noqa: E402
 from presence_sync.cli.typer_help import FlagsWithoutTypes  # noqa: E402
 
@@ -35,7 +46,7 @@ def _root() -> None:
     """Keeps `presence-sync COMMAND` a command group even while one command is registered."""
 
 
-for command_module in (emulate, server, onboard, demo, serve, validate, sync, set_agent, gateway):
+for command_module in (emulate, server, onboard, demo, serve, validate, sync, set_agent, gateway, alerts):
     command_module.register(app)
 for command_info in app.registered_commands:
     command_info.cls = FlagsWithoutTypes.command

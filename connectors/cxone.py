@@ -47,6 +47,7 @@ from presence_sync.connectors.http import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_TIMEOUT,
     HttpSession,
+    Pace,
     describe_error_body,
     endpoint_of,
     parse_json,
@@ -279,6 +280,10 @@ class CxoneClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    def pace_requests(self, pace: Pace | None) -> None:
+        """Await `pace` before every API request from now on (None: no pacing beyond the retry policy)."""
+        self._http.pace = pace
 
     # ----------------------------------------------------------------- identity
 

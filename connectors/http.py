@@ -29,7 +29,7 @@ import functools
 import itertools
 import json as jsonlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import httpx
@@ -159,10 +159,16 @@ class PoolSet:
             await client.aclose()
 
 
+Pace = Callable[[], Awaitable[None]]
+"""Waits until one more request may be sent (a shared API budget); raises a ConnectorError to refuse it."""
+
+
 class HttpSession:
     """Connection pools (PoolSet), at most `max_concurrency` requests in flight, retries per `retry`.
 
-    `redact` scrubs server-provided text before it is put into an error message.
+    `redact` scrubs server-provided text before it is put into an error message. `pace`, when set, is
+    awaited before every attempt of a bounded request (not logins), e.g. to take a slot of a budget
+    shared with other processes.
     """
 
     def __init__(
@@ -191,6 +197,7 @@ class HttpSession:
         self.retry = retry or RetryPolicy()
         self._redact = redact
         self._slots = asyncio.Semaphore(max_concurrency)
+        self.pace: Pace | None = None
         self._client = PoolSet.build(transport=transport, timeout=timeout, headers=headers, max_concurrency=max_concurrency)
         # A given transport (in-process emulators, tests) has no network path to probe.
         self.reachability = Reachability(None if transport is not None else probe_seconds)
@@ -230,6 +237,8 @@ class HttpSession:
         attempt = 0
         while True:
             attempt += 1
+            if bounded and self.pace is not None:
+                await self.pace()
             try:
                 async with self._slots if bounded else contextlib.nullcontext():
                     request = self._client.build_request(

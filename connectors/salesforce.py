@@ -46,6 +46,7 @@ from presence_sync.connectors.http import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_TIMEOUT,
     HttpSession,
+    Pace,
     decode_json,
     endpoint_of,
     malformed_response,
@@ -264,6 +265,10 @@ class SalesforceClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    def pace_requests(self, pace: Pace | None) -> None:
+        """Await `pace` before every API request from now on (None: no pacing beyond the retry policy)."""
+        self._http.pace = pace
 
     # ----------------------------------------------------------------- identity and budget
 

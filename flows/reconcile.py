@@ -24,6 +24,7 @@ from prefect.utilities.annotations import quote
 
 from presence_sync.engine import Shard
 from presence_sync.flows.run_names import reconcile_run_name
+from presence_sync.flows.shared_budget import attach_shared_budget
 from presence_sync.flows.sync import SYNC_USER_ERRORS, run_name
 from presence_sync.models.config import load_config
 from presence_sync.models.secrets import preload_prefect_secrets
@@ -49,6 +50,7 @@ async def reconcile(
         preload_prefect_secrets(config)
         holder = run_name("reconcile")
         async with open_context(config, transports_for(config_path)) as ctx:
+            attach_shared_budget(ctx)  # a full read of both systems spends the same shared budget
             report = await reconcile_pass(quote(ctx), holder, holder, wait_seconds, only)
     except (*SYNC_USER_ERRORS, ReconcileTimeout) as error:
         return Failed(message=str(error), data=error)

@@ -26,6 +26,8 @@ from presence_sync.models.config import ConfigError, load_config
 from presence_sync.models.secrets import preload_prefect_secrets
 from presence_sync.models.store import StoreError
 from presence_sync.tasks.context import open_context, transports_for
+from presence_sync.flows.shared_budget import attach_shared_budget
+from presence_sync.flows.sync_alerts import SyncAlerts
 from presence_sync.flows.sync_tasks import publish_anomaly, publish_window
 from presence_sync.tasks.sync.signals import stop_on_signals
 from presence_sync.tasks.sync.window import Wake, run_window
@@ -69,6 +71,7 @@ async def sync(
             length = seconds if seconds is not None else 60 * (window_minutes or config.sync.window_minutes)
             holder = run_name("sync")
             async with open_context(config, transports_for(config_path)) as ctx:
+                attach_shared_budget(ctx)
                 result = await run_window(
                     ctx,
                     seconds=length,
@@ -78,6 +81,7 @@ async def sync(
                     shard=only,
                     on_anomaly=publish_anomaly,
                     wake=wake,
+                    after_tick=SyncAlerts(config.sync.alerts).after_tick,
                 )
         except SYNC_USER_ERRORS as error:
             return Failed(message=str(error), data=error)

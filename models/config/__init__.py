@@ -43,7 +43,13 @@ from presence_sync.models.config.document import PresenceSyncConfig
 from presence_sync.models.config.loader import load_config, parse_config
 from presence_sync.models.config.render import render_emulator_config_yaml, write_emulator_config
 from presence_sync.models.config.console import ConsoleChannel, ConsoleSettings
-from presence_sync.models.config.sync import DEFAULT_STORE_URL, ConflictPolicy, SyncSettings
+from presence_sync.models.config.sync import (
+    DEFAULT_STORE_URL,
+    AlertSettings,
+    ConflictPolicy,
+    SharedBudgetSettings,
+    SyncSettings,
+)
 from presence_sync.models.errors import ConfigError, ConfigProblem, SecretReferenceError
 
 __all__ = [
@@ -72,6 +78,8 @@ __all__ = [
     "StatusOption",
     "SubscriberRow",
     "SyncSettings",
+    "SharedBudgetSettings",
+    "AlertSettings",
     "ConsoleChannel",
     "ConsoleSettings",
     "derive_developer_name",

@@ -3,6 +3,9 @@
 Plain async code; Prefect only wraps whole windows and reconcile passes (`flows.sync_tasks`).
 A window waits between ticks on a `Wake`: a console push ends the wait, `stop_on_signals` (signals.py)
 turns SIGTERM/SIGINT into a clean stop (the tick saved, the lease handed over at once).
+What the flows hand to Prefect is decided here too: the alert events due after a tick
+(`alerts.AlertWatch`) and the API budget shared by the shards, paced in chunks of slots
+(`shared_budget.SharedPacer`).
 
     async with open_context("presence-sync.yaml") as ctx:
         result = await run_window(ctx, seconds=600, holder="sync/run-1")     # one sync window

@@ -142,6 +142,7 @@ class ConsoleEventSource:
         self.connected_users: frozenset[str] = frozenset()
         self.connected_consoles = 0
         self.polls_saved = 0.0  # UserServicePresence polls not made (each at least one API call)
+        self.lost = 0  # commands no console took (none connected, or no answer in time), since opened
         self._pushed: dict[int, list[tuple[str | None, datetime]]] = {}  # the last few pushes per agent
         self._committed = asyncio.Event()
 
@@ -245,6 +246,7 @@ class ConsoleEventSource:
             polled.write_results.append(WriteResult(
                 agent_id, command_id, WriteOutcome.PERMANENT, f"{REFUSED}{event.error}"))
         elif event.outcome == "lost":
+            self.lost += 1
             polled.write_results.append(WriteResult(
                 agent_id, command_id, WriteOutcome.TRANSIENT, f"{LOST}{event.reason}"))
 

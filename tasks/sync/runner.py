@@ -471,6 +471,7 @@ class SyncRunner:
         while len(self._problems_seen) > PROBLEMS_REMEMBERED:
             del self._problems_seen[next(iter(self._problems_seen))]
         if new:
+            self.stats.rejected[system] += len(new)
             self._rejected[system] = self._rejected.get(system, 0) + len(new)
             self._pending.cursors[REJECTED_RECORDS_CURSOR] = json.dumps(
                 {**self._rejected, "last": f"{system}: {new[-1]}", "at": self.clock().isoformat()}

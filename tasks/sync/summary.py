@@ -55,6 +55,7 @@ class WindowStats:
     )
     lags_ms: dict[Direction, list[float]] = field(default_factory=lambda: {d: [] for d in DIRECTIONS})
     api_reads: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)  # malformed records skipped, by system
     anomalies: list[Anomaly] = field(default_factory=list)
 
     @classmethod

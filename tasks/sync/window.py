@@ -44,6 +44,7 @@ from presence_sync.tasks.sync.shard_state import current_shards
 from presence_sync.tasks.sync.summary import WindowStats
 
 Sleep = Callable[[float], Awaitable[None]]
+AfterTick = Callable[[SyncRunner], Awaitable[None]]
 TickListener = Callable[["WindowProgress"], None]
 RECONCILE_WAIT_SECONDS = 120.0
 
@@ -154,6 +155,7 @@ async def run_window(
     sleep: Sleep | None = None,
     on_anomaly: AnomalyHook | None = None,
     wake: Wake | None = None,
+    after_tick: AfterTick | None = None,
 ) -> WindowResult:
     """Tick every `interval_seconds` (default: the config's) for `seconds`, holding the lease; then return.
 
@@ -161,6 +163,7 @@ async def run_window(
     the tick in progress, saving and releasing the lease, when `wake.stop()` is called. `sleep`
     replaces the pause between ticks (the bench paces ticks by its own acknowledgements).
     With `shard`, syncs that shard's agents under its own lease and cursors (default: every agent).
+    `after_tick` is awaited after every round, held or not (the flow's alert events).
     """
     interval = interval_seconds or ctx.config.sync.interval_seconds
     wake = wake or Wake()
@@ -193,6 +196,8 @@ async def run_window(
                 result.other_holder = ", ".join(runner.blocked_by) or (None if lease is None else lease.holder)
             for listener in list(_tick_listeners):
                 listener(WindowProgress(elapsed, seconds, runner.held, runner.stats))
+            if after_tick is not None:
+                await after_tick(runner)
             await pause(min(interval - (monotonic() - tick_started), seconds - (monotonic() - started)))
     finally:
         if watching is not None:
