@@ -6,9 +6,9 @@ cancelling its run, and sent straight to the run's process), and `presence-sync 
 Prefect's database and the sync's store are PostgreSQL databases of their own when PostgreSQL answers
 (created and dropped here), else SQLite: then everything but the two-shard store runs.
 
-Sharded windows (`sync-1-of-2`, `sync-2-of-2`, parameter `shard: "i/n"`, leases `sync:i/n`) are deployed
-when the sync flow takes a `shard` parameter (the shards work); without it one `sync` deployment runs
-and every check that needs two shards is named in pytest's warnings summary as not run.
+On PostgreSQL the windows are two shards (`sync-1-of-2`, `sync-2-of-2`, parameter `shard: "i/n"`, leases
+`sync:i/n`), as the production recipe deploys them; on SQLite one `sync` deployment runs, and what was
+not run is named in pytest's warnings summary.
 
 Everything waits on conditions (store leases, flow run states, the emulators' state) with generous
 deadlines; nothing is timed. The whole scenario is one test: it shares one server, and its xdist group
@@ -18,7 +18,6 @@ keeps it off the other tests' worker (`make test` runs pytest with `--dist loadg
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 import signal
 import sys
@@ -38,7 +37,7 @@ from bench.prefect_site import until as wait_for
 from bench.scale import fresh_database, postgres_answers
 from presence_sync.deployments.serve import PREFECT_YAML, PROJECT_ROOT
 from presence_sync.emulators.stack import EmulatorStack
-from presence_sync.flows.sync import sync as sync_flow
+from presence_sync.engine import Shard
 from presence_sync.models.config import load_config, write_emulator_config
 from presence_sync.tasks.context import open_context, open_store
 from presence_sync.tasks.onboarding import run_steps
@@ -50,7 +49,6 @@ AGENTS = 10_000
 SHARDS = 2
 PG_URL = os.environ.get("PRESENCE_SYNC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 DEADLINE = 240.0  # seconds for any one condition: generous, for a 2-core machine at load 10
-SHARDED = "shard" in inspect.signature(sync_flow.fn).parameters
 CHANGED_PER_PHASE = 40
 TO_CXONE = "salesforce->cxone"
 
@@ -132,9 +130,7 @@ async def test_sync_windows_on_real_workers_survive_kill_and_stop_cleanly(tmp_pa
     async with databases() as (prefect_db, store_db):
         if store_db is None:
             skipped.append(f"PostgreSQL does not answer at {PG_URL}: Prefect and the store ran on SQLite, one window")
-        shards = SHARDS if SHARDED and store_db is not None else None
-        if not SHARDED:
-            skipped.append("the sync flow takes no `shard` parameter yet: one unsharded `sync` deployment ran")
+        shards = SHARDS if store_db is not None else None
         with EmulatorStack.serve(agents=AGENTS, seed=7) as stack:
             config_path = await write_emulator_config(stack, tmp_path / "presence-sync.yaml")
             data = yaml.safe_load(config_path.read_text(encoding="utf-8"))
@@ -291,6 +287,8 @@ async def cli_stopped_by_sigterm(site: PrefectSite, stack: EmulatorStack, store:
     assert holder() is None
     assert (await site.flow_run(run_id))["state"]["type"] == "CANCELLED"
     assert writes.by_agent[cx_id] == 1
-    assert store.sync.get_cursor(CXONE_CURSOR) is not None and store.sync.get_cursor(SALESFORCE_CURSOR) is not None
+    cursors = Shard.parse(shard[-1] if shard else None)
+    assert store.sync.get_cursor(cursors.cursor(CXONE_CURSOR)) is not None
+    assert store.sync.get_cursor(cursors.cursor(SALESFORCE_CURSOR)) is not None
     decided = [row for row in store.reports.audit_for(cx_id, since=None, limit=50) if row.run_id == f"sync/{run_id}"]
     assert any(row.outcome == "write" and row.direction == TO_CXONE for row in decided)

@@ -129,6 +129,8 @@ async def test_serving_starts_the_first_sync_window_at_once_not_an_interval_late
             deployment = await client.read_deployment_by_name("sync/sync")
             runs = [run for run in await client.read_flow_runs() if run.deployment_id == deployment.id]
             automations = await client.read_automations()
-    assert [(run.tags, run.state.type.value) for run in runs] == [(["serve-start"], "COMPLETED")]
-    assert "ticks" in (runs[0].state.message or "")
+    # The schedule's own grid may happen to fall due during the test too: only the run serve started counts.
+    started = [run for run in runs if run.tags == ["serve-start"]]
+    assert [run.state.type.value for run in started] == ["COMPLETED"]
+    assert "ticks" in (started[0].state.message or "")
     assert any("prefect.flow-run.Crashed" in automation.trigger.expect for automation in automations)
