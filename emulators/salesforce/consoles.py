@@ -8,7 +8,9 @@ pushes the agent's status changes with Salesforce's reason. This module speaks t
 own (the emulator imports nothing from the product), the same way the JavaScript component does.
 
 Like the component it remembers the command ids it handled (a repeat is acknowledged `ignored`,
-`duplicate`) and the newest command it applied (an older one is `ignored`, `stale`). A console the
+`duplicate`) and the newest command it applied (an older one is `ignored`, `stale`), and ignores a
+command received before the agent's own later change (it would undo the person's choice: the toolkit's
+`setServicePresenceStatus` even logs a logged-out agent back in). A console the
 control API closes drops its connection and stays away until opened again; a slow console
 (`apply_delay_ms`) waits before applying; a status on the console's deny list, or one the profile
 does not grant, fails with the Omni toolkit's error.
@@ -27,6 +29,7 @@ import json
 import logging
 import secrets as random_source
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -81,6 +84,8 @@ class _ConsoleState:
     stopped_reason: str | None = None
     handled: dict[str, dict[str, Any]] = field(default_factory=dict)
     latest_issued_at: str | None = None
+    # The component ignores a command received before the agent's own later change (it would undo it).
+    last_other_change_at: float | None = None
 
 
 class GatewayConsoles:
@@ -173,6 +178,9 @@ class GatewayConsoles:
                        "reason": reason, "at": at}
         if command_id is not None:
             message["command_id"] = command_id
+        state = self._consoles.get(user_id)
+        if state is not None and reason != TOOLKIT_REASON:  # a person's change (or a logout), not a toolkit call's
+            state.last_other_change_at = time.monotonic()
         self._call(lambda: self._push(user_id, message))
 
     def connected_users(self) -> list[str]:
@@ -265,7 +273,7 @@ class GatewayConsoles:
                 message = json.loads(raw)
                 if message.get("type") == "command":
                     self.counts["commands_received"] += 1
-                    state.commands.put_nowait(message)
+                    state.commands.put_nowait({**message, "_received_at": time.monotonic()})
         finally:
             for helper in helpers:
                 helper.cancel()
@@ -320,6 +328,10 @@ class GatewayConsoles:
         issued_at = str(command.get("issued_at") or "")
         if state.latest_issued_at is not None and issued_at < state.latest_issued_at:
             return {**ack, "outcome": "ignored", "reason": "stale"}, None
+        received_at = command.get("_received_at")
+        if state.last_other_change_at is not None and received_at is not None and state.last_other_change_at >= received_at:
+            self._remember(state, command_id, {"outcome": "ignored"}, issued_at=None)
+            return {**ack, "outcome": "ignored", "reason": "superseded by the agent's own change"}, None
         if command.get("user_id") != state.user_id:
             return {**ack, "outcome": "failed", "error": "command for another user than this console's"}, None
         action = command.get("action")

@@ -8,6 +8,7 @@ and push status changes. Deadlines are generous; nothing waits a fixed time.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -171,6 +172,26 @@ async def test_a_slow_console_still_applies(org: Org) -> None:
     await org.broker.submit([command])
     assert (await org.outcome(command.command_id)).outcome == "applied"
     assert org.emulator.current_presence(a) == "Available"
+
+
+async def test_a_command_received_before_the_agents_own_change_is_ignored_not_applied_over_it(org: Org) -> None:
+    # As the component does: a command still waiting in the console when the agent logs out would log
+    # them back in (setServicePresenceStatus does); it is ignored and the sync decides from the logout.
+    a = org.user(4)
+    await org.connect(a)
+    org.emulator.set_presence(a, "Available")
+    consoles = org.emulator.consoles
+    state = consoles._consoles[a]
+    waiting = {**ConsoleCommand.set_status(a, org.status("On_Break"), "On_Break").to_message(),
+               "_received_at": time.monotonic()}
+    org.emulator.set_presence(a, None)  # the agent logs out while the command waits
+    ack, push = consoles._handle(state, waiting)
+    assert ack["outcome"] == "ignored" and ack["reason"] == "superseded by the agent's own change" and push is None
+    assert org.emulator.current_presence(a) is None
+    later = ConsoleCommand.set_status(a, org.status("Lunch"), "Lunch")  # received after it: applied
+    await org.broker.submit([later])
+    assert (await org.outcome(later.command_id)).outcome == "applied"
+    assert org.emulator.current_presence(a) == "Lunch"
 
 
 async def test_a_manual_change_is_pushed_with_its_reason(org: Org) -> None:

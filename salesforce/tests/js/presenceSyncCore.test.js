@@ -279,6 +279,32 @@ test("commands are applied one at a time, in arrival order", async () => {
     assert.deepEqual(order, ["0N5000000000003", "0N5000000000004"]);
 });
 
+test("a command received before the agent's own later change is ignored, not applied over it", async () => {
+    const omni = fakeOmni();
+    let release;
+    const slow = new Promise((resolve) => { release = resolve; });
+    omni.setServicePresenceStatus = ({ statusId }) => {
+        omni.calls.push(["set", statusId]);
+        return slow.then(() => ({ statusId }));
+    };
+    let now = START;
+    const applier = core.createApplier({ omni, userId: USER, now: () => now });
+    const first = applier.apply(command("a", { issued_at: "2026-11-25T10:00:01.000Z" }));
+    now += 10;
+    const second = applier.apply(command("b", { issued_at: "2026-11-25T10:00:02.000Z", status_id: LUNCH }));
+    await settle();
+    now += 10;
+    assert.equal(applier.ownChange("logout", null, null), null); // the agent logs out while "b" waits
+    release();
+    assert.equal((await first).outcome, "applied");
+    assert.deepEqual(await second, {
+        type: "ack", command_id: "b", outcome: "ignored", reason: "superseded by the agent's own change"
+    });
+    assert.deepEqual(omni.calls, [["set", "0N5000000000003"]]); // "b" would have logged the agent back in
+    now += 10;
+    assert.equal((await applier.apply(command("c", { issued_at: "2026-11-25T10:00:03.000Z" }))).outcome, "applied");
+});
+
 test("a logout command logs the agent out of Omni-Channel", async () => {
     const h = harness();
     const socket = await h.connect();

@@ -110,6 +110,10 @@
         var memory = load();
         var expected = null; // the Omni change our command in flight should cause
         var queue = Promise.resolve();
+        // When the agent (or a supervisor, a timeout) last changed the status in this console: a command
+        // received before that would undo the person's later choice (setServicePresenceStatus even logs
+        // a logged-out agent back in), so it is ignored; the sync decides again from the pushed change.
+        var lastOtherChangeAt = null;
 
         function load() {
             try {
@@ -168,7 +172,7 @@
             return { status_id: result.statusId, status: result.statusApiName || null, label: result.statusName || null };
         }
 
-        function applyNow(command) {
+        function applyNow(command, receivedAt) {
             var previous = handled(command.command_id);
             if (previous) {
                 return Promise.resolve(ack(command, "ignored", {
@@ -187,6 +191,10 @@
             if (memory.latest && issuedAt < memory.latest.issuedAt) {
                 remember(command, "ignored");
                 return Promise.resolve(ack(command, "ignored", { reason: "stale", newer_command_id: memory.latest.id }));
+            }
+            if (lastOtherChangeAt !== null && lastOtherChangeAt >= receivedAt) {
+                remember(command, "ignored");
+                return Promise.resolve(ack(command, "ignored", { reason: "superseded by the agent's own change" }));
             }
             var applying;
             if (command.action === "set_status" && command.status_id) {
@@ -226,8 +234,9 @@
                     log.warn("Presence Sync: a command without command_id was dropped");
                     return Promise.resolve(null);
                 }
+                var receivedAt = now();
                 var result = queue.then(function () {
-                    return applyNow(command);
+                    return applyNow(command, receivedAt);
                 });
                 queue = result.catch(function () {});
                 return result;
@@ -240,12 +249,14 @@
             ownChange: function (kind, statusId, reason) {
                 if (!expected || now() > expected.until) {
                     expected = null;
+                    lastOtherChangeAt = now();
                     return null;
                 }
                 var ours = kind === "logout"
                     ? expected.logout
                     : !expected.logout && reason === TOOLKIT_REASON && sameRecord(statusId, expected.statusId);
                 if (!ours) {
+                    lastOtherChangeAt = now();
                     return null;
                 }
                 var commandId = expected.commandId;
