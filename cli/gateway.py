@@ -110,8 +110,10 @@ async def _serve(settings: GatewaySettings, broker_url: str, host: str, port: in
     bound_port = sock.getsockname()[1]
     app = create_gateway_app(settings, broker)
     # Console messages are small (4 KiB accepted); refuse big frames before reading them.
-    config = uvicorn.Config(app, ws_max_size=64 * 1024, proxy_headers=True, log_level="info",
-                            timeout_graceful_shutdown=10)
+    # No permessage-deflate: console messages are a few hundred bytes, and a zlib context per connection
+    # costs more memory and CPU than compressing them saves.
+    config = uvicorn.Config(app, ws_max_size=64 * 1024, ws_per_message_deflate=False, proxy_headers=True,
+                            log_level="info", timeout_graceful_shutdown=10)
     console.print(f"Console gateway on ws://{host}:{bound_port}{CONSOLE_PATH} (health: /healthz), "
                   f"{len(settings.secrets)} secret(s) loaded")
     try:

@@ -17,6 +17,12 @@ Tables (created on first `open`, prefixed `console_`, in the connection's search
 Channels: `console_commands` (payload: a user id with new commands) wakes gateways;
 `console_events` wakes sync readers. A missed notification costs at most one gateway sweep.
 
+Group commit: a gateway's hot calls (`claim_token`, `open_connection`, `close_connection`,
+`claim_commands`, `record_ack`, `record_push`) are queued, and everything queued while one
+transaction runs goes into the next, a statement per kind (not per message) and one event append.
+With 10,000 consoles at 100 commands/s that is a transaction every few milliseconds instead of
+one round trip per message, all of them waiting in line for the one connection.
+
 One broker object serves one event loop (its connections are asyncio connections).
 
     broker = await PostgresBroker.open("postgresql://presence@db/presence")
@@ -29,8 +35,9 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Collection, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from psycopg.rows import dict_row
@@ -144,6 +151,44 @@ def _command_from_row(row: dict[str, Any]) -> ConsoleCommand:
                           row["status_id"], row["status"])
 
 
+_Kind = Literal["token", "open", "close", "ack", "push", "claim"]
+
+
+@dataclass
+class _Batch:
+    """Calls queued for the next transaction, by kind, each with the future its caller awaits."""
+
+    items: dict[_Kind, list[Any]] = field(default_factory=lambda: {kind: [] for kind in _KINDS})
+    futures: dict[_Kind, list[asyncio.Future[Any]]] = field(default_factory=lambda: {kind: [] for kind in _KINDS})
+
+    def __bool__(self) -> bool:
+        return any(self.items.values())
+
+    def add(self, kind: _Kind, item: Any, future: asyncio.Future[Any]) -> None:
+        self.items[kind].append(item)
+        self.futures[kind].append(future)
+
+    def resolve(self, results: dict[_Kind, list[Any]]) -> None:
+        for kind, futures in self.futures.items():
+            for future, result in zip(futures, results[kind], strict=True):
+                if not future.done():  # its caller may have been cancelled meanwhile
+                    future.set_result(result)
+
+    def fail(self, error: Exception) -> None:
+        for future in self._waiting():
+            future.set_exception(error)
+
+    def cancel(self) -> None:
+        for future in self._waiting():
+            future.cancel()
+
+    def _waiting(self) -> list[asyncio.Future[Any]]:
+        return [future for futures in self.futures.values() for future in futures if not future.done()]
+
+
+_KINDS: tuple[_Kind, ...] = ("token", "open", "close", "ack", "push", "claim")
+
+
 class PostgresBroker(ConsoleBroker):
     """`ConsoleBroker` on PostgreSQL (see the module docstring). Open with `await PostgresBroker.open(url)`."""
 
@@ -161,6 +206,9 @@ class PostgresBroker(ConsoleBroker):
         self._events_signal = Signal()
         self._event_generation = 0
         self._next_prune = datetime.min.replace(tzinfo=clock().tzinfo)
+        self._batch = _Batch()
+        self._committer: asyncio.Task[None] | None = None
+        self.batches = 0  # transactions of group-committed calls (a test counts them)
 
     @classmethod
     async def open(cls, url: str, **options: Any) -> PostgresBroker:
@@ -182,6 +230,9 @@ class PostgresBroker(ConsoleBroker):
         return "PostgresBroker(<connection hidden>)"
 
     async def close(self) -> None:
+        if self._committer is not None:
+            with contextlib.suppress(Exception):
+                await self._committer  # what callers already queued is written (its errors went to them)
         if self._listen_task is not None:
             self._listen_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -227,19 +278,23 @@ class PostgresBroker(ConsoleBroker):
         self._events_signal.notify_all()
 
     async def _append(self, conn: psycopg.AsyncConnection[Any], events: Sequence[ConsoleEvent]) -> None:
-        """Number and store events in the caller's transaction (the counter row orders commits)."""
+        """Number, store and announce events in the caller's transaction, in one statement.
+
+        The counter row's lock, held to commit, makes events commit in `seq` order."""
         if not events:
             return
-        row = await (await conn.execute(
-            "UPDATE console_event_counter SET seq = seq + %s WHERE id = 1 RETURNING seq", (len(events),))).fetchone()
-        first = row["seq"] - len(events) + 1
-        recorded_at = self.clock()
-        async with conn.cursor() as cursor:
-            await cursor.executemany(
-                "INSERT INTO console_event (seq, user_id, kind, at, body, recorded_at) VALUES (%s, %s, %s, %s, %s, %s)",
-                [(first + index, *_event_row(event), recorded_at) for index, event in enumerate(events)],
-            )
-        await conn.execute("SELECT pg_notify(%s, '')", (EVENTS_CHANNEL,))
+        users, kinds, ats, bodies = (list(column) for column in zip(*map(_event_row, events), strict=True))
+        await conn.execute(
+            """WITH counter AS (
+                   UPDATE console_event_counter SET seq = seq + %(count)s WHERE id = 1 RETURNING seq),
+               stored AS (
+                   INSERT INTO console_event (seq, user_id, kind, at, body, recorded_at)
+                   SELECT counter.seq - %(count)s + e.n, e.user_id, e.kind, e.at, e.body::jsonb, %(recorded)s
+                   FROM counter, unnest(%(users)s::text[], %(kinds)s::text[], %(ats)s::timestamptz[], %(bodies)s::text[])
+                        WITH ORDINALITY AS e(user_id, kind, at, body, n))
+               SELECT pg_notify(%(channel)s, '')""",
+            {"count": len(events), "recorded": self.clock(), "users": users, "kinds": kinds, "ats": ats,
+             "bodies": bodies, "channel": EVENTS_CHANNEL})
 
     # ---- the sync side
 
@@ -292,16 +347,10 @@ class PostgresBroker(ConsoleBroker):
     # ---- the gateway side
 
     async def open_connection(self, connection: ConsoleConnection) -> None:
-        async with self._transaction() as conn:
-            await conn.execute(
-                """INSERT INTO console_connection (connection_id, user_id, org_id, gateway_id, connected_at, last_seen)
-                   VALUES (%s, %s, %s, %s, %s, %s)""",
-                (connection.connection_id, connection.user_id, connection.org_id, connection.gateway_id,
-                 connection.connected_at, self.clock()))
+        await self._queued("open", connection)
 
     async def close_connection(self, connection_id: str) -> None:
-        async with self._transaction() as conn:
-            await conn.execute("DELETE FROM console_connection WHERE connection_id = %s", (connection_id,))
+        await self._queued("close", connection_id)
 
     async def keep_alive(self, gateway_id: str) -> None:
         async with self._transaction() as conn:
@@ -315,30 +364,7 @@ class PostgresBroker(ConsoleBroker):
                 WHERE k.connection_id = console_command.delivered_to AND k.last_seen > %(fresh)s))"""
 
     async def claim_commands(self, user_id: str, connection_id: str) -> list[ConsoleCommand]:
-        now = self.clock()
-        async with self._transaction() as conn:
-            # One claim per user at a time, over every replica: a command goes to one console.
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"console-user:{user_id}",))
-            cursor = await conn.execute(
-                f"SELECT * FROM console_command WHERE user_id = %(user)s AND {self._CLAIMABLE} ORDER BY issued_at",
-                {"user": user_id, "now": now, "fresh": now - self._stale_after})
-            claimable = [_command_from_row(row) for row in await cursor.fetchall()]
-            if not claimable:
-                return []
-            newest, older = claimable[-1], claimable[:-1]
-            if older:
-                await conn.execute(
-                    "UPDATE console_command SET state = 'ignored', ended_at = %s WHERE command_id = ANY(%s)",
-                    (now, [command.command_id for command in older]))
-                await self._append(conn, [
-                    CommandOutcome(command.command_id, user_id, "ignored", now,
-                                   reason=f"superseded by command {newest.command_id} before a console acknowledged it")
-                    for command in older
-                ])
-            await conn.execute(
-                "UPDATE console_command SET state = 'delivered', delivered_to = %s, delivered_at = %s WHERE command_id = %s",
-                (connection_id, now, newest.command_id))
-            return [newest]
+        return await self._queued("claim", (salesforce_id_18(user_id), connection_id))
 
     async def claimable_users(self, user_ids: Collection[str]) -> set[str]:
         if not user_ids:
@@ -351,32 +377,149 @@ class PostgresBroker(ConsoleBroker):
             return {row["user_id"] for row in await cursor.fetchall()}
 
     async def record_ack(self, connection: ConsoleConnection, ack: Ack) -> bool:
-        now = self.clock()
-        async with self._transaction() as conn:
-            cursor = await conn.execute(
-                """UPDATE console_command SET state = %s, ended_at = %s
-                   WHERE command_id = %s AND user_id = %s AND state IN ('pending', 'delivered', 'lost')
-                   RETURNING *""",
-                (ack.outcome, now, ack.command_id, connection.user_id))
-            row = await cursor.fetchone()
-            if row is None:
-                return False
-            await self._append(conn, [outcome_from_ack(_command_from_row(row), connection, ack, now)])
-            return True
+        return await self._queued("ack", (connection, ack))
 
     async def record_push(self, connection: ConsoleConnection, push: StatusChanged) -> None:
-        async with self._transaction() as conn:
-            await self._append(conn, [push_from_message(connection, push, self.clock())])
+        await self._queued("push", (connection, push))
 
     async def claim_token(self, token_id: str, expires_at: datetime) -> bool:
-        async with self._transaction() as conn:
-            cursor = await conn.execute(
-                """INSERT INTO console_token (token_id, expires_at) VALUES (%s, %s)
-                   ON CONFLICT (token_id) DO UPDATE SET expires_at = EXCLUDED.expires_at
-                   WHERE console_token.expires_at <= %s
-                   RETURNING token_id""",
-                (token_id, expires_at, self.clock()))
-            return await cursor.fetchone() is not None
+        return await self._queued("token", (token_id, expires_at))
+
+    # ---- group commit (see the module docstring)
+
+    async def _queued(self, kind: _Kind, item: Any) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._batch.add(kind, item, future)
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_batches(), name="console-broker-commit")
+        return await future
+
+    async def _commit_batches(self) -> None:
+        while self._batch:
+            batch, self._batch = self._batch, _Batch()
+            try:
+                async with self._transaction() as conn:
+                    results = await self._write(conn, batch)
+            except asyncio.CancelledError:
+                batch.cancel()
+                raise
+            except Exception as error:  # noqa: BLE001 - every caller of the batch gets the error, as it would alone
+                batch.fail(error)
+            else:
+                batch.resolve(results)
+            self.batches += 1
+
+    async def _write(self, conn: psycopg.AsyncConnection[Any], batch: _Batch) -> dict[_Kind, list[Any]]:
+        """One transaction for a whole batch; a fixed order of kinds is one valid order of concurrent calls."""
+        now = self.clock()
+        results: dict[_Kind, list[Any]] = {
+            "token": await self._claim_tokens(conn, batch.items["token"], now),
+            "open": await self._open_connections(conn, batch.items["open"], now),
+            "close": await self._close_connections(conn, batch.items["close"]),
+        }
+        results["ack"], outcomes = await self._record_acks(conn, batch.items["ack"], now)
+        pushes = [push_from_message(connection, push, now) for connection, push in batch.items["push"]]
+        results["push"] = [None] * len(pushes)
+        results["claim"], superseded = await self._claim(conn, batch.items["claim"], now)
+        await self._append(conn, [*outcomes, *pushes, *superseded])
+        return results
+
+    @staticmethod
+    async def _claim_tokens(conn: psycopg.AsyncConnection[Any], tokens: list[tuple[str, datetime]],
+                            now: datetime) -> list[bool]:
+        if not tokens:
+            return []
+        first: dict[str, int] = {}
+        for index, (token_id, _) in enumerate(tokens):
+            first.setdefault(token_id, index)  # the same token twice in one batch: the second is a replay
+        cursor = await conn.execute(
+            """INSERT INTO console_token (token_id, expires_at)
+               SELECT * FROM unnest(%s::text[], %s::timestamptz[])
+               ON CONFLICT (token_id) DO UPDATE SET expires_at = EXCLUDED.expires_at
+               WHERE console_token.expires_at <= %s
+               RETURNING token_id""",
+            (list(first), [tokens[index][1] for index in first.values()], now))
+        claimed = {row["token_id"] for row in await cursor.fetchall()}
+        return [token_id in claimed and first[token_id] == index for index, (token_id, _) in enumerate(tokens)]
+
+    @staticmethod
+    async def _open_connections(conn: psycopg.AsyncConnection[Any], connections: list[ConsoleConnection],
+                                now: datetime) -> list[None]:
+        if connections:
+            await conn.execute(
+                """INSERT INTO console_connection (connection_id, user_id, org_id, gateway_id, connected_at, last_seen)
+                   SELECT *, %s FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[])""",
+                (now, *(list(column) for column in zip(*(
+                    (c.connection_id, c.user_id, c.org_id, c.gateway_id, c.connected_at) for c in connections),
+                    strict=True))))
+        return [None] * len(connections)
+
+    @staticmethod
+    async def _close_connections(conn: psycopg.AsyncConnection[Any], connection_ids: list[str]) -> list[None]:
+        if connection_ids:
+            await conn.execute("DELETE FROM console_connection WHERE connection_id = ANY(%s)", (connection_ids,))
+        return [None] * len(connection_ids)
+
+    @staticmethod
+    async def _record_acks(conn: psycopg.AsyncConnection[Any], acks: list[tuple[ConsoleConnection, Ack]],
+                           now: datetime) -> tuple[list[bool], list[CommandOutcome]]:
+        if not acks:
+            return [], []
+        first: dict[tuple[str, str], int] = {}
+        for index, (connection, ack) in enumerate(acks):
+            first.setdefault((ack.command_id, connection.user_id), index)  # a repeat in one batch changes nothing
+        cursor = await conn.execute(
+            """UPDATE console_command c SET state = a.outcome, ended_at = %s
+               FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[]) AS a(command_id, user_id, outcome, position)
+               WHERE c.command_id = a.command_id AND c.user_id = a.user_id
+                 AND c.state IN ('pending', 'delivered', 'lost')
+               RETURNING c.*, a.position""",
+            (now, [acks[i][1].command_id for i in first.values()], [acks[i][0].user_id for i in first.values()],
+             [acks[i][1].outcome for i in first.values()], list(first.values())))
+        recorded = {row["position"]: row for row in await cursor.fetchall()}
+        outcomes = [outcome_from_ack(_command_from_row(recorded[index]), *acks[index], now) for index in sorted(recorded)]
+        return [index in recorded for index in range(len(acks))], outcomes
+
+    async def _claim(self, conn: psycopg.AsyncConnection[Any], claims: list[tuple[str, str]],
+                     now: datetime) -> tuple[list[list[ConsoleCommand]], list[CommandOutcome]]:
+        if not claims:
+            return [], []
+        first: dict[str, int] = {}
+        for index, (user_id, _) in enumerate(claims):
+            first.setdefault(user_id, index)  # the first claim of a user gets its command, the rest find it taken
+        # One claim per user at a time, over every replica: a command goes to one console. Locks are
+        # taken in one order by every replica, so two batches cannot wait on each other.
+        await conn.execute(
+            """SELECT pg_advisory_xact_lock(k) FROM (
+                   SELECT DISTINCT hashtext('console-user:' || u) AS k FROM unnest(%s::text[]) AS u ORDER BY k) AS keys""",
+            (list(first),))
+        cursor = await conn.execute(
+            f"SELECT * FROM console_command WHERE user_id = ANY(%(users)s) AND {self._CLAIMABLE} ORDER BY issued_at",
+            {"users": list(first), "now": now, "fresh": now - self._stale_after})
+        claimable: dict[str, list[ConsoleCommand]] = {}
+        for row in await cursor.fetchall():
+            claimable.setdefault(row["user_id"], []).append(_command_from_row(row))
+        handed: list[list[ConsoleCommand]] = [[] for _ in claims]
+        superseded: list[CommandOutcome] = []
+        for user_id, commands in claimable.items():
+            newest = commands[-1]
+            handed[first[user_id]] = [newest]
+            superseded += [CommandOutcome(command.command_id, user_id, "ignored", now,
+                                          reason=f"superseded by command {newest.command_id} before a console "
+                                                 f"acknowledged it")
+                           for command in commands[:-1]]
+        if superseded:
+            await conn.execute(
+                "UPDATE console_command SET state = 'ignored', ended_at = %s WHERE command_id = ANY(%s)",
+                (now, [outcome.command_id for outcome in superseded]))
+        if claimable:
+            await conn.execute(
+                """UPDATE console_command c SET state = 'delivered', delivered_to = d.connection_id, delivered_at = %s
+                   FROM unnest(%s::text[], %s::text[]) AS d(command_id, connection_id)
+                   WHERE c.command_id = d.command_id""",
+                (now, [commands[-1].command_id for commands in claimable.values()],
+                 [claims[first[user_id]][1] for user_id in claimable]))
+        return handed, superseded
 
     def command_listener(self) -> CommandListener:
         listener = QueuedListener(self._listeners.discard)

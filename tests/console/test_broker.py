@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from presence_sync.connectors.console.broker import CommandOutcome, ConsoleCommand, ConsoleConnection, StatusPush
-from presence_sync.connectors.console.protocol import Ack, StatusChanged
+from presence_sync.connectors.console.protocol import Ack, StatusChanged, salesforce_id_18
 from tests.console.support import DEADLINE, ORG, STATUS_BREAK, USER_A, USER_B, BrokerFactory, FakeClock
 
 TIMEOUT = timedelta(seconds=30)
@@ -255,3 +255,44 @@ async def test_a_dead_gateways_commands_go_to_other_consoles_once_its_connection
     await alive.keep_alive("gw-alive")
     assert await alive.connected_consoles() == {USER_A: 1}
     assert [c.command_id for c in await alive.claim_commands(USER_A, new_console.connection_id)] == ["cmd-1"]
+
+
+async def test_many_consoles_calling_at_once_are_answered_as_if_each_called_alone(
+    broker_factory: BrokerFactory, request: pytest.FixtureRequest
+) -> None:
+    clock = FakeClock()
+    broker = await broker_factory(clock=clock)
+    users = [salesforce_id_18(f"005000000{n:06d}") for n in range(40)]
+    consoles = [connection(user, f"c{n}", clock=clock) for n, user in enumerate(users)]
+    spare = connection(users[0], "spare", clock=clock)
+    until = clock() + timedelta(minutes=15)
+    tokens = await asyncio.gather(*(broker.claim_token(f"jti-{n:010d}", until) for n in [*range(40), 7]))
+    assert tokens.count(True) == 40 and tokens[-1] is False  # one token presented twice at once: one replay
+    await asyncio.gather(*(broker.open_connection(conn) for conn in [*consoles, spare]))
+    assert await broker.connected_consoles() == {user: 2 if user == users[0] else 1 for user in users}
+    await broker.submit([command(clock, users[0], "old")])
+    clock.advance(1)
+    await broker.submit([command(clock, user, f"cmd-{n}") for n, user in enumerate(users)])
+
+    claims = await asyncio.gather(*(broker.claim_commands(conn.user_id, conn.connection_id)
+                                    for conn in [*consoles, spare]))
+    assert sorted(c.command_id for claim in claims for c in claim) == sorted(f"cmd-{n}" for n in range(40))
+    assert all(c.user_id == conn.user_id for claim, conn in zip(claims, [*consoles, spare]) for c in claim)
+    if "postgresql" in request.node.callspec.id:
+        batches = broker.batches
+    acked = await asyncio.gather(*(broker.record_ack(conn, ack(f"cmd-{n}")) for n, conn in enumerate(consoles)),
+                                 broker.record_ack(consoles[0], ack("cmd-0")), broker.record_ack(consoles[1], ack("cmd-0")))
+    assert acked.count(True) == 40 and acked[40:] == [False, False]  # a repeat, and another user's command
+    if "postgresql" in request.node.callspec.id:
+        assert broker.batches == batches + 1  # 42 acknowledgements, one transaction
+    await asyncio.gather(*(broker.record_push(conn, StatusChanged.model_validate({
+        "type": "status_changed", "event": "status_changed", "reason": "OmniToolkitStatusChange",
+        "status": {"status_id": STATUS_BREAK, "status": "On_Break"}, "at": clock().isoformat(),
+        "command_id": f"cmd-{n}"})) for n, conn in enumerate(consoles)))
+
+    events = await broker.read_events()
+    assert [event.seq for event in events] == list(range(1, 82))
+    assert [(e.command_id, e.outcome) for e in events if isinstance(e, CommandOutcome)].count(("old", "ignored")) == 1
+    applied = {(e.user_id, e.command_id) for e in events if isinstance(e, CommandOutcome) and e.outcome == "applied"}
+    assert applied == {(user, f"cmd-{n}") for n, user in enumerate(users)}
+    assert sum(isinstance(event, StatusPush) for event in events) == 40

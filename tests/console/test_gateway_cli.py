@@ -37,6 +37,8 @@ async def test_the_command_serves_consoles_and_keeps_the_secret_to_itself() -> N
                 output.append(line)
         async with Console.connect(url, token_for(USER_A)) as console:
             assert (await console.welcomed())["user_id"] == USER_A
+            # The client offers permessage-deflate, as browsers do; the gateway declines (no zlib per console).
+            assert "Sec-WebSocket-Extensions" not in console.ws.response.headers
     finally:
         process.send_signal(signal.SIGINT)
         rest, _ = await asyncio.wait_for(process.communicate(), DEADLINE)
