@@ -114,6 +114,7 @@ def test_an_api_the_settings_name_is_used_without_a_word(prefect_harness: None) 
 
 
 def test_run_logs_stay_off_the_terminal_but_our_warnings_do_not() -> None:
+    import prefect.main  # noqa: F401  (Prefect sets up its logging once, replacing the root's handlers)
     from prefect.logging.handlers import PrefectConsoleHandler
 
     class Recording(PrefectConsoleHandler):
