@@ -5,14 +5,14 @@ the bench the emulators stay in the bench's process (so a burst is made "at once
 emulator's lock and convergence is watched in-process for free) and what is measured runs here,
 with its own interpreter and GIL:
 
-    python -m bench.child sync CONFIG [--interval S] [--holder H] [--max-concurrency N] [--max-seconds N]
+    python -m bench.child sync CONFIG [--interval S] [--holder H] [--max-concurrency N] [--max-seconds N] [--shard i/n]
     python -m bench.child bare        # then an init message on stdin (URLs, credentials, concurrency)
 
 Both speak JSON lines: commands on stdin, answers on stdout (anything else the child prints goes to
 stderr). The bench's side of them is `bench.center.SyncProcess` / `bench.center.BareProcess`.
 
 sync: `tasks.sync.window.run_window` with `tasks.context.open_context(CONFIG)`, exactly what the sync
-flow runs (no Prefect server). After every tick it reports the tick (`{"event": "tick", ...}`: its
+flow runs (no Prefect server); with `--shard i/n`, that shard's window (its agents, lease and cursors). After every tick it reports the tick (`{"event": "tick", ...}`: its
 start and end, writes per direction, changes seen, store statements counted with SQLAlchemy's
 `before_cursor_execute`) and waits for the bench's `{"cmd": "ack", "tick": n}` before sleeping the
 rest of the interval, so the bench reads the emulators' request counters between two ticks (the
@@ -120,8 +120,9 @@ def _window_summary(result: Any) -> dict[str, Any]:
 
 
 async def run_sync(config_path: str, *, interval: float | None, holder: str, max_concurrency: int | None,
-                   max_seconds: float) -> None:
+                   max_seconds: float, shard: str | None = None) -> None:
     from presence_sync.engine import Direction
+    from presence_sync.engine.shards import Shard
     from presence_sync.models.config import load_config
     from presence_sync.tasks.context import open_context
     from presence_sync.tasks.sync.window import WindowProgress, run_window, watch_ticks
@@ -198,7 +199,7 @@ async def run_sync(config_path: str, *, interval: float | None, holder: str, max
             state["began"], state["began_utc"] = time.monotonic(), time.time()
             with watch_ticks(on_tick):
                 result = await run_window(
-                    ctx, seconds=max_seconds, holder=holder, interval_seconds=interval,
+                    ctx, seconds=max_seconds, holder=holder, interval_seconds=interval, shard=Shard.parse(shard),
                     monotonic=monotonic, sleep=sleep,
                 )
     listener.cancel()
@@ -449,13 +450,22 @@ def main(argv: list[str] | None = None) -> int:
     sync.add_argument("--holder", default="bench/sync")
     sync.add_argument("--max-concurrency", type=int, default=None)
     sync.add_argument("--max-seconds", type=float, default=3600.0)
+    sync.add_argument("--shard", default=None, metavar="i/n", help="sync shard i of n (default: every agent)")
     sub.add_parser("bare")
     args = parser.parse_args(argv)
+    if args.role == "sync" and args.shard is not None:
+        from presence_sync.engine.shards import Shard, ShardError
+
+        try:
+            Shard.parse(args.shard)
+        except ShardError as error:
+            parser.error(f"--shard: {error}")
     _PROTOCOL, sys.stdout = sys.stdout, sys.stderr
     try:
         if args.role == "sync":
             asyncio.run(run_sync(args.config, interval=args.interval, holder=args.holder,
-                                 max_concurrency=args.max_concurrency, max_seconds=args.max_seconds))
+                                 max_concurrency=args.max_concurrency, max_seconds=args.max_seconds,
+                                 shard=args.shard))
         else:
             asyncio.run(run_bare())
     except BaseException as error:  # reported to the bench, which raises BenchError with it
