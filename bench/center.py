@@ -271,6 +271,8 @@ class TickRecord:
     statements: int  # SQL statements the store sent (counted in the child)
     cpu_s: float = 0.0  # the sync process's CPU time (user + system) at the tick's end
     rss_max_kb: int = 0  # the sync process's peak resident set so far (ru_maxrss)
+    # whom the process wrote since its previous tick: {"cxone": [agent ids], "salesforce": [user ids]}
+    written: dict[str, list[Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -411,6 +413,7 @@ class SyncProcess:
             statements=int(message["statements"]),
             cpu_s=float(message.get("cpu_s", 0.0)),
             rss_max_kb=int(message.get("rss_max_kb", 0)),
+            written=dict(message.get("written", {})),
         )
         self.ticks.append(record)
         for listener in self._tick_listeners:

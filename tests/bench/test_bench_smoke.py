@@ -223,6 +223,9 @@ async def test_shards_write_every_agent_once_across_shards_beside_one_process() 
             assert figures[f"{run}_written"] == {"once": linked, "twice_or_more": 0, "never": 0, "not_linked": 0}
             assert figures[f"{run}_written_back"] == 0
             assert sum(figures[f"{run}_shard_writes"].values()) == linked
+            # Who wrote whom, from each process's own clients: every agent by its shard alone.
+            assert figures[f"{run}_by_two_shards"] == 0
+            assert not any(figures[f"{run}_shard_foreign"].values()) and not any(figures[f"{run}_shard_missed"].values())
             assert figures[f"{run}_cpu_ms_per_change"] > 0 and figures[f"{run}_seconds_ratio"] > 0
         assert figures[f"{direction}_1p_seconds_ratio"] == 1.0
         # Each shard carries some of the agents, and only its own.
@@ -233,3 +236,13 @@ async def test_shards_write_every_agent_once_across_shards_beside_one_process() 
     assert figures["salesforce_to_cxone_2p_write_requests"]["cxone"] == linked
     assert figures["joins_ahead"] == {"1": linked, "2": linked}
     assert len(report.checks) == 12 and not report.targets  # 3 checks per burst and count; no target on 2 cores
+
+
+def test_the_sync_child_refuses_a_shard_written_wrongly(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.child import main as child_main
+
+    with pytest.raises(SystemExit) as exited:
+        child_main(["sync", "presence-sync.yaml", "--shard", "4/3"])
+
+    assert exited.value.code == 2
+    assert "--shard: shard 4/3 does not exist" in capsys.readouterr().err
