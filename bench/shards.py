@@ -19,9 +19,10 @@ sum over its processes of `process_time` from the tick before the burst to each 
 tick) per change, and the busiest shard's CPU: with one machine per shard, that is the burst's CPU
 time on the critical path. Every figure is printed beside the one-process run's (the baseline).
 
-Checks, per count and burst: every linked agent converged; the emulators received exactly one write
-for each linked agent (CXone session states by agent, Salesforce presence commands by user: an agent
-two shards wrote would show twice) and none back; each shard wrote exactly as many agents as it owns.
+Checks, per count and burst: every linked agent converged; no agent written by two processes, each
+shard having written all of its own agents and no other (each child's log of its clients' writes);
+the emulators received exactly one write for each linked agent (CXone session states by agent,
+Salesforce presence commands by user) and none back.
 
 No target: on a 2-core machine N shard processes share the same two cores (and the emulators' process),
 so wall-clock and total CPU cannot improve; what sharding buys shows as per-shard work (writes, CPU)
