@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, str] = {
     "client": "bench.client_cpu",
     "consoles": "bench.consoles",
     "recovery": "bench.recovery",
+    "shards": "bench.shards",
 }
 
 

@@ -31,8 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument(
         "--store-url", default=None, metavar="URL",
-        help="scale: a PostgreSQL server for its PostgreSQL row (a database is created and dropped on it); "
-        "'none' for SQLite only (default: the local test server when it answers)",
+        help="scale, shards: a PostgreSQL server for the PostgreSQL store (a database is created and dropped on it "
+        "per run); 'none' for SQLite only (default: the local test server when it answers)",
     )
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the reports as JSON")
     args = parser.parse_args(argv)
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         print_flush("")
         started = time.monotonic()
         try:
-            options = {"store_url": args.store_url} if name == "scale" and args.store_url else {}
+            options = {"store_url": args.store_url} if name in ("scale", "shards") and args.store_url else {}
             report = asyncio.run(run_benchmark(name, agents=args.agents, quick=args.quick, **options))
         except BenchError as error:
             broken.append(name)

@@ -271,6 +271,8 @@ class TickRecord:
     statements: int  # SQL statements the store sent (counted in the child)
     cpu_s: float = 0.0  # the sync process's CPU time (user + system) at the tick's end
     rss_max_kb: int = 0  # the sync process's peak resident set so far (ru_maxrss)
+    # whom the process wrote since its previous tick: {"cxone": [agent ids], "salesforce": [user ids]}
+    written: dict[str, list[Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -303,14 +305,17 @@ class SyncProcess:
 
     The child reports every tick and waits for this side's ack before it sleeps, so the emulators'
     request counters are read between two ticks. Stopping is clean: the window ends between two
-    ticks and saves as a window end does; nothing is cancelled mid-tick.
+    ticks and saves as a window end does; nothing is cancelled mid-tick. With `shard` ("i/n") the child
+    runs that shard's window; beside other sync processes, a tick's request counts (read from the
+    emulators) include the others' requests made meanwhile.
     """
 
     def __init__(
         self, center: Center, *, holder: str = "bench/sync", max_seconds: float = 3600.0,
-        interval_seconds: float | None = None, max_concurrency: int | None = None,
+        interval_seconds: float | None = None, max_concurrency: int | None = None, shard: str | None = None,
     ) -> None:
         self.center = center
+        self.shard = shard
         self.interval_seconds = interval_seconds or center.interval_seconds
         self.holder = holder
         self.ticks: list[TickRecord] = []
@@ -320,6 +325,8 @@ class SyncProcess:
                 "--max-seconds", repr(max_seconds)]
         if max_concurrency is not None:
             args += ["--max-concurrency", str(max_concurrency)]
+        if shard is not None:
+            args += ["--shard", shard]
         self._child = _Child(center, "sync", f"sync-{holder.replace('/', '-')}-{self.max_concurrency}", args)
         self._reader: asyncio.Task[None] | None = None
         self._stopping = False
@@ -406,6 +413,7 @@ class SyncProcess:
             statements=int(message["statements"]),
             cpu_s=float(message.get("cpu_s", 0.0)),
             rss_max_kb=int(message.get("rss_max_kb", 0)),
+            written=dict(message.get("written", {})),
         )
         self.ticks.append(record)
         for listener in self._tick_listeners:

@@ -5,17 +5,17 @@ the bench the emulators stay in the bench's process (so a burst is made "at once
 emulator's lock and convergence is watched in-process for free) and what is measured runs here,
 with its own interpreter and GIL:
 
-    python -m bench.child sync CONFIG [--interval S] [--holder H] [--max-concurrency N] [--max-seconds N]
+    python -m bench.child sync CONFIG [--interval S] [--holder H] [--max-concurrency N] [--max-seconds N] [--shard i/n]
     python -m bench.child bare        # then an init message on stdin (URLs, credentials, concurrency)
 
 Both speak JSON lines: commands on stdin, answers on stdout (anything else the child prints goes to
 stderr). The bench's side of them is `bench.center.SyncProcess` / `bench.center.BareProcess`.
 
 sync: `tasks.sync.window.run_window` with `tasks.context.open_context(CONFIG)`, exactly what the sync
-flow runs (no Prefect server). After every tick it reports the tick (`{"event": "tick", ...}`: its
+flow runs (no Prefect server); with `--shard i/n`, that shard's window (its agents, lease and cursors). After every tick it reports the tick (`{"event": "tick", ...}`: its
 start and end, writes per direction, changes seen, store statements counted with SQLAlchemy's
-`before_cursor_execute`) and waits for the bench's `{"cmd": "ack", "tick": n}` before sleeping the
-rest of the interval, so the bench reads the emulators' request counters between two ticks (the
+`before_cursor_execute`, whom its clients wrote since the last tick) and waits for the bench's
+`{"cmd": "ack", "tick": n}` before sleeping the rest of the interval, so the bench reads the emulators' request counters between two ticks (the
 wait is taken out of the sleep; the period stays the interval). The window starts on `{"cmd": "go"}`,
 sent once the bench has read the counters the first tick is counted from. `{"cmd": "stop"}` (or stdin closing)
 ends the window between two ticks, saving as a window end does; the last line is `{"event": "done",
@@ -100,6 +100,34 @@ class StatementCounter:
 # --- sync --------------------------------------------------------------------------------------------
 
 
+class WrittenAgents:
+    """Whom this process wrote, as its clients sent it (CXone agent ids, Salesforce user ids), since the last
+    `take()`: the bench tells which shard wrote which agent (the emulators cannot tell the processes apart)."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.cxone: list[int] = []
+        self.salesforce: list[str] = []
+        set_state, publish = ctx.cxone.set_state, ctx.salesforce.publish_presence_commands
+
+        async def counted_state(agent_id: int, *args: Any, **kwargs: Any) -> Any:
+            answer = await set_state(agent_id, *args, **kwargs)
+            self.cxone.append(int(agent_id))
+            return answer
+
+        async def counted_commands(commands: Any) -> Any:
+            answer = await publish(commands)
+            self.salesforce.extend(c.user_id for c, saved in zip(commands, answer, strict=True) if saved.success)
+            return answer
+
+        ctx.cxone.set_state = counted_state
+        ctx.salesforce.publish_presence_commands = counted_commands
+
+    def take(self) -> dict[str, list[Any]]:
+        taken = {"cxone": self.cxone, "salesforce": self.salesforce}
+        self.cxone, self.salesforce = [], []
+        return taken
+
+
 def _window_summary(result: Any) -> dict[str, Any]:
     from presence_sync.engine import Direction
 
@@ -120,8 +148,9 @@ def _window_summary(result: Any) -> dict[str, Any]:
 
 
 async def run_sync(config_path: str, *, interval: float | None, holder: str, max_concurrency: int | None,
-                   max_seconds: float) -> None:
+                   max_seconds: float, shard: str | None = None) -> None:
     from presence_sync.engine import Direction
+    from presence_sync.engine.shards import Shard
     from presence_sync.models.config import load_config
     from presence_sync.tasks.context import open_context
     from presence_sync.tasks.sync.window import WindowProgress, run_window, watch_ticks
@@ -171,6 +200,7 @@ async def run_sync(config_path: str, *, interval: float | None, holder: str, max
     listener = asyncio.create_task(listen())
     async with open_context(config) as ctx:
         directions = (Direction.CXONE_TO_SALESFORCE, Direction.SALESFORCE_TO_CXONE)
+        written = WrittenAgents(ctx)
         with StatementCounter(ctx.store.engine) as statements:
             last = {"writes": dict.fromkeys(directions, 0), "seen": 0, "statements": statements.value}
 
@@ -189,6 +219,7 @@ async def run_sync(config_path: str, *, interval: float | None, holder: str, max
                     "statements": statements.value - last["statements"],
                     "cpu_s": time.process_time(),
                     "rss_max_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                    "written": written.take(),
                 })
                 last.update(writes=writes, seen=seen, statements=statements.value)
 
@@ -198,7 +229,7 @@ async def run_sync(config_path: str, *, interval: float | None, holder: str, max
             state["began"], state["began_utc"] = time.monotonic(), time.time()
             with watch_ticks(on_tick):
                 result = await run_window(
-                    ctx, seconds=max_seconds, holder=holder, interval_seconds=interval,
+                    ctx, seconds=max_seconds, holder=holder, interval_seconds=interval, shard=Shard.parse(shard),
                     monotonic=monotonic, sleep=sleep,
                 )
     listener.cancel()
@@ -449,13 +480,22 @@ def main(argv: list[str] | None = None) -> int:
     sync.add_argument("--holder", default="bench/sync")
     sync.add_argument("--max-concurrency", type=int, default=None)
     sync.add_argument("--max-seconds", type=float, default=3600.0)
+    sync.add_argument("--shard", default=None, metavar="i/n", help="sync shard i of n (default: every agent)")
     sub.add_parser("bare")
     args = parser.parse_args(argv)
+    if args.role == "sync" and args.shard is not None:
+        from presence_sync.engine.shards import Shard, ShardError
+
+        try:
+            Shard.parse(args.shard)
+        except ShardError as error:
+            parser.error(f"--shard: {error}")
     _PROTOCOL, sys.stdout = sys.stdout, sys.stderr
     try:
         if args.role == "sync":
             asyncio.run(run_sync(args.config, interval=args.interval, holder=args.holder,
-                                 max_concurrency=args.max_concurrency, max_seconds=args.max_seconds))
+                                 max_concurrency=args.max_concurrency, max_seconds=args.max_seconds,
+                                 shard=args.shard))
         else:
             asyncio.run(run_bare())
     except BaseException as error:  # reported to the bench, which raises BenchError with it

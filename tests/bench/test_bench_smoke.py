@@ -128,7 +128,7 @@ def test_the_command_line_knows_every_benchmark_and_refuses_others(capsys: pytes
     with pytest.raises(SystemExit):
         parse_args(["no-such-bench"])
     assert "unknown benchmark" in capsys.readouterr().err
-    assert set(BENCHMARKS) == {"propagation", "burst", "engine", "first-output", "scale", "client", "consoles", "recovery"}
+    assert set(BENCHMARKS) == {"propagation", "burst", "engine", "first-output", "scale", "client", "consoles", "recovery", "shards"}
 
 
 def test_the_command_line_runs_one_benchmark_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -206,3 +206,43 @@ async def test_first_output_prints_rows_beside_a_cpu_hog_next_to_the_idle_ones()
         assert report.figures[f"{mode}.status.done_seconds"] > 0
     assert any("1 busy-looping processes on" in note for note in report.notes)
     assert len(report.targets) == 1  # the target stays the idle machine's
+
+
+async def test_shards_write_every_agent_once_across_shards_beside_one_process() -> None:
+    report = await run_benchmark("shards", agents=40, quick=True, interval=0.2, store_url="none")
+
+    assert_common(report, "shards")
+    figures = report.figures
+    linked = report.params["linked"]
+    assert report.params["store"] == "sqlite" and report.params["processes"] == "1/2"
+    assert report.params["load_before"] and report.params["load_after"]
+    for direction in ("cxone_to_salesforce", "salesforce_to_cxone"):
+        for count in (1, 2):
+            run = f"{direction}_{count}p"
+            assert figures[f"{run}_converged"] == linked
+            assert figures[f"{run}_written"] == {"once": linked, "twice_or_more": 0, "never": 0, "not_linked": 0}
+            assert figures[f"{run}_written_back"] == 0
+            assert sum(figures[f"{run}_shard_writes"].values()) == linked
+            # Who wrote whom, from each process's own clients: every agent by its shard alone.
+            assert figures[f"{run}_by_two_shards"] == 0
+            assert not any(figures[f"{run}_shard_foreign"].values()) and not any(figures[f"{run}_shard_missed"].values())
+            assert figures[f"{run}_cpu_ms_per_change"] > 0 and figures[f"{run}_seconds_ratio"] > 0
+        assert figures[f"{direction}_1p_seconds_ratio"] == 1.0
+        # Each shard carries some of the agents, and only its own.
+        shard_writes = figures[f"{direction}_2p_shard_writes"]
+        assert set(shard_writes) == {"1/2", "2/2"} and all(writes > 0 for writes in shard_writes.values())
+    # Sessions were joined ahead by every shard: one CXone request per agent, however many shards.
+    assert figures["salesforce_to_cxone_1p_write_requests"]["cxone"] == linked
+    assert figures["salesforce_to_cxone_2p_write_requests"]["cxone"] == linked
+    assert figures["joins_ahead"] == {"1": linked, "2": linked}
+    assert len(report.checks) == 12 and not report.targets  # 3 checks per burst and count; no target on 2 cores
+
+
+def test_the_sync_child_refuses_a_shard_written_wrongly(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.child import main as child_main
+
+    with pytest.raises(SystemExit) as exited:
+        child_main(["sync", "presence-sync.yaml", "--shard", "4/3"])
+
+    assert exited.value.code == 2
+    assert "--shard: shard 4/3 does not exist" in capsys.readouterr().err
