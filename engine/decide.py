@@ -103,22 +103,37 @@ def record_write_results(
 ) -> tuple[dict[int, AgentMemory], list[AuditRecord]]:
     """Fold the results of applying writes into memory: returns (memory of changed agents, audit).
 
-    ok: the echo is awaited. transient: retried after backoff (at least `retry_after_seconds`) on a
-    later decide, until `max_attempts`. permanent: audited "failed" and not retried for that change.
+    ok: the echo is awaited, at least `echo_timeout` from now (a write that waited long for its turn,
+    in a burst, is not retried while its echo is still on its way). transient: retried after backoff
+    (at least `retry_after_seconds`) on a later decide, until `max_attempts`. permanent: audited
+    "failed" and not retried for that change.
     """
     now = require_utc(now, "now")
     updated: dict[int, AgentMemory] = {}
     audit: list[AuditRecord] = []
     for result in results:
         known = updated.get(result.agent_id) or memory.get(result.agent_id)
-        if known is None or result.outcome is WriteOutcome.OK:
+        if known is None:
             continue
         command = next(
             (c for c in (known.cxone_command, known.salesforce_command) if c and c.command_id == result.command_id),
             None,
         )
+        field_name = "cxone_command" if command is not None and command.side is Side.CXONE else "salesforce_command"
+        if command is not None and result.outcome is WriteOutcome.OK and command.status is CommandStatus.RETRY_WAIT:
+            # Its echo was declared late while the write still waited its turn: it has landed now, so
+            # the retry would write it twice; its echo is awaited instead.
+            awaited = replace(command, status=CommandStatus.IN_FLIGHT, due_at=now + policy.echo_timeout)
+            updated[result.agent_id] = replace(known, **{field_name: awaited})
+            continue
         if command is None or command.status is not CommandStatus.IN_FLIGHT:
             continue  # superseded, echoed already, or a repeated report: nothing to track
+        if result.outcome is WriteOutcome.OK:
+            # Memory changes only when the echo wait had mostly run out while the write waited its turn.
+            if command.due_at is not None and command.due_at < now + policy.echo_timeout / 2:
+                awaited = replace(command, due_at=now + policy.echo_timeout)
+                updated[result.agent_id] = replace(known, **{field_name: awaited})
+            continue
         reason = result.reason or "no reason given"
         if result.outcome is WriteOutcome.PERMANENT:
             changed = replace(command, status=CommandStatus.FAILED, due_at=None, last_error=reason)
@@ -136,7 +151,6 @@ def record_write_results(
                 f"write failed ({reason}); retrying in {delay:.0f}s "
                 f"(attempt {command.attempts + 1} of {policy.max_attempts})"
             )
-        field_name = "cxone_command" if command.side is Side.CXONE else "salesforce_command"
         updated[result.agent_id] = replace(known, **{field_name: changed})
         audit.append(command_record(result.agent_id, now, command, outcome, text))
     return updated, audit

@@ -224,6 +224,10 @@ class Applier:
 
     def submit(self, writes: Iterable[Write]) -> None:
         for write in writes:
+            if self._busy.get(write.agent_id) == write.command_id:
+                # The engine's retry of a write still being applied (queued behind the concurrency bound
+                # for longer than the echo timeout, in a big burst): the one under way answers for both.
+                continue
             superseded = self._waiting.pop(write.agent_id, None)
             if superseded is not None and superseded.command_id != write.command_id:
                 self._done.append((superseded, WriteResult(

@@ -119,6 +119,27 @@ def test_ok_results_and_unknown_commands_change_nothing():
     assert h.memory == before
 
 
+def test_a_write_that_lands_late_in_a_burst_is_awaited_again_not_written_twice():
+    # A burst queues writes behind the concurrency bound for longer than the echo timeout: one that
+    # lands then has its echo awaited from now, and one declared late meanwhile is not retried.
+    h = Harness(policy=FAST)
+    write = publish_break(h).writes[0]
+    h.step(seconds=8)  # 7 s after the write: most of its 10 s echo wait is gone
+    assert h.report(WriteResult(AGENT_A, write.command_id, WriteOutcome.OK)) == []
+    assert h.memory[AGENT_A].salesforce_command.due_at == h.at(8 + FAST.echo_timeout_seconds)
+    assert h.step(seconds=15).writes == []  # past the first due time: still awaited, nothing late
+
+    h = Harness(policy=FAST)
+    write = publish_break(h).writes[0]
+    assert outcomes(h.step(seconds=12)) == [Outcome.RETRYING]  # declared late while it still waited
+    assert h.report(WriteResult(AGENT_A, write.command_id, WriteOutcome.OK)) == []
+    command = h.memory[AGENT_A].salesforce_command
+    assert command.status is CommandStatus.IN_FLIGHT and command.due_at == h.at(12 + FAST.echo_timeout_seconds)
+    assert h.step(seconds=20).writes == []  # the retry it was waiting for is not sent
+    echoed = h.step(h.sf(AGENT_A, write.target), seconds=21)
+    assert echoed.writes == [] and Outcome.ECHO in outcomes(echoed)
+
+
 def test_replaying_a_batch_writes_nothing_new_and_is_deterministic():
     h = Harness()
     batch = [h.cx(AGENT_A, available()), h.sf(AGENT_A, "On_Break"), h.cx(AGENT_B, unavailable("Lunch"))]

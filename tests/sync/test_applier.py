@@ -81,3 +81,16 @@ async def test_waiting_for_some_commands_does_not_wait_for_others() -> None:
     assert applier.in_flight == 1
     await applier.aclose()
     assert applier.in_flight == 0
+
+
+async def test_a_retry_of_a_write_still_being_applied_is_not_sent_again() -> None:
+    gate = Gate()
+    applier = Applier("CXone", gate, batch_size=1)
+    applier.submit([write(1, "a1")])
+    await until(lambda: gate.started == [["a1"]])
+    applier.submit([write(1, "a1")])  # the engine's retry, its echo late while a1 waited its turn
+    gate.open("a1")
+    await applier.wait(30.0)
+    assert gate.started == [["a1"]]
+    assert [result.command_id for _, result in applier.collect()] == ["a1"]
+    await applier.aclose()
