@@ -211,6 +211,7 @@ class Applier:
         self._waiting: dict[int, Write] = {}  # by agent, in submission order
         self._busy: dict[int, str] = {}  # agent -> command id being applied
         self._done: list[tuple[Write, WriteResult]] = []
+        self._landed: set[str] = set()  # command ids applied OK among `_done`
         self._tasks: set[asyncio.Task[None]] = set()
         self._changed = asyncio.Event()
 
@@ -224,9 +225,10 @@ class Applier:
 
     def submit(self, writes: Iterable[Write]) -> None:
         for write in writes:
-            if self._busy.get(write.agent_id) == write.command_id:
-                # The engine's retry of a write still being applied (queued behind the concurrency bound
-                # for longer than the echo timeout, in a big burst): the one under way answers for both.
+            if self._busy.get(write.agent_id) == write.command_id or write.command_id in self._landed:
+                # The engine's retry of a write still being applied, or applied since the tick last
+                # collected (queued behind the concurrency bound for longer than the echo timeout, in a
+                # big burst): the first attempt answers for both.
                 continue
             superseded = self._waiting.pop(write.agent_id, None)
             if superseded is not None and superseded.command_id != write.command_id:
@@ -240,6 +242,7 @@ class Applier:
     def collect(self) -> list[tuple[Write, WriteResult]]:
         """The writes finished since the last call, with their results."""
         done, self._done = self._done, []
+        self._landed.clear()
         return done
 
     async def wait(self, timeout: float, commands: set[str] | None = None) -> None:
@@ -291,6 +294,9 @@ class Applier:
             results = [WriteResult(w.agent_id, w.command_id, WriteOutcome.TRANSIENT, reason) for w in batch]
         by_command = {result.command_id: result for result in results}
         for write in batch:
-            self._done.append((write, by_command[write.command_id]))
+            result = by_command[write.command_id]
+            self._done.append((write, result))
+            if result.outcome is WriteOutcome.OK:
+                self._landed.add(write.command_id)
             self._busy.pop(write.agent_id, None)
         self._start()

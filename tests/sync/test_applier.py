@@ -94,3 +94,18 @@ async def test_a_retry_of_a_write_still_being_applied_is_not_sent_again() -> Non
     assert gate.started == [["a1"]]
     assert [result.command_id for _, result in applier.collect()] == ["a1"]
     await applier.aclose()
+
+
+async def test_a_retry_of_a_write_applied_since_the_last_collect_is_not_sent_again() -> None:
+    gate = Gate()
+    applier = Applier("CXone", gate, batch_size=1)
+    applier.submit([write(1, "a1")])
+    gate.open("a1")
+    await applier.wait(30.0)
+    applier.submit([write(1, "a1")])  # the retry, decided before the tick collected a1's result
+    await applier.wait(30.0)
+    assert gate.started == [["a1"]]
+    assert [result.command_id for _, result in applier.collect()] == ["a1"]
+    applier.submit([write(1, "a1")])  # once collected, the engine knows: a retry now is a real one
+    await until(lambda: gate.started == [["a1"], ["a1"]])
+    await applier.aclose()
