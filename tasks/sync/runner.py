@@ -271,8 +271,9 @@ class SyncRunner:
     `budget` paces the Salesforce source and is what the runner reports as the API budget
     (default: the config's reserve, polling every `interval_seconds` while the budget allows).
     `write_wait_seconds` is how long a tick waits for the writes it handed to the appliers
-    (default 0: they are wholly the background's, and the next tick folds their results in, so a
-    burst of writes never holds up polling; reconcile and `close` still wait for theirs).
+    (default: at most one interval, so a burst of writes holds polling back by one interval at most,
+    while an ordinary tick still folds its writes' results in, acknowledgements included, before the
+    next decides; reconcile and `close` wait for all of theirs).
     `shard` (default: every agent) limits the runner to that shard's agents, under the shard's own
     lease and cursor names (`Shard.lease_name`, `Shard.cursor`); `_guard_shard` enforces it on every
     save and write.
@@ -305,9 +306,12 @@ class SyncRunner:
         self.clock = clock
         self.on_anomaly = on_anomaly
         self.lease_ttl = lease_ttl_seconds(self.interval_seconds)
-        # How long a tick waits for the writes it handed over (0: not at all, the next tick folds
-        # their results in; polling then keeps its interval through a burst of writes).
-        self.write_wait_seconds = 0.0 if write_wait_seconds is None else write_wait_seconds
+        # How long a tick waits for the writes it handed over: the rest is the background's, and the
+        # next tick folds their results in, so polling keeps about its interval through a burst.
+        self.write_wait_seconds = (
+            min(self.settings.write_deadline_seconds, self.interval_seconds)
+            if write_wait_seconds is None else write_wait_seconds
+        )
         self.stats = WindowStats()
         self.lease: Lease | None = None
         self.setup: SyncSetup | None = None
