@@ -183,6 +183,9 @@ class RequestStats:
 
     by_route: Counter[str] = field(default_factory=Counter)
     injected: Counter[str] = field(default_factory=Counter)
+    # Requests whose client hung up before the handler had read them (uvicorn then hands the handler
+    # a disconnect, not the buffered body): counted in `by_route`, but nothing they asked for happened.
+    abandoned: Counter[str] = field(default_factory=Counter)
 
     def snapshot(self, clock_now: datetime) -> dict[str, Any]:
         writes = sum(n for key, n in self.by_route.items() if is_write(key))
@@ -191,6 +194,7 @@ class RequestStats:
             "total_requests": sum(self.by_route.values()),
             "write_requests": writes,
             "errors_injected": dict(sorted(self.injected.items())),
+            "abandoned_by_client": dict(sorted(self.abandoned.items())),
             "clock": clock_now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         }
 
@@ -273,9 +277,11 @@ class FaultInjector:
                 self.stats.injected[f"status_{s.error_status}"] += 1
             return decision
 
-    def count(self, method: str, route: str) -> None:
+    def count(self, method: str, route: str, abandoned: bool = False) -> None:
         with self._lock:
             self.stats.by_route[f"{method} {route}"] += 1
+            if abandoned:
+                self.stats.abandoned[f"{method} {route}"] += 1
 
     def _take_targeted(self, method: str, path: str) -> _Fault | None:
         for position, fault in enumerate(self.settings.targeted):
@@ -309,6 +315,8 @@ class FaultMiddleware:
         decision = self.injector.decide(scope["method"], scope["path"])
         if decision.latency_s:
             await asyncio.sleep(decision.latency_s)
+        exchange = _Exchange(receive, send)
+        receive, send = exchange.receive, exchange.send
         try:
             if decision.targeted is not None:
                 await self._targeted(decision.targeted, scope, receive, send)
@@ -334,7 +342,7 @@ class FaultMiddleware:
                 await _drop(send)
             await self.app(scope, receive, send)
         finally:
-            self.injector.count(scope["method"], _route_template(scope))
+            self.injector.count(scope["method"], _route_template(scope), abandoned=exchange.hung_up)
 
     async def _targeted(self, fault: _Fault, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if isinstance(fault, ErrorFault):
@@ -486,6 +494,24 @@ async def _send_json(send: Any, status: int, body: Any, headers: list[tuple[byte
         }
     )
     await send({"type": "http.response.body", "body": payload})
+
+
+class _Exchange:
+    """One request's receive and send, noting whether its client hung up before it was answered."""
+
+    def __init__(self, receive: Any, send: Any) -> None:
+        self._receive, self._send = receive, send
+        self.answered = self.hung_up = False
+
+    async def receive(self) -> Any:
+        message = await self._receive()
+        if message["type"] == "http.disconnect" and not self.answered:
+            self.hung_up = True
+        return message
+
+    async def send(self, message: Any) -> None:
+        self.answered = self.answered or message["type"] == "http.response.start"
+        await self._send(message)
 
 
 async def _discard(message: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import httpx
 import pytest
@@ -19,6 +20,11 @@ def _app(injector: FaultInjector) -> tuple[FastAPI, list[str]]:
     async def touch(thing_id: str) -> dict[str, str]:
         handled.append(thing_id)
         return {"id": thing_id}
+
+    @app.post("/bodies")
+    async def take(body: dict[str, str]) -> dict[str, str]:
+        handled.append(body["id"])
+        return body
 
     @app.get("/__emulator/stats")
     async def stats() -> dict[str, int]:
@@ -111,9 +117,9 @@ def _targeted(*faults: dict) -> FaultSettings:
     return FaultSettings.model_validate({"targeted": list(faults)})
 
 
-async def _post(app: FastAPI, path: str) -> httpx.Response:
+async def _post(app: FastAPI, path: str, **kwargs: object) -> httpx.Response:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://emu") as client:
-        return await client.post(path)
+        return await client.post(path, **kwargs)  # type: ignore[arg-type]
 
 
 async def test_a_targeted_fault_hits_only_the_next_count_matching_requests():
@@ -244,6 +250,23 @@ def _middleware(injector: FaultInjector, pauses: list[float] | None = None) -> t
             pauses.append(seconds)
         middleware.sleep = pause
     return middleware, handled
+
+
+async def test_a_request_whose_client_hung_up_before_it_was_read_is_counted_as_abandoned_and_changes_nothing():
+    injector = FaultInjector(seed=1)
+    middleware, handled = _middleware(injector)
+
+    async def gone() -> dict:
+        return {"type": "http.disconnect"}  # uvicorn's answer once the client has left, body buffered or not
+
+    with contextlib.suppress(Exception):  # whatever the framework makes of the disconnect, it is not a write
+        await middleware(_scope("/bodies"), gone, _AsgiCall().send)
+    app, handled_later = _app(injector)
+    answered = await _post(app, "/bodies", json={"id": "b"})
+
+    assert handled == [] and handled_later == ["b"] and answered.status_code == 200
+    assert injector.stats.by_route == {"POST /bodies": 2}
+    assert injector.stats.abandoned == {"POST /bodies": 1}
 
 
 async def test_a_silent_answer_sends_nothing_until_the_client_gives_up():
