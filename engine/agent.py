@@ -488,9 +488,18 @@ class AgentSync:
         )
         self.commands[side] = command
         self.writes.append(
-            Write(self.agent_id, side, target, command.command_id, row, reason, 1, intent.source_id, intent.first_sight)
+            Write(self.agent_id, side, target, command.command_id, row, reason, 1, intent.source_id, intent.first_sight,
+                  self._precondition(side))
         )
         return _Verdict(side, Outcome.WRITE, reason, row, target, command)
+
+    def _precondition(self, side: Side) -> tuple[str, ...] | None:
+        """What the side may show for a write to it to apply (see `Write.applies_if_showing`)."""
+        if side is Side.CXONE or self.salesforce_at is None:
+            return None  # CXone's API has no compare-and-set; a side never seen has nothing to compare
+        live = [c for c in (self.commands[side], *self.watch) if c is not None and c.side is side and c.is_live]
+        shown = {OMNI_OFFLINE if self.salesforce is None else self.salesforce, *(str(c.target) for c in live)}
+        return tuple(sorted(shown))
 
     def _follow_up(self, command: Command) -> _Verdict:
         """A live command is due: its echo is late (wait, then retry) or its retry wait is over."""
@@ -516,6 +525,7 @@ class AgentSync:
                     again.attempts,
                     command.cause_id,
                     command.initial,
+                    self._precondition(side),
                 )
             )
             return _Verdict(side, Outcome.WRITE, reason, command.rule_row, command.target, again)

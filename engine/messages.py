@@ -81,6 +81,11 @@ class Write:
     attempt: int = 1
     cause_id: str = ""
     initial: bool = False  # aligns a side seen for the first time (not a human change carried over)
+    # A Salesforce write's precondition: what the console may show for it to apply (status names, or
+    # OMNI_OFFLINE for logged out): what the sync last saw, or what a write of ours still landing
+    # leaves. Showing anything else, the agent changed it since: the console leaves the agent's
+    # choice and the sync decides again from it. None: no precondition (the side never seen).
+    applies_if_showing: tuple[str, ...] | None = None
 
 
 class WriteOutcome(StrEnum):

@@ -69,6 +69,10 @@ class ConsoleCommand:
     expires_at: datetime
     status_id: str | None = None
     status: str | None = None  # the status's developer name, for people reading logs and audits
+    # Compare-and-set: the developer names the console may show for the command to apply (None in
+    # the tuple: logged out of Omni). Showing anything else, the agent changed it after the sync
+    # decided, and the console acknowledges `ignored`, `not as expected`. None: apply whatever it shows.
+    if_showing: tuple[str | None, ...] | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.command_id) <= 64:
@@ -90,18 +94,25 @@ class ConsoleCommand:
             object.__setattr__(self, name, moment.astimezone(UTC))
         if self.expires_at <= self.issued_at:
             raise ValueError("expires_at must be after issued_at")
+        if self.if_showing is not None:
+            if not self.if_showing:
+                raise ValueError("if_showing needs at least one status (or None for no precondition)")
+            object.__setattr__(self, "if_showing", tuple(self.if_showing))
 
     @classmethod
     def set_status(cls, user_id: str, status_id: str, status: str | None = None, *, command_id: str | None = None,
-                   issued_at: datetime | None = None, timeout: timedelta = DEFAULT_ACK_TIMEOUT) -> ConsoleCommand:
+                   issued_at: datetime | None = None, timeout: timedelta = DEFAULT_ACK_TIMEOUT,
+                   if_showing: Sequence[str | None] | None = None) -> ConsoleCommand:
         issued = issued_at or utc_now()
-        return cls(command_id or uuid.uuid4().hex, user_id, "set_status", issued, issued + timeout, status_id, status)
+        return cls(command_id or uuid.uuid4().hex, user_id, "set_status", issued, issued + timeout, status_id, status,
+                   None if if_showing is None else tuple(if_showing))
 
     @classmethod
     def logout(cls, user_id: str, *, command_id: str | None = None, issued_at: datetime | None = None,
-               timeout: timedelta = DEFAULT_ACK_TIMEOUT) -> ConsoleCommand:
+               timeout: timedelta = DEFAULT_ACK_TIMEOUT, if_showing: Sequence[str | None] | None = None) -> ConsoleCommand:
         issued = issued_at or utc_now()
-        return cls(command_id or uuid.uuid4().hex, user_id, "logout", issued, issued + timeout)
+        return cls(command_id or uuid.uuid4().hex, user_id, "logout", issued, issued + timeout,
+                   if_showing=None if if_showing is None else tuple(if_showing))
 
     def to_message(self) -> dict[str, object]:
         """The `command` frame the gateway sends to the console."""
@@ -115,6 +126,8 @@ class ConsoleCommand:
         if self.action == "set_status":
             message["status_id"] = self.status_id
             message["status"] = self.status
+        if self.if_showing is not None:
+            message["if_showing"] = list(self.if_showing)
         return message
 
 

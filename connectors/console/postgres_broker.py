@@ -94,6 +94,8 @@ CREATE TABLE IF NOT EXISTS console_event (
 CREATE INDEX IF NOT EXISTS console_event_by_user ON console_event (user_id, seq);
 -- Retention counts from when the broker recorded an event, not from its `at` (a push's is the console's clock).
 ALTER TABLE console_event ADD COLUMN IF NOT EXISTS recorded_at timestamptz NOT NULL DEFAULT now();
+-- A command's compare-and-set (ConsoleCommand.if_showing): a JSON array of names, null for none.
+ALTER TABLE console_command ADD COLUMN IF NOT EXISTS if_showing jsonb;
 CREATE TABLE IF NOT EXISTS console_event_counter (id integer PRIMARY KEY, seq bigint NOT NULL);
 INSERT INTO console_event_counter (id, seq) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
 CREATE TABLE IF NOT EXISTS console_connection (
@@ -147,8 +149,9 @@ def _event_from_row(row: dict[str, Any]) -> ConsoleEvent:
 
 
 def _command_from_row(row: dict[str, Any]) -> ConsoleCommand:
+    if_showing = row.get("if_showing")
     return ConsoleCommand(row["command_id"], row["user_id"], row["action"], row["issued_at"], row["expires_at"],
-                          row["status_id"], row["status"])
+                          row["status_id"], row["status"], None if if_showing is None else tuple(if_showing))
 
 
 _Kind = Literal["token", "open", "close", "ack", "push", "claim"]
@@ -305,10 +308,12 @@ class PostgresBroker(ConsoleBroker):
             added: list[str] = []
             for command in commands:
                 cursor = await conn.execute(
-                    """INSERT INTO console_command (command_id, user_id, action, status_id, status, issued_at, expires_at)
-                       VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (command_id) DO NOTHING RETURNING user_id""",
+                    """INSERT INTO console_command
+                           (command_id, user_id, action, status_id, status, issued_at, expires_at, if_showing)
+                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (command_id) DO NOTHING RETURNING user_id""",
                     (command.command_id, command.user_id, command.action, command.status_id, command.status,
-                     command.issued_at, command.expires_at),
+                     command.issued_at, command.expires_at,
+                     None if command.if_showing is None else json.dumps(list(command.if_showing))),
                 )
                 if (row := await cursor.fetchone()) is not None:
                     added.append(row["user_id"])

@@ -22,11 +22,14 @@ Conversation (`->` console to gateway, `<-` gateway to console):
         "token_expires_at": "2026-11-25T10:15:00Z", "heartbeat_seconds": 25,
         "limits": {"max_message_bytes": 4096, "messages_per_second": 5, "burst": 30}}
     <- {"type": "command", "command_id": "c-1", "issued_at": "2026-11-25T10:00:01.250Z",
-        "user_id": "005...", "action": "set_status", "status_id": "0N5...", "status": "On_Break"}
+        "user_id": "005...", "action": "set_status", "status_id": "0N5...", "status": "On_Break",
+        "if_showing": ["Available", null]}
     -> {"type": "ack", "command_id": "c-1", "outcome": "applied",
         "status": {"status_id": "0N5...", "status": "On_Break", "label": "On Break"}}
     -> {"type": "ack", "command_id": "c-2", "outcome": "failed", "error": "<the Omni toolkit's error>"}
     -> {"type": "ack", "command_id": "c-1", "outcome": "ignored", "reason": "duplicate"}   # or "stale"
+    -> {"type": "ack", "command_id": "c-3", "outcome": "ignored", "reason": "not as expected",
+        "status": {"status_id": "0N5...", "status": "Lunch", "label": "Lunch"}}
     -> {"type": "status_changed", "event": "status_changed", "reason": "OmniManualStatusChange",
         "status": {"status_id": "0N5...", "status": "Lunch", "label": "Lunch"}, "at": "..."}
     -> {"type": "status_changed", "event": "logout", "reason": null, "status": null, "at": "..."}
@@ -36,10 +39,17 @@ Conversation (`->` console to gateway, `<-` gateway to console):
 - `hello` must be the first message, within `auth_timeout` seconds of the connection opening.
 - `command.action` is `set_status` (with `status_id`, the ServicePresenceStatus Id, and `status`, its
   developer name) or `logout`. A command goes only to the connections of its `user_id`.
+- `command.if_showing` (optional) makes it a compare-and-set: the developer names the console may
+  show for the command to apply (`null`: logged out of Omni-Channel), i.e. what the sync last saw
+  there and what a write of its own still landing would leave. The console compares them with what
+  it shows when the command's turn comes (`getServicePresenceStatusId`); anything else means the
+  agent (or a supervisor, a push timeout) changed it after the sync decided, and the command would
+  undo that choice: it is acknowledged `ignored`, `not as expected`, with the status shown, and the
+  sync decides again from the agent's change. Without `if_showing` the command applies regardless.
 - `ack.outcome`: `applied` (with the status the console shows afterwards; `null` after a logout),
   `failed` (with the console API's `error`, e.g. no access to the status), `ignored` (`reason`:
-  `duplicate`, a command id this console already handled, or `stale`, older than the newest command
-  it applied).
+  `duplicate`, a command id this console already handled; `stale`, older than the newest command
+  it applied; `not as expected`, the console did not show one of `if_showing`, with the `status` it shows).
 - `status_changed.reason` is what Salesforce gave: `lightning:omniChannelStatusChanged` says
   `OmniToolkitStatusChange` (a component set it: us, or another toolkit user), `OmniManualStatusChange`,
   `OmniSupervisorStatusChange`, `OmniPushTimeout`, `OmniDeclineWork` or `OmniLoginStatusChange`;
@@ -78,6 +88,8 @@ AUTH_TIMEOUT_SECONDS = 10.0
 MAX_CONSOLES_PER_USER = 8
 
 TOOLKIT_REASON = "OmniToolkitStatusChange"
+# `ack.reason` of a compare-and-set command the console did not apply (it showed none of `if_showing`).
+NOT_AS_EXPECTED = "not as expected"
 STATUS_CHANGE_REASONS = frozenset(
     {
         TOOLKIT_REASON,

@@ -10,7 +10,9 @@ own (the emulator imports nothing from the product), the same way the JavaScript
 Like the component it remembers the command ids it handled (a repeat is acknowledged `ignored`,
 `duplicate`) and the newest command it applied (an older one is `ignored`, `stale`), and ignores a
 command received before the agent's own later change (it would undo the person's choice: the toolkit's
-`setServicePresenceStatus` even logs a logged-out agent back in). A console the
+`setServicePresenceStatus` even logs a logged-out agent back in). A command with `if_showing` is a
+compare-and-set: showing none of those statuses (the agent changed it after the sync decided), the
+console leaves it and acknowledges `ignored`, `not as expected`, with what it shows. A console the
 control API closes drops its connection and stays away until opened again; a slow console
 (`apply_delay_ms`) waits before applying; a status on the console's deny list, or one the profile
 does not grant, fails with the Omni toolkit's error.
@@ -52,6 +54,7 @@ CLIENT = "SalesforceEmulatorConsole/1"
 TOKEN_AUDIENCE = "presence-sync-gateway"
 TOKEN_LIFETIME = timedelta(minutes=15)
 TOOLKIT_REASON = "OmniToolkitStatusChange"
+NOT_AS_EXPECTED = "not as expected"  # the ack reason of a compare-and-set command not applied
 MANUAL_REASON = "OmniManualStatusChange"
 # Close codes after which the component stops for good instead of reconnecting.
 STOP_CODES = frozenset({4009, 4010})
@@ -336,6 +339,13 @@ class GatewayConsoles:
             return {**ack, "outcome": "failed", "error": "command for another user than this console's"}, None
         action = command.get("action")
         with self.lock:
+            if_showing = command.get("if_showing")
+            if isinstance(if_showing, list):
+                shown_id = self.presence.current_status_id(state.user_id)
+                shown = self.org.status(shown_id) if shown_id is not None else None
+                if (shown["DeveloperName"] if shown is not None else None) not in if_showing:
+                    self._remember(state, command_id, {"outcome": "ignored"}, issued_at=None)
+                    return {**ack, "outcome": "ignored", "reason": NOT_AS_EXPECTED, "status": omni_status(shown)}, None
             if action == "logout":
                 changed = self.presence.change(state.user_id, None, self.clock.now())
                 result: dict[str, Any] = {**ack, "outcome": "applied", "status": None}

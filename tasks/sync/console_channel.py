@@ -10,7 +10,8 @@ reading the broker's events after a cursor the runner saves with each tick (`CON
 | `applied` | nothing more: the console reports the change it made (a push naming the command) |
 | `failed` | a permanent `WriteResult` with the console's error: recorded, not retried blindly |
 | `lost` | a transient `WriteResult` naming why (no console; no answer in time): retried with backoff |
-| `ignored` | nothing (a superseded, repeated or stale command: a newer one carries the intent) |
+| `ignored`, `not as expected` | a transient `WriteResult` naming what the console showed: the agent changed it after the sync decided; their push normally supersedes the write, else it is retried with what the sync knows by then |
+| `ignored`, other reasons | nothing (a superseded, repeated or stale command: a newer one carries the intent) |
 | a pushed change | an observation of the agent's Salesforce status, as a poll would give, one round trip later |
 | a push naming an older command of ours | nothing: the late echo of a superseded write |
 
@@ -41,8 +42,8 @@ from typing import Any
 
 from presence_sync.connectors.console.broker import CommandOutcome, ConsoleBroker, ConsoleCommand, InProcessBroker
 from presence_sync.connectors.console.gateway import GatewaySettings, create_gateway_app
-from presence_sync.connectors.console.protocol import CONSOLE_PATH, salesforce_id_18
-from presence_sync.engine import OMNI_OFFLINE, Observation, Side, Write, WriteOutcome, WriteResult
+from presence_sync.connectors.console.protocol import CONSOLE_PATH, NOT_AS_EXPECTED, salesforce_id_18
+from presence_sync.engine import OMNI_OFFLINE, Observation, Side, Write, WriteOutcome, WriteResult, salesforce_value
 from presence_sync.models.config import ConsoleSettings
 from presence_sync.tasks.sync.apply import WriteTargets, salesforce_target
 from presence_sync.tasks.sync.sources import Polled
@@ -60,6 +61,7 @@ PUSH_MATCH_TOLERANCE = timedelta(seconds=2)
 # How the audit names console outcomes (validate's diagnosis finds them by these words).
 LOST = "console command lost: "
 REFUSED = "the agent's console refused it: "
+CHANGED_SINCE = "the agent changed the status after the sync decided; their console shows "
 
 
 def broker_command_id(write: Write) -> str:
@@ -105,11 +107,16 @@ class ConsoleWriter:
                 results.append(target)
                 continue
             user_id, status_id = target
+            if_showing = None if write.applies_if_showing is None else [
+                salesforce_value(name) for name in write.applies_if_showing
+            ]
             if write.target == OMNI_OFFLINE:  # Omni-Channel has no "Offline" status: the console logs out
-                command = ConsoleCommand.logout(user_id, command_id=broker_command_id(write), timeout=self.timeout)
+                command = ConsoleCommand.logout(user_id, command_id=broker_command_id(write), timeout=self.timeout,
+                                                if_showing=if_showing)
             else:
                 command = ConsoleCommand.set_status(
                     user_id, status_id, str(write.target), command_id=broker_command_id(write), timeout=self.timeout,
+                    if_showing=if_showing,
                 )
             ready.append((write, command))
         if not ready:
@@ -245,6 +252,10 @@ class ConsoleEventSource:
         if event.outcome == "failed":
             polled.write_results.append(WriteResult(
                 agent_id, command_id, WriteOutcome.PERMANENT, f"{REFUSED}{event.error}"))
+        elif event.outcome == "ignored" and event.reason == NOT_AS_EXPECTED:
+            shown = self._status_name(event.status) if event.status is not None else "logged out of Omni-Channel"
+            polled.write_results.append(WriteResult(
+                agent_id, command_id, WriteOutcome.TRANSIENT, f"{CHANGED_SINCE}{shown or 'an unknown status'}"))
         elif event.outcome == "lost":
             self.lost += 1
             polled.write_results.append(WriteResult(

@@ -54,6 +54,23 @@ async def test_a_command_goes_to_its_users_connection_once_and_its_ack_comes_bac
     assert outcome.connection_id == a.connection_id
 
 
+async def test_a_compare_and_set_command_keeps_its_precondition_to_the_console(broker_factory: BrokerFactory) -> None:
+    clock = FakeClock()
+    broker = await broker_factory(clock=clock)
+    a = connection(USER_A, clock=clock)
+    await broker.open_connection(a)
+    await broker.submit([command(clock, if_showing=["Available", None])])
+    [claimed] = await broker.claim_commands(USER_A, a.connection_id)
+    assert claimed.if_showing == ("Available", None)
+    assert claimed.to_message()["if_showing"] == ["Available", None]
+    refused = ack("cmd-1", "ignored", reason="not as expected",
+                  status={"status_id": STATUS_BREAK, "status": "Lunch", "label": "Lunch"})
+    assert await broker.record_ack(a, refused)
+    [outcome] = await broker.read_events()
+    assert isinstance(outcome, CommandOutcome) and (outcome.outcome, outcome.reason) == ("ignored", "not as expected")
+    assert outcome.status is not None and outcome.status.status == "Lunch"
+
+
 async def test_a_repeated_submit_is_ignored(broker_factory: BrokerFactory) -> None:
     clock = FakeClock()
     broker = await broker_factory(clock=clock)

@@ -194,6 +194,32 @@ async def test_a_command_received_before_the_agents_own_change_is_ignored_not_ap
     assert org.emulator.current_presence(a) == "Lunch"
 
 
+async def test_a_compare_and_set_command_applies_only_over_what_it_expected(org: Org) -> None:
+    # The sync decided from Available; the agent picked Lunch before the command arrived: it is left alone.
+    a = org.user(5)
+    await org.connect(a)
+    org.emulator.set_presence(a, "Lunch")
+    stale = ConsoleCommand.set_status(a, org.status("On_Break"), "On_Break", if_showing=["Available"])
+    await org.broker.submit([stale])
+    refused = await org.outcome(stale.command_id)
+    assert (refused.outcome, refused.reason) == ("ignored", "not as expected")
+    assert refused.status is not None and refused.status.status == "Lunch"
+    assert org.emulator.current_presence(a) == "Lunch"
+
+    expected = ConsoleCommand.set_status(a, org.status("On_Break"), "On_Break", if_showing=["Available", "Lunch"])
+    logout = ConsoleCommand.logout(a, if_showing=["On_Break"], issued_at=expected.issued_at + timedelta(seconds=1))
+    await org.broker.submit([expected])
+    assert (await org.outcome(expected.command_id)).outcome == "applied"
+    await org.broker.submit([logout])
+    assert (await org.outcome(logout.command_id)).outcome == "applied"
+    assert org.emulator.current_presence(a) is None
+    from_offline = ConsoleCommand.set_status(a, org.status("Available"), "Available", if_showing=[None],
+                                             issued_at=logout.issued_at + timedelta(seconds=1))
+    await org.broker.submit([from_offline])
+    assert (await org.outcome(from_offline.command_id)).outcome == "applied"
+    assert org.emulator.current_presence(a) == "Available"
+
+
 async def test_a_manual_change_is_pushed_with_its_reason(org: Org) -> None:
     a, b = org.user(1), org.user(2)
     await org.connect(a, b)

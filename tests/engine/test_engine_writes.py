@@ -328,3 +328,27 @@ def test_an_initial_alignment_is_marked_and_times_nothing_while_a_later_change_i
     echo = h.step(h.sf(AGENT_A, "Available_for_Chats", seconds=3702), seconds=3703)
     [record] = [r for r in echo.audit if r.outcome is Outcome.ECHO]
     assert record.latency_ms == 2000
+
+
+def test_a_salesforce_write_carries_what_the_console_may_show_for_it_to_apply():
+    # Compare-and-set (issue 9): what the sync last saw, plus what a write of its own still landing leaves.
+    h = Harness(policy=FAST)
+    [first] = publish_break(h).writes
+    assert first.side is Side.SALESFORCE and first.applies_if_showing == ("Available_for_Chats", "On_Break")
+
+    [second] = h.step(h.cx(AGENT_A, unavailable("Lunch")), seconds=2).writes  # On_Break not echoed yet
+    assert second.target == "Lunch"
+    assert second.applies_if_showing == ("Available_for_Chats", "Lunch", "On_Break")
+
+    h.step(h.sf(AGENT_A, "Lunch"), seconds=3)  # its echo: the first write's is no longer awaited there
+    [third] = h.step(h.cx(AGENT_A, unavailable("Break")), seconds=20).writes
+    assert third.applies_if_showing == ("Lunch", "On_Break")
+
+
+def test_a_first_sight_write_and_a_cxone_write_carry_no_precondition():
+    h = Harness(policy=FAST)
+    [initial] = h.step(h.cx(AGENT_A, available()), seconds=0).writes
+    assert initial.side is Side.SALESFORCE and initial.applies_if_showing is None  # Salesforce never seen
+    h.step(h.sf(AGENT_A, "Available_for_Chats"), seconds=1)
+    [to_cxone] = h.step(h.sf(AGENT_A, "On_Break"), seconds=2).writes
+    assert to_cxone.side is Side.CXONE and to_cxone.applies_if_showing is None

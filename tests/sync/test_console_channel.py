@@ -16,7 +16,12 @@ from typing import Any
 import pytest
 
 from presence_sync.tasks.context import Context
-from presence_sync.tasks.sync.console_channel import CONSOLE_STATUS_CURSOR, embedded_gateway, stop_embedded_gateways
+from presence_sync.tasks.sync.console_channel import (
+    CHANGED_SINCE,
+    CONSOLE_STATUS_CURSOR,
+    embedded_gateway,
+    stop_embedded_gateways,
+)
 from presence_sync.tasks.sync.runner import LEASE_NAME, SyncRunner
 from presence_sync.tasks.sync.status import read_status
 from presence_sync.tasks.sync.window import Wake, run_window
@@ -157,6 +162,41 @@ async def test_a_pushed_manual_change_reaches_cxone_without_a_presence_query(
     await runner.close()
 
 
+async def test_a_command_the_agents_later_change_overtook_is_not_applied_over_it(world: World) -> None:
+    # Issue 9's compare-and-set. The sync decides On_Break from CXone while agent 6's console is away; the
+    # agent then picks Lunch in Salesforce, newer than the CXone change. When the console comes back the
+    # old command arrives after the agent's change: applied, it would undo their choice (and, its push
+    # naming a superseded command, leave the sync believing Lunch). It is ignored, and both show Lunch.
+    path = world.variant(lambda data: gateway_config(data, ack_timeout=60.0), "gateway-cas.yaml")
+    async with world.context(path) as ctx:
+        runner = await connected_runner(world, ctx)
+        try:
+            await tick_until(world, runner, lambda: all(world.sf(i) == "Available_for_Chats" for i in range(1, AGENTS + 1)),
+                             "the first writes applied")
+            await asyncio.to_thread(world.stack.salesforce.set_console, world.sf_user(6), False)
+            world.pick_cx(6, "Unavailable", "Break")
+            await world.ticks(runner, 1)
+            [sent] = [a for a in audit(ctx, 6) if a.direction == "cxone->salesforce" and a.to_value == "On_Break"]
+            world.clock.advance(2)
+            world.pick_sf(6, "Lunch")
+            await world.ticks(runner, 2)
+            await asyncio.to_thread(world.stack.salesforce.set_console, world.sf_user(6), True)
+
+            def refused() -> bool:
+                return any(CHANGED_SINCE in a.reason and a.command_id == sent.command_id for a in audit(ctx, 6))
+
+            await tick_until(world, runner, lambda: refused() and world.cx(6).code == "Lunch",
+                             "the old command refused by the console and Lunch carried to CXone")
+            await world.ticks(runner, 3)
+            assert world.sf(6) == "Lunch" and world.cx(6).code == "Lunch"
+            applied = world.stack.salesforce.consoles.applied_by_command
+            assert not any(applied[key] for key in list(applied) if key.startswith(sent.command_id))
+        finally:
+            await runner.close()
+            await asyncio.to_thread(world.stack.salesforce.disconnect_consoles)
+            await asyncio.to_thread(stop_embedded_gateways)
+
+
 async def test_an_omni_logout_goes_to_the_console_as_a_logout_command_not_a_status() -> None:
     # Omni-Channel has no "Offline" status to set: a CXone logout carried over is the console's logout.
     from datetime import timedelta
@@ -176,7 +216,7 @@ async def test_an_omni_logout_goes_to_the_console_as_a_logout_command_not_a_stat
     user, status = "005000000000001AAA", "0N5000000000001AAA"
     writes = [
         Write(1, Side.SALESFORCE, OMNI_OFFLINE, "ps-1", None, "logout"),
-        Write(2, Side.SALESFORCE, "On_Break", "ps-2", None, "break"),
+        Write(2, Side.SALESFORCE, "On_Break", "ps-2", None, "break", applies_if_showing=(OMNI_OFFLINE, "Available")),
     ]
     targets = WriteTargets(sf_user_of={1: user, 2: user}, status_ids={"On_Break": status})
 
@@ -184,6 +224,10 @@ async def test_an_omni_logout_goes_to_the_console_as_a_logout_command_not_a_stat
 
     assert [r.outcome for r in results] == [WriteOutcome.OK, WriteOutcome.OK]
     assert [c.action for c in broker.commands] == ["logout", "set_status"]
+    # The compare-and-set in the console's words: developer names, null for logged out of Omni-Channel.
+    assert [c.if_showing for c in broker.commands] == [None, (None, "Available")]
+    assert broker.commands[1].to_message()["if_showing"] == [None, "Available"]
+    assert "if_showing" not in broker.commands[0].to_message()
 
 
 async def test_a_pushed_change_ends_the_windows_wait_and_a_stop_request_hands_the_lease_over(

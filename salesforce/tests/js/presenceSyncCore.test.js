@@ -86,21 +86,36 @@ class FakeSocket {
     }
 }
 
+const STATUS_NAMES = {
+    "0N5000000000002": ["Available", "Available"],
+    "0N5000000000003": ["On_Break", "On Break"],
+    "0N5000000000004": ["Lunch", "Lunch"]
+};
+
 function fakeOmni() {
     const omni = {
         calls: [],
         denied: new Set(),
+        shown: null, // the status Id the console shows; null: logged out of Omni-Channel
         setServicePresenceStatus({ statusId }) {
             omni.calls.push(["set", statusId]);
             if (omni.denied.has(statusId)) {
                 return Promise.reject({ message: "Agent doesn't have access to the presence status " + statusId });
             }
-            const names = { "0N5000000000003": ["On_Break", "On Break"], "0N5000000000004": ["Lunch", "Lunch"] };
-            const [api, label] = names[statusId];
+            omni.shown = statusId;
+            const [api, label] = STATUS_NAMES[statusId];
             return Promise.resolve({ statusId, statusApiName: api, statusName: label, channels: "[]" });
+        },
+        getServicePresenceStatusId() {
+            if (omni.shown === null) {
+                return Promise.reject({ message: "The agent is not logged in to Omni-Channel" });
+            }
+            const [api, label] = STATUS_NAMES[omni.shown];
+            return Promise.resolve({ statusId: omni.shown, statusApiName: api, statusName: label });
         },
         logout() {
             omni.calls.push(["logout"]);
+            omni.shown = null;
             return Promise.resolve(true);
         }
     };
@@ -246,6 +261,34 @@ test("a duplicate survives a reload: what was handled is kept in storage", async
     assert.equal(again.outcome, "ignored");
     assert.equal(again.reason, "duplicate");
     assert.equal(omni.calls.length, 1);
+});
+
+test("a compare-and-set command applies over a status it names, and over a logout when it names null", async () => {
+    const omni = fakeOmni();
+    const applier = core.createApplier({ omni, userId: USER });
+    const fromOffline = await applier.apply(command("a", { issued_at: "2026-11-25T10:00:01.000Z", if_showing: ["Available", null] }));
+    const fromBreak = await applier.apply(command("b", {
+        issued_at: "2026-11-25T10:00:02.000Z", status_id: LUNCH, status: "Lunch", if_showing: ["On_Break"]
+    }));
+    assert.equal(fromOffline.outcome, "applied");
+    assert.equal(fromBreak.outcome, "applied");
+    assert.deepEqual(omni.calls, [["set", "0N5000000000003"], ["set", "0N5000000000004"]]);
+});
+
+test("a compare-and-set command finding another status is ignored, not as expected, and says what is shown", async () => {
+    const omni = fakeOmni();
+    omni.shown = "0N5000000000004"; // the agent picked Lunch after the sync decided from Available
+    const applier = core.createApplier({ omni, userId: USER });
+    const answer = await applier.apply(command("a", { if_showing: ["Available"] }));
+    assert.deepEqual(answer, {
+        type: "ack", command_id: "a", outcome: "ignored", reason: "not as expected",
+        status: { status_id: "0N5000000000004", status: "Lunch", label: "Lunch" }
+    });
+    omni.shown = null; // and a logout the command did not expect
+    const logout = await applier.apply(command("b", { issued_at: "2026-11-25T10:00:02.000Z", action: "logout", if_showing: ["Lunch"] }));
+    assert.deepEqual([logout.outcome, logout.reason, logout.status], ["ignored", "not as expected", null]);
+    assert.deepEqual(omni.calls, []);
+    assert.equal((await applier.apply(command("a", { if_showing: ["Lunch"] }))).reason, "duplicate");
 });
 
 test("a command older than the newest applied one is ignored as stale", async () => {

@@ -9,7 +9,7 @@
  *
  * Protocol (the gateway's side is connectors/console/protocol.py): one WebSocket, JSON frames.
  *   -> hello {protocol, token}         <- welcome {token_expires_at, heartbeat_seconds}
- *   <- command {command_id, issued_at, user_id, action: set_status|logout, status_id, status}
+ *   <- command {command_id, issued_at, user_id, action: set_status|logout, status_id, status, if_showing?}
  *   -> ack {command_id, outcome: applied|failed|ignored, status | error | reason}
  *   -> status_changed {event: status_changed|logout, status, reason, at, command_id?}
  *   -> renew {token}                   <- renewed {token_expires_at}
@@ -29,6 +29,7 @@
     var PROTOCOL = 1;
     var CLIENT = "PresenceSyncApplier/2";
     var TOOLKIT_REASON = "OmniToolkitStatusChange";
+    var NOT_AS_EXPECTED = "not as expected"; // an ack reason: a compare-and-set command's status was not shown
     // The gateway's close codes (connectors/console/protocol.py CloseCode).
     var CLOSE = {
         NORMAL: 1000,
@@ -94,7 +95,9 @@
     /*
      * The idempotent applier: applies one command at a time through the Omni toolkit and answers
      * what became of it. A command id it already handled is `ignored` (duplicate); a command issued
-     * before the newest one it applied is `ignored` (stale). What it handled is kept in `storage`
+     * before the newest one it applied is `ignored` (stale); a command with `if_showing` (compare-and-set:
+     * the status names it may apply over, null for logged out) finding another status shown is
+     * `ignored` (not as expected), with the status shown. What it handled is kept in `storage`
      * (localStorage in the console), so a page reload does not apply a redelivered command again.
      *
      *   var applier = createApplier({omni: omniToolkit, userId: "005..."});
@@ -196,6 +199,33 @@
                 remember(command, "ignored");
                 return Promise.resolve(ack(command, "ignored", { reason: "superseded by the agent's own change" }));
             }
+            if (!Array.isArray(command.if_showing)) {
+                return act(command);
+            }
+            return shownStatus().then(function (shown) {
+                if (command.if_showing.indexOf(shown ? shown.status : null) < 0) {
+                    // The agent (a supervisor, a push timeout) changed it after the sync decided: leave their
+                    // choice; the sync decides again from their change.
+                    remember(command, "ignored");
+                    return ack(command, "ignored", { reason: NOT_AS_EXPECTED, status: shown });
+                }
+                return act(command);
+            });
+        }
+
+        // What the console shows now; null when logged out of Omni-Channel (the toolkit's promise is
+        // rejected then, or names no status: the docs say neither, so both are read as logged out).
+        function shownStatus() {
+            return Promise.resolve()
+                .then(function () {
+                    return omni.getServicePresenceStatusId();
+                })
+                .then(statusFrom, function () {
+                    return null;
+                });
+        }
+
+        function act(command) {
             var applying;
             if (command.action === "set_status" && command.status_id) {
                 expected = { commandId: command.command_id, statusId: command.status_id, logout: false, until: now() + OWN_CHANGE_WINDOW_MS };
