@@ -187,6 +187,8 @@ class AgentSync:
             echoed = self._take_echo(observation)
             if echoed is not None:
                 self._record_echo(observation, echoed, late=True)
+            elif observation.command_id is not None:
+                self._record_untracked_echo(observation)
             else:
                 self._record(
                     observation,
@@ -202,6 +204,11 @@ class AgentSync:
                 echoed = None
         if echoed is not None:
             self._record_echo(observation, echoed, late=False)
+            return None
+        if observation.command_id is not None:
+            # Ours by the system's word, though no longer tracked (its echo wait ran out long ago): what
+            # the side shows now, not a person's change; converging writes over it if it is not wanted.
+            self._record_untracked_echo(observation)
             return None
         # A new observation of the value already shown is still a change: the source only records
         # changes, so one we missed came in between and the person picked this value again.
@@ -241,6 +248,8 @@ class AgentSync:
         (beyond the clock skew allowed) is no echo of it, e.g. a poll overlap re-delivering an old spell.
         """
         side, value = observation.side, observation.value
+        if observation.command_id is not None:
+            return self._take_named_echo(observation)
         issued_by = observation.at + self.policy.clock_skew  # latest issue time this can echo
         # Keyed by side: only this side's command and this side's watched commands can match (the
         # watch holds a few per side), so most observations cost one look-up and no scan at all.
@@ -264,6 +273,18 @@ class AgentSync:
                 and command.sent_at >= landed_by
                 and command.is_echo(value)
             ):
+                del self.watch[index]
+                return command
+        return None
+
+    def _take_named_echo(self, observation: Observation) -> Command | None:
+        """The command the observation names (its system said which write caused it), if still tracked."""
+        active = self.commands[observation.side]
+        if active is not None and active.command_id == observation.command_id:
+            self.commands[observation.side] = None
+            return active
+        for index, command in enumerate(self.watch):
+            if command.side is observation.side and command.command_id == observation.command_id:
                 del self.watch[index]
                 return command
         return None
@@ -619,6 +640,23 @@ class AgentSync:
 
     def _record(self, observation: Observation, outcome: Outcome, reason: str) -> None:
         self.audit.append(observation_record(observation, self.now, outcome, reason, self.rule.name))
+
+    def _record_untracked_echo(self, observation: Observation) -> None:
+        self.audit.append(
+            AuditRecord(
+                at=self.now,
+                agent_id=self.agent_id,
+                direction=Direction.toward(observation.side),
+                outcome=Outcome.ECHO,
+                from_value=None,
+                to_value=describe(observation.value),
+                rule_row=None,
+                reason=f"the echo of our earlier write {observation.command_id}, no longer awaited; not synced back",
+                observed_at=observation.at,
+                command_id=observation.command_id,
+                rule=self.rule.name,
+            )
+        )
 
     def _record_echo(self, observation: Observation, command: Command, late: bool) -> None:
         latency = (observation.at - command.cause_at).total_seconds()

@@ -42,6 +42,9 @@ class Observation:
     value: CxoneState | str | None  # CxoneState for CXone; DeveloperName or None (logged out) for Salesforce
     at: datetime
     source_id: str
+    # The write of ours that made this change, when the system says so (a console's push names the
+    # command it applied): an echo by the system's word, even of a write no longer awaited.
+    command_id: str | None = None
 
     def __post_init__(self) -> None:
         try:

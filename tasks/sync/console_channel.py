@@ -13,7 +13,7 @@ reading the broker's events after a cursor the runner saves with each tick (`CON
 | `ignored`, `not as expected` | a transient `WriteResult` naming what the console showed: the agent changed it after the sync decided; their push normally supersedes the write, else it is retried with what the sync knows by then |
 | `ignored`, other reasons | nothing (a superseded, repeated or stale command: a newer one carries the intent) |
 | a pushed change | an observation of the agent's Salesforce status, as a poll would give, one round trip later |
-| a push naming an older command of ours | nothing: the late echo of a superseded write |
+| a push naming a command of ours | an observation naming that command: its echo by the console's word, even of a superseded write (the engine then knows what Salesforce shows, and converges over it if it is no longer wanted) |
 
 A retry of a write is a new broker command (`<engine command id>.<attempt>`), since the broker ignores an
 id it holds already; a replayed tick (same attempt) is ignored there, so nothing is applied twice.
@@ -136,12 +136,8 @@ class ConsoleEventSource:
     system = "Console"
 
     def __init__(self, broker: ConsoleBroker, cursor: str | None, agents_by_user: Mapping[str, int],
-                 status_names: Mapping[str, str], relaxed_factor: float = 1.0,
-                 current_command: Callable[[int], str | None] | None = None) -> None:
+                 status_names: Mapping[str, str], relaxed_factor: float = 1.0) -> None:
         self.broker = broker
-        # The engine's Salesforce command in flight for an agent (the runner's memory): a push caused
-        # by an older command of ours is its late echo, not news.
-        self.current_command = current_command
         self.cursor = int(cursor) if cursor and cursor.isdigit() else 0
         self.agents_by_user = {_id18(user): agent for user, agent in agents_by_user.items()}
         self.status_names = {_id18(status_id): name for status_id, name in status_names.items()}
@@ -213,24 +209,17 @@ class ConsoleEventSource:
                 continue
             name = self._status_name(event.status)
             self._remember(agent_id, name, event.at)
-            if self._late_echo(agent_id, event.command_id):
-                continue
             if event.event == "status_changed" and name is None:
                 polled.problems.append(f"console push for agent {agent_id}: unknown presence status")
                 continue
+            ours = engine_command_id(event.command_id) if event.command_id and is_sync_command(event.command_id) else None
             polled.observations.append(Observation(
                 agent_id, Side.SALESFORCE, name if event.event == "status_changed" else None, event.at,
-                f"{PUSH_SOURCE_PREFIX}{event.seq}",
+                f"{PUSH_SOURCE_PREFIX}{event.seq}", ours,
             ))
         if events:
             polled.cursors[CONSOLE_CURSOR] = str(events[-1].seq)
         return polled
-
-    def _late_echo(self, agent_id: int, command_id: str | None) -> bool:
-        """A push caused by one of the sync's commands that is no longer the one in flight."""
-        if command_id is None or self.current_command is None or not is_sync_command(command_id):
-            return False  # someone else's change (another toolkit user, a validation run): news
-        return engine_command_id(command_id) != self.current_command(agent_id)
 
     def _remember(self, agent_id: int, value: str | None, at: datetime) -> None:
         recent = self._pushed.setdefault(agent_id, [])
@@ -290,7 +279,6 @@ class ConsoleChannel:
 
 async def open_console_channel(settings: ConsoleSettings, agents_by_user: Mapping[str, int],
                                status_ids: Mapping[str, str], cursor: str | None,
-                               current_command: Callable[[int], str | None] | None = None,
                                known: Mapping[int, tuple[str | None, datetime]] | None = None) -> ConsoleChannel | None:
     """The channel for `console.channel: gateway`; None for the platform-event path.
 
@@ -309,7 +297,7 @@ async def open_console_channel(settings: ConsoleSettings, agents_by_user: Mappin
         broker = await PostgresBroker.open(settings.broker_url.get_secret_value())
         owns, url = True, None
     names = {status_id: name for name, status_id in status_ids.items()}
-    source = ConsoleEventSource(broker, cursor, agents_by_user, names, settings.relaxed_poll_factor, current_command)
+    source = ConsoleEventSource(broker, cursor, agents_by_user, names, settings.relaxed_poll_factor)
     for agent_id, (value, at) in (known or {}).items():
         source._remember(agent_id, value, at)
     return ConsoleChannel(

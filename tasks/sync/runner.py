@@ -663,7 +663,6 @@ class SyncRunner:
         self._reconciled_request = done
         self.console = await open_console_channel(
             self.ctx.config.console, setup.agents_by_user, setup.targets.status_ids, console_cursor,
-            current_command=self._salesforce_command_id,
             known={agent: (m.salesforce, m.salesforce_at) for agent, m in self.memory.items() if m.salesforce_at})
         self._sources = [
             CxonePollSource(self.ctx.cxone, cx_cursor),
@@ -684,11 +683,6 @@ class SyncRunner:
         if self.console is not None:
             return await self.console.writer.submit(batch, targets)
         return await publish_commands(batch, salesforce, targets)
-
-    def _salesforce_command_id(self, agent_id: int) -> str | None:
-        memory = self.memory.get(agent_id)
-        command = memory.salesforce_command if memory is not None else None
-        return command.command_id if command is not None else None
 
     def _take(self, changed: Mapping[int, AgentMemory], audit: Iterable[AuditRecord]) -> None:
         """Fold changed memory and new audit records in; both are saved by the next commit."""

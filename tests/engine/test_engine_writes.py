@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from presence_sync.engine import (
@@ -352,3 +353,34 @@ def test_a_first_sight_write_and_a_cxone_write_carry_no_precondition():
     h.step(h.sf(AGENT_A, "Available_for_Chats"), seconds=1)
     [to_cxone] = h.step(h.sf(AGENT_A, "On_Break"), seconds=2).writes
     assert to_cxone.side is Side.CXONE and to_cxone.applies_if_showing is None
+
+
+def _named_echo(h: Harness, status: str, command_id: str, seconds: float) -> Observation:
+    return Observation(AGENT_A, Side.SALESFORCE, status, h.at(seconds), f"push-{seconds}", command_id)
+
+
+def test_a_superseded_write_landing_after_the_side_already_showed_the_new_target_is_written_over():
+    # CXone goes to Break and straight back to Available: Salesforce still shows Available_for_Chats, so
+    # the second change writes nothing; then the first write (On_Break) lands after all. The console
+    # names it: the engine learns what Salesforce shows and writes Available_for_Chats again.
+    h = Harness(policy=FAST)
+    [first] = publish_break(h).writes
+    assert h.step(h.cx(AGENT_A, available()), seconds=2).writes == []
+
+    landed = h.step(_named_echo(h, "On_Break", first.command_id, 3), seconds=3)
+    assert Outcome.ECHO in outcomes(landed)
+    [again] = landed.writes
+    assert (again.side, again.target) == (Side.SALESFORCE, "Available_for_Chats")
+    assert again.applies_if_showing is not None and "On_Break" in again.applies_if_showing
+
+
+def test_a_write_named_by_its_console_long_after_its_echo_wait_is_still_ours_not_a_persons_change():
+    h = Harness(policy=FAST)
+    [first] = publish_break(h).writes
+    h.step(h.cx(AGENT_A, available()), seconds=2)
+    h.memory[AGENT_A] = replace(h.memory[AGENT_A], echo_watch=())  # pruned, as a later decide does
+    late = h.step(_named_echo(h, "On_Break", first.command_id, 120), seconds=120)  # far past the echo timeout
+    assert [w.side for w in late.writes] == [Side.SALESFORCE]  # CXone is not sent to Break: no one chose it
+    assert Outcome.ECHO in outcomes(late) and Outcome.CONFLICT not in outcomes(late)
+    [record] = [r for r in late.audit if r.outcome is Outcome.ECHO]
+    assert record.command_id == first.command_id and "no longer awaited" in record.reason

@@ -197,6 +197,30 @@ async def test_a_command_the_agents_later_change_overtook_is_not_applied_over_it
             await asyncio.to_thread(stop_embedded_gateways)
 
 
+async def test_a_superseded_command_applied_late_is_written_over(world: World, console_ctx: Context) -> None:
+    # CXone goes to Break and straight back to Available while agent 7's console is slow: the second
+    # change finds Salesforce still on Available_for_Chats and writes nothing, then the console applies
+    # the first command (On_Break) after all. Its push names that command; the sync learns what
+    # Salesforce shows and writes Available_for_Chats back, instead of believing nothing changed.
+    runner = await connected_runner(world, console_ctx)
+    await tick_until(world, runner, lambda: all(world.sf(i) == "Available_for_Chats" for i in range(1, AGENTS + 1)),
+                     "the first writes applied")
+    await asyncio.to_thread(world.stack.salesforce.set_console, world.sf_user(7), True, 1500)
+    world.pick_cx(7, "Unavailable", "Break")
+    await world.ticks(runner, 1)
+    [first] = [a for a in audit(console_ctx, 7) if a.outcome == "write" and a.to_value == "On_Break"]
+    world.pick_cx(7, "Available")
+    await world.ticks(runner, 1)
+    consoles = world.stack.salesforce.consoles
+    await tick_until(world, runner, lambda: consoles.applied_by_command.get(f"{first.command_id}.1", 0) == 1,
+                     "the slow console applied the first command")
+    await tick_until(world, runner, lambda: world.sf(7) == "Available_for_Chats", "Available_for_Chats written back")
+    assert world.cx(7).name == "Available"
+    echoes = [a for a in audit(console_ctx, 7) if a.outcome == "echo" and a.command_id == first.command_id]
+    assert echoes and echoes[0].direction == "cxone->salesforce"
+    await runner.close()
+
+
 async def test_an_omni_logout_goes_to_the_console_as_a_logout_command_not_a_status() -> None:
     # Omni-Channel has no "Offline" status to set: a CXone logout carried over is the console's logout.
     from datetime import timedelta
