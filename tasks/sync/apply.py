@@ -21,6 +21,8 @@ own deadline, at most one write in flight per agent.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -177,9 +179,51 @@ def _permanent(write: Write, reason: str) -> WriteResult:
 ApplyBatch = Callable[[Sequence[Write]], Awaitable[list[WriteResult]]]
 
 
+class NewestFirst:
+    """At most `slots` holders at once; a freed slot goes to the waiter of the newest submission
+    (first come, first served within one).
+
+    A burst submitted in one tick takes many seconds to apply; the changes people make meanwhile are
+    submitted by later ticks and go ahead of the burst's remainder instead of waiting behind all of it.
+    Nothing starves: each tick adds only what people changed in one interval.
+
+        gate = NewestFirst(32)
+        await gate.acquire(submission=7)
+        try: ...
+        finally: gate.release()
+    """
+
+    def __init__(self, slots: int) -> None:
+        self._free = slots
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []  # heap: (-submission, arrival, future)
+        self._arrivals = itertools.count()
+
+    async def acquire(self, submission: int) -> None:
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return
+        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (-submission, next(self._arrivals), granted))
+        try:
+            await granted
+        except asyncio.CancelledError:
+            if granted.done() and not granted.cancelled():
+                self.release()  # handed a slot just as it was cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            _, _, granted = heapq.heappop(self._waiters)
+            if not granted.done():  # a cancelled waiter's future is done: skip it
+                granted.set_result(None)
+                return
+        self._free += 1
+
+
 class Applier:
     """One system's writes, applied in the background in units of at most `batch_size`, each unit
-    under its own deadline; the tick submits and later collects the results.
+    under its own deadline; the tick submits and later collects the results. Units take the
+    concurrency bound newest submission first (`NewestFirst`).
 
     Per agent there is at most one write in flight: a later write for a busy agent waits behind it,
     and replaces an earlier one still waiting (the later decision supersedes it; the superseded write
@@ -207,7 +251,9 @@ class Applier:
         self._apply_batch = apply_batch
         self._batch_size = batch_size
         self._deadline = deadline_seconds
-        self._bound = asyncio.Semaphore(concurrency)
+        self._bound = NewestFirst(concurrency)
+        self._submissions = itertools.count(1)
+        self._submitted_in: dict[str, int] = {}  # command id -> the submission that brought it
         self._waiting: dict[int, Write] = {}  # by agent, in submission order
         self._busy: dict[int, str] = {}  # agent -> command id being applied
         self._done: list[tuple[Write, WriteResult]] = []
@@ -224,6 +270,7 @@ class Applier:
         return {*self._busy.values(), *(write.command_id for write in self._waiting.values())}
 
     def submit(self, writes: Iterable[Write]) -> None:
+        submission = next(self._submissions)
         for write in writes:
             if self._busy.get(write.agent_id) == write.command_id or write.command_id in self._landed:
                 # The engine's retry of a write still being applied, or applied since the tick last
@@ -232,11 +279,13 @@ class Applier:
                 continue
             superseded = self._waiting.pop(write.agent_id, None)
             if superseded is not None and superseded.command_id != write.command_id:
+                self._submitted_in.pop(superseded.command_id, None)
                 self._done.append((superseded, WriteResult(
                     superseded.agent_id, superseded.command_id, WriteOutcome.TRANSIENT,
                     "superseded by a later decision for the agent before it was sent",
                 )))
             self._waiting[write.agent_id] = write
+            self._submitted_in[write.command_id] = submission
         self._start()
 
     def collect(self) -> list[tuple[Write, WriteResult]]:
@@ -265,6 +314,7 @@ class Applier:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._waiting.clear()
         self._busy.clear()
+        self._submitted_in.clear()
 
     def _start(self) -> None:
         ready = [write for agent_id, write in self._waiting.items() if agent_id not in self._busy]
@@ -278,10 +328,14 @@ class Applier:
         self._changed.set()
 
     async def _run(self, batch: list[Write]) -> None:
+        submission = max(self._submitted_in.get(write.command_id, 0) for write in batch)
         try:
-            async with self._bound:
+            await self._bound.acquire(submission)
+            try:
                 async with asyncio.timeout(self._deadline):
                     results = await self._apply_batch(batch)
+            finally:
+                self._bound.release()
         except TimeoutError:
             reason = (
                 f"{self.system} did not finish this write within its {self._deadline:g} s deadline; "
@@ -299,4 +353,5 @@ class Applier:
             if result.outcome is WriteOutcome.OK:
                 self._landed.add(write.command_id)
             self._busy.pop(write.agent_id, None)
+            self._submitted_in.pop(write.command_id, None)
         self._start()

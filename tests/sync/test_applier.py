@@ -109,3 +109,53 @@ async def test_a_retry_of_a_write_applied_since_the_last_collect_is_not_sent_aga
     applier.submit([write(1, "a1")])  # once collected, the engine knows: a retry now is a real one
     await until(lambda: gate.started == [["a1"], ["a1"]])
     await applier.aclose()
+
+
+async def test_a_later_submission_goes_ahead_of_the_rest_of_a_burst_within_one_bound() -> None:
+    # A burst of ten, two at a time; a person's change submitted by a later tick takes the next free
+    # slot instead of waiting behind the eight burst writes still queued.
+    gate = Gate()
+    applier = Applier("CXone", gate, batch_size=1, concurrency=2)
+    applier.submit([write(n, f"burst{n}") for n in range(10)])
+    await until(lambda: gate.started == [["burst0"], ["burst1"]])
+    applier.submit([write(99, "steady")])
+    gate.open("burst0")
+    await until(lambda: len(gate.started) == 3)
+    assert gate.started[2] == ["steady"]
+    for n in range(10):
+        gate.open(f"burst{n}")
+    gate.open("steady")
+    await applier.wait(30.0)
+    started = [batch[0] for batch in gate.started]
+    assert started[3:] == [f"burst{n}" for n in range(2, 10)]  # the burst keeps its own order
+    assert len(applier.collect()) == 11 and applier._submitted_in == {}
+    await applier.aclose()
+
+
+async def test_the_newest_first_bound_never_exceeds_its_slots_and_survives_cancelled_waiters() -> None:
+    from presence_sync.tasks.sync.apply import NewestFirst
+
+    bound, holding, most = NewestFirst(2), 0, 0
+    release = asyncio.Event()
+
+    async def hold(submission: int) -> None:
+        nonlocal holding, most
+        await bound.acquire(submission)
+        try:
+            holding += 1
+            most = max(most, holding)
+            await release.wait()
+        finally:
+            holding -= 1
+            bound.release()
+
+    tasks = [asyncio.ensure_future(hold(n % 3)) for n in range(12)]
+    await until(lambda: holding == 2)
+    tasks[5].cancel()
+    tasks[7].cancel()
+    release.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert most == 2 and holding == 0
+    assert sum(isinstance(r, asyncio.CancelledError) for r in results) == 2
+    await bound.acquire(0)  # both slots came back
+    await bound.acquire(0)
