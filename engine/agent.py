@@ -185,10 +185,8 @@ class AgentSync:
         shown_at = self.cxone_at if side is Side.CXONE else self.salesforce_at
         if shown_at is not None and observation.at < shown_at:
             echoed = self._take_echo(observation)
-            if echoed is not None:
+            if echoed is not None or observation.command_id is not None:
                 self._record_echo(observation, echoed, late=True)
-            elif observation.command_id is not None:
-                self._record_untracked_echo(observation)
             else:
                 self._record(
                     observation,
@@ -202,13 +200,11 @@ class AgentSync:
         if echoed is not None and _ends_contact(cxone_before, observation):
             if self._contact_end_is_news(echoed, contact_since):
                 echoed = None
-        if echoed is not None:
+        if echoed is not None or observation.command_id is not None:
+            # A named write no longer tracked (its echo wait ran out long ago) is still ours by the
+            # system's word: what the side shows now, not a person's change; converging writes over it
+            # if it is not wanted.
             self._record_echo(observation, echoed, late=False)
-            return None
-        if observation.command_id is not None:
-            # Ours by the system's word, though no longer tracked (its echo wait ran out long ago): what
-            # the side shows now, not a person's change; converging writes over it if it is not wanted.
-            self._record_untracked_echo(observation)
             return None
         # A new observation of the value already shown is still a change: the source only records
         # changes, so one we missed came in between and the person picked this value again.
@@ -641,7 +637,19 @@ class AgentSync:
     def _record(self, observation: Observation, outcome: Outcome, reason: str) -> None:
         self.audit.append(observation_record(observation, self.now, outcome, reason, self.rule.name))
 
-    def _record_untracked_echo(self, observation: Observation) -> None:
+    def _record_echo(self, observation: Observation, command: Command | None, late: bool) -> None:
+        """Audit an echo: of `command`, or (None) of the write the observation names, no longer tracked."""
+        if command is None:
+            reason = f"the echo of our earlier write {observation.command_id}, no longer awaited; not synced back"
+            row, command_id, latency_ms = None, observation.command_id, None
+        else:
+            latency = (observation.at - command.cause_at).total_seconds()
+            # An initial alignment's cause is whenever the agent took that state, maybe hours ago: not a lag.
+            timed = latency >= 0 and not command.initial
+            what = "our initial alignment write" if command.initial else "our write"
+            reason = ("a late echo" if late else "the echo") + f" of {what} {command.command_id}; not synced back"
+            row, command_id = command.rule_row, command.command_id
+            latency_ms = round(latency * 1000) if timed else None
         self.audit.append(
             AuditRecord(
                 at=self.now,
@@ -650,36 +658,14 @@ class AgentSync:
                 outcome=Outcome.ECHO,
                 from_value=None,
                 to_value=describe(observation.value),
-                rule_row=None,
-                reason=f"the echo of our earlier write {observation.command_id}, no longer awaited; not synced back",
+                rule_row=row,
+                reason=reason,
                 observed_at=observation.at,
-                command_id=observation.command_id,
+                command_id=command_id,
+                latency_ms=latency_ms,
                 rule=self.rule.name,
             )
         )
-
-    def _record_echo(self, observation: Observation, command: Command, late: bool) -> None:
-        latency = (observation.at - command.cause_at).total_seconds()
-        # An initial alignment's cause is whenever the agent took that state, maybe hours ago: not a lag.
-        timed = latency >= 0 and not command.initial
-        what = "our initial alignment write" if command.initial else "our write"
-        self.audit.append(
-            AuditRecord(
-                at=self.now,
-                agent_id=self.agent_id,
-                direction=Direction.toward(observation.side),
-                outcome=Outcome.ECHO,
-                from_value=None,
-                to_value=describe(observation.value),
-                rule_row=command.rule_row,
-                reason=("a late echo" if late else "the echo") + f" of {what} {command.command_id}; not synced back",
-                observed_at=observation.at,
-                command_id=command.command_id,
-                latency_ms=round(latency * 1000) if timed else None,
-                rule=self.rule.name,
-            )
-        )
-
 
 def _ends_contact(cxone_before: CxoneState | None, observation: Observation) -> bool:
     value = observation.value
