@@ -179,51 +179,73 @@ def _permanent(write: Write, reason: str) -> WriteResult:
 ApplyBatch = Callable[[Sequence[Write]], Awaitable[list[WriteResult]]]
 
 
-class NewestFirst:
-    """At most `slots` holders at once; a freed slot goes to the waiter of the newest submission
-    (first come, first served within one).
+class BothEnds:
+    """At most `slots` holders at once; a freed slot goes in turn to the waiter of the newest and of
+    the oldest submission, by rank (first come, first served within one).
 
-    A burst submitted in one tick takes many seconds to apply; the changes people make meanwhile are
-    submitted by later ticks and go ahead of the burst's remainder instead of waiting behind all of it.
-    Nothing starves: each tick adds only what people changed in one interval.
+    A burst takes many seconds to apply. The changes people made after it (newer) and just before it,
+    read by the same poll (older), both go ahead of the burst's middle instead of waiting behind all
+    of it, while the burst keeps taking slots from both of its ends. Nothing starves: every other slot
+    goes to the oldest waiter.
 
-        gate = NewestFirst(32)
-        await gate.acquire(submission=7)
+        gate = BothEnds(32)
+        await gate.acquire(rank=1764842400.0)   # e.g. when the change was made
         try: ...
         finally: gate.release()
     """
 
     def __init__(self, slots: int) -> None:
         self._free = slots
-        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []  # heap: (-submission, arrival, future)
+        # The same waiters in two heaps, (-rank, arrival, future) and (rank, arrival, future); a waiter
+        # granted from one is skipped in the other (its future is done).
+        self._newest: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._oldest: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._waiting = 0
         self._arrivals = itertools.count()
+        self._newest_next = True
 
-    async def acquire(self, submission: int) -> None:
-        if self._free > 0 and not self._waiters:
+    async def acquire(self, rank: float) -> None:
+        if self._free > 0 and self._waiting == 0:
             self._free -= 1
             return
         granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiters, (-submission, next(self._arrivals), granted))
+        arrival = next(self._arrivals)
+        heapq.heappush(self._newest, (-rank, arrival, granted))
+        heapq.heappush(self._oldest, (rank, arrival, granted))
+        self._waiting += 1
         try:
             await granted
         except asyncio.CancelledError:
             if granted.done() and not granted.cancelled():
                 self.release()  # handed a slot just as it was cancelled: pass it on
+            else:
+                self._waiting -= 1
+                self._forget_if_idle()
             raise
 
     def release(self) -> None:
-        while self._waiters:
-            _, _, granted = heapq.heappop(self._waiters)
-            if not granted.done():  # a cancelled waiter's future is done: skip it
-                granted.set_result(None)
-                return
+        ends = (self._newest, self._oldest) if self._newest_next else (self._oldest, self._newest)
+        self._newest_next = not self._newest_next
+        for heap in ends:
+            while heap:
+                granted = heapq.heappop(heap)[2]
+                if not granted.done():  # one granted from the other end, or cancelled: skip it
+                    granted.set_result(None)
+                    self._waiting -= 1
+                    self._forget_if_idle()
+                    return
         self._free += 1
+
+    def _forget_if_idle(self) -> None:
+        if self._waiting == 0:  # what is left in the heaps was granted or cancelled
+            self._newest.clear()
+            self._oldest.clear()
 
 
 class Applier:
     """One system's writes, applied in the background in units of at most `batch_size`, each unit
     under its own deadline; the tick submits and later collects the results. Units take the
-    concurrency bound newest submission first (`NewestFirst`).
+    concurrency bound from both ends of their ranks (`BothEnds`): newest and oldest change in turn.
 
     Per agent there is at most one write in flight: a later write for a busy agent waits behind it,
     and replaces an earlier one still waiting (the later decision supersedes it; the superseded write
@@ -251,15 +273,18 @@ class Applier:
         self._apply_batch = apply_batch
         self._batch_size = batch_size
         self._deadline = deadline_seconds
-        self._bound = NewestFirst(concurrency)
+        self._bound = BothEnds(concurrency)
         self._submissions = itertools.count(1)
-        self._submitted_in: dict[str, int] = {}  # command id -> the submission that brought it
+        self._submitted_in: dict[str, float] = {}  # command id -> its submission's rank (newness)
         self._waiting: dict[int, Write] = {}  # by agent, in submission order
         self._busy: dict[int, str] = {}  # agent -> command id being applied
         self._done: list[tuple[Write, WriteResult]] = []
         self._landed: set[str] = set()  # command ids applied OK among `_done`
         self._tasks: set[asyncio.Task[None]] = set()
         self._changed = asyncio.Event()
+        # Each `wait` for given commands: those still unfinished, and its wake-up. Kept per waiter so
+        # that a finishing write costs O(1), not a pass over every write in flight (a burst is 10,000).
+        self._watches: list[tuple[set[str], asyncio.Event]] = []
 
     @property
     def in_flight(self) -> int:
@@ -269,7 +294,12 @@ class Applier:
     def in_flight_commands(self) -> set[str]:
         return {*self._busy.values(), *(write.command_id for write in self._waiting.values())}
 
-    def submit(self, writes: Iterable[Write]) -> None:
+    def submit(self, writes: Iterable[Write], newness: Mapping[int, float] | None = None) -> None:
+        """Apply `writes` in the background. `newness` ranks them per agent for the concurrency bound
+        (`BothEnds`), larger for newer: when the change each answers was made (default: this call's
+        writes are newer than all before). The sync passes it: a burst is decided over several calls,
+        and the changes made just before and after it, read by the same poll or later, go ahead of its
+        middle."""
         submission = next(self._submissions)
         for write in writes:
             if self._busy.get(write.agent_id) == write.command_id or write.command_id in self._landed:
@@ -284,8 +314,9 @@ class Applier:
                     superseded.agent_id, superseded.command_id, WriteOutcome.TRANSIENT,
                     "superseded by a later decision for the agent before it was sent",
                 )))
+                self._finished(superseded.command_id)
             self._waiting[write.agent_id] = write
-            self._submitted_in[write.command_id] = submission
+            self._submitted_in[write.command_id] = submission if newness is None else newness.get(write.agent_id, 0)
         self._start()
 
     def collect(self) -> list[tuple[Write, WriteResult]]:
@@ -297,13 +328,30 @@ class Applier:
     async def wait(self, timeout: float, commands: set[str] | None = None) -> None:
         """Until nothing (of `commands`, when given) is in flight, or `timeout` seconds have passed
         (what is left carries on)."""
+        if commands is not None:
+            remaining = commands & self.in_flight_commands()
+            if not remaining:
+                return
+            watch = (remaining, asyncio.Event())
+            self._watches.append(watch)
         try:
             async with asyncio.timeout(timeout):
-                while self.in_flight_commands() & commands if commands is not None else self.in_flight:
+                if commands is not None:
+                    await watch[1].wait()
+                while commands is None and self.in_flight:
                     self._changed.clear()
                     await self._changed.wait()
         except TimeoutError:
             pass
+        finally:
+            if commands is not None:
+                self._watches.remove(watch)
+
+    def _finished(self, command_id: str) -> None:
+        for remaining, done in self._watches:
+            remaining.discard(command_id)
+            if not remaining:
+                done.set()
 
     async def aclose(self) -> None:
         """Cancel what is still being applied (its writes stay in flight in memory: the echo or the
@@ -315,6 +363,9 @@ class Applier:
         self._waiting.clear()
         self._busy.clear()
         self._submitted_in.clear()
+        for remaining, done in self._watches:
+            remaining.clear()
+            done.set()
 
     def _start(self) -> None:
         ready = [write for agent_id, write in self._waiting.items() if agent_id not in self._busy]
@@ -354,4 +405,5 @@ class Applier:
                 self._landed.add(write.command_id)
             self._busy.pop(write.agent_id, None)
             self._submitted_in.pop(write.command_id, None)
+            self._finished(write.command_id)
         self._start()

@@ -41,9 +41,11 @@ def spell_observations(
     for user_id, own in by_user.items():
         agent_id = agents_by_user[user_id]
         own.sort(key=lambda s: (s.start, s.id))
+        last = len(own) - 1
         for index, spell in enumerate(own):
             found.append((spell.id, Observation(agent_id, Side.SALESFORCE, spell.status, spell.start, spell.id)))
-            followed = any(later.start >= spell.end for later in own[index + 1 :]) if spell.end else True
+            # Sorted by start, so the last spell starts latest: one began after this one ended.
+            followed = (index < last and own[last].start >= spell.end) if spell.end else True
             if not followed:
                 key = f"{spell.id}:end"
                 found.append((key, Observation(agent_id, Side.SALESFORCE, None, spell.end, key)))  # type: ignore[arg-type]

@@ -15,23 +15,38 @@ itself by the API budget). A push source (e.g. a Streaming API subscription) can
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Protocol
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple, Protocol
 
-from presence_sync.connectors import CxoneClient, PresenceSpell, SalesforceClient, spell_pages
+from presence_sync.connectors import (
+    ConnectorError,
+    CxoneClient,
+    DeadlineExceeded,
+    PresenceSpell,
+    SalesforceClient,
+    spell_pages,
+)
 from presence_sync.connectors.presence import parse_api_time
 from presence_sync.connectors.timestamps import to_utc_iso
 from presence_sync.engine import Observation, WriteResult
 from presence_sync.tasks.sync.budget import PollBudget
 from presence_sync.tasks.sync.observations import cxone_observation, spell_observations
 
+logger = logging.getLogger(__name__)
+
 CXONE_CURSOR = "cxone"
 SALESFORCE_CURSOR = "salesforce"
-# Salesforce stamps spells in milliseconds and may commit them out of order by a little: re-read this
-# much before the watermark and drop what was seen already.
+# Salesforce stamps spells in milliseconds and may commit them out of order by a little: a spell
+# committed up to this long after its stamp is still read (re-read, and what was seen already dropped).
 SPELL_OVERLAP = timedelta(seconds=5)
+# How often a poll is a sweep, re-reading the overlap; the polls between read from the watermark only.
+# Re-reading it every poll cost six polls' worth of records each second (seconds of polling after a
+# 10,000-agent burst); a spell committed late is now found by the next sweep, at most this much later.
+SPELL_SWEEP_EVERY = timedelta(seconds=5)
 
 
 @dataclass
@@ -92,16 +107,21 @@ class CxonePollSource:
 
 
 class SalesforcePollSource:
-    """Polls UserServicePresence spells from a watermark, with overlap and de-duplication by spell key.
+    """Polls UserServicePresence spells from a watermark, with sweeps and de-duplication by spell key.
 
     The cursor (watermark) is the time up to which every spell has been read: the newest spell seen,
     or, when none is newer, the poll's own start less the clock skew allowed (so a quiet org's polls
     stop re-reading the last burst). Without one, the current spells are read (a full picture to start
-    from). Each poll asks for spells that started or ended after `watermark - SPELL_OVERLAP`; keys
-    already seen in the overlap are dropped. Only spells of `agents_by_user` (linked users) count.
+    from). A poll asks for spells that started or ended after the watermark. Every `SPELL_SWEEP_EVERY`
+    a sweep asks from the watermark the previous sweep started from, less `SPELL_OVERLAP`, so that a
+    spell Salesforce committed up to that late is still read; the sweep runs in the background (after
+    a burst it re-reads the burst, seconds of pages, which no tick waits for) and the first poll after
+    it finished hands out what it found. Keys already seen are dropped (they are remembered as long as
+    a sweep may read them again). Only spells of `agents_by_user` (linked users) count.
     `budget` sets how often it polls; `interval_factor` stretches that while something else (consoles
     pushing their changes) already reports what the poll would find, and `already_reported` drops a
-    spell that such a report carried already.
+    spell that such a report carried already. `sweep_deadline_seconds` bounds a sweep (it is started
+    again at the next poll when it failed or ran out of time). `close()` stops a sweep under way.
     """
 
     system = "Salesforce"
@@ -116,17 +136,23 @@ class SalesforcePollSource:
         clock_skew: timedelta = timedelta(seconds=1),
         interval_factor: Callable[[], float] | None = None,
         already_reported: Callable[[Observation], bool] | None = None,
+        sweep_deadline_seconds: float = 60.0,
     ) -> None:
         self.salesforce = salesforce
         self.interval_factor = interval_factor
         self.already_reported = already_reported
         self.clock_skew = clock_skew
+        self.sweep_deadline_seconds = sweep_deadline_seconds
         self.watermark = None if cursor is None else parse_api_time(cursor, "the saved Salesforce watermark")
-        self.seen = set(seen)
+        self.sweep_mark: datetime | None = None  # the watermark the last sweep read from (None: sweep next)
+        self.next_sweep_at: datetime | None = None
+        # Seen keys with their spell time; the saved ones (their time not kept) count as of the watermark.
+        self.seen: dict[str, datetime] = dict.fromkeys(seen, self.watermark or _LONG_AGO)
         self.budget = budget
         self.agents_by_user = agents_by_user
         self.next_poll_at: datetime | None = None
-        self._seen_after_commit: set[str] = self.seen
+        self._sweep: asyncio.Task[_Read] | None = None
+        self._after_commit: _SourceState | None = None
 
     def ready(self, now: datetime) -> bool:
         # Due at the tick nearest the due time: ticks jitter around their interval.
@@ -134,35 +160,116 @@ class SalesforcePollSource:
         return self.next_poll_at is None or now + slack >= self.next_poll_at
 
     async def fetch(self, now: datetime) -> Polled:
-        floor = None if self.watermark is None else self.watermark - SPELL_OVERLAP
-        polled = Polled()
-        spells: list[PresenceSpell] = []
-        async for page in spell_pages(self.salesforce, floor):
-            polled.api_reads += 1
-            spells += page.records
-            polled.problems += page.problems
-        self.budget.record(self.salesforce.api_usage)
+        swept = self._finished_sweep()
         factor = self.interval_factor() if self.interval_factor is not None else 1.0
+        # The next sweep starts once this one's outcome is saved: it reads from where this one began.
+        sweep_due = swept is None and self.watermark is not None and self._sweep is None and (
+            self.next_sweep_at is None or now + timedelta(seconds=self.budget.base_interval / 2) >= self.next_sweep_at
+        )
+        # Polls paced slower than sweeps (a tight API budget) read the overlap themselves: one request.
+        inline = sweep_due and self.budget.interval() * factor >= SPELL_SWEEP_EVERY.total_seconds()
+        floor = self.watermark
+        if sweep_due and self.watermark is not None:
+            self.next_sweep_at = now + SPELL_SWEEP_EVERY
+            sweep_floor = (self.sweep_mark or self.watermark) - SPELL_OVERLAP
+            if inline:
+                floor = sweep_floor
+            else:
+                self._sweep = asyncio.create_task(self._read(sweep_floor, self.watermark))
+        read = await self._read(floor, self.watermark)
+        if inline:
+            swept = read
+        self.budget.record(self.salesforce.api_usage)
         self.next_poll_at = now + timedelta(seconds=self.budget.interval() * factor)
-        observed = spell_observations(spells, self.agents_by_user)
-        for key, observation in observed:
-            # A spell read again only because it ended now: its start is older than the window, seen before.
-            if key not in self.seen and (floor is None or observation.at > floor):
-                polled.seen_keys.append(key)
-                if self.already_reported is None or not self.already_reported(observation):
-                    polled.observations.append(observation)
+        polled = Polled()
+        seen = dict(self.seen)
+        for part in (read, swept) if swept is not None and swept is not read else (read,):
+            polled.api_reads += part.api_reads
+            polled.problems += part.problems
+            for key, observation in spell_observations(part.spells, self.agents_by_user):
+                # A spell read again only because it ended now: its start is older than the read, seen before.
+                if key not in seen and (part.floor is None or observation.at > part.floor):
+                    polled.seen_keys.append(key)
+                    if self.already_reported is None or not self.already_reported(observation):
+                        polled.observations.append(observation)
+                seen[key] = observation.at
         # Read up to: the newest spell, or at least our poll's start less the clock skew allowed
-        # (Salesforce's clock may be that far behind ours; late commits are what the overlap is for).
-        known = [spell.latest for spell in spells] + ([self.watermark] if self.watermark is not None else [])
+        # (Salesforce's clock may be that far behind ours; late commits are what the sweeps are for).
+        known = [spell.latest for spell in read.spells] + ([self.watermark] if self.watermark is not None else [])
         watermark = max([*known, now - self.clock_skew])
         polled.cursors[SALESFORCE_CURSOR] = to_utc_iso(watermark)
-        # The next poll re-reads only keys stamped after its floor, and every one of them is in this read.
-        next_floor = watermark - SPELL_OVERLAP
-        self._seen_after_commit = {key for key, o in observed if o.at > next_floor}
+        sweep_mark = self.sweep_mark
+        if swept is not None or self.watermark is None:
+            sweep_mark = swept.started_from if swept is not None else None
+            # No later read starts before the next sweep's floor: forget the keys stamped before it.
+            next_sweep_floor = (sweep_mark or watermark) - SPELL_OVERLAP
+            seen = {key: at for key, at in seen.items() if at > next_sweep_floor}
+        self._after_commit = _SourceState(seen, sweep_mark)
         return polled
 
     def committed(self, polled: Polled) -> None:
         cursor = polled.cursors.get(SALESFORCE_CURSOR)
-        if cursor is not None:
+        if cursor is not None and self._after_commit is not None:
             self.watermark = parse_api_time(cursor, "the Salesforce watermark")
-            self.seen = self._seen_after_commit
+            self.seen, self.sweep_mark = self._after_commit
+            self._after_commit = None
+
+    def close(self) -> None:
+        sweep, self._sweep = self._sweep, None
+        if sweep is not None:
+            if sweep.done() and not sweep.cancelled():
+                sweep.exception()  # retrieved: a failure no later poll will report is not logged as lost
+            sweep.cancel()
+
+    async def _read(self, floor: datetime | None, started_from: datetime | None) -> _Read:
+        read = _Read(floor, started_from)
+        async with asyncio.timeout(self.sweep_deadline_seconds):
+            async for page in spell_pages(self.salesforce, floor):
+                read.api_reads += 1
+                read.spells += page.records
+                read.problems += page.problems
+        return read
+
+    def _finished_sweep(self) -> _Read | None:
+        """A sweep's read once it is done. One that failed is logged and started again with the next
+        poll (the polls from the watermark go on meanwhile; only late commits wait for a sweep)."""
+        sweep = self._sweep
+        if sweep is None or not sweep.done():
+            return None
+        self._sweep = None
+        error = None if sweep.cancelled() else sweep.exception()
+        if sweep.cancelled() or error is not None:
+            self.next_sweep_at = None
+            if isinstance(error, TimeoutError):
+                error = DeadlineExceeded(
+                    f"it took longer than {self.sweep_deadline_seconds:g} s (sync.poll_deadline_seconds)",
+                    system=self.system,
+                )
+            if isinstance(error, ConnectorError):
+                logger.warning("presence-sync: a sweep of Salesforce presence spells failed (%s); it is started "
+                               "again with the next poll", error)
+            elif error is not None:
+                raise error
+            return None
+        return sweep.result()
+
+
+_LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class _Read:
+    """What one spell query read, from `floor`; a sweep's `started_from` is the watermark it began at."""
+
+    floor: datetime | None
+    started_from: datetime | None
+    spells: list[PresenceSpell] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    api_reads: int = 0
+
+
+class _SourceState(NamedTuple):
+    """What a Salesforce poll moves its source on to, once its batch is saved."""
+
+    seen: dict[str, datetime]
+    sweep_mark: datetime | None

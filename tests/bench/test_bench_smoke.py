@@ -72,16 +72,18 @@ async def test_burst_converges_every_linked_agent_with_constant_reads_per_tick()
         # first (whether a window reuses its predecessor's sessions is the product's business).
         assert row["cxone_to_salesforce_write_requests"] == 1
         assert 1.0 <= row["salesforce_to_cxone_write_requests_per_write"] <= 2.0, level
-        # One page per system once a quiet tick's poll is past the overlap, pages bounded by the window's
-        # spells before that, and no read of any other route: reads don't grow with the agents.
+        # One page per system once a quiet tick's poll is past the overlap (Salesforce: one more when a
+        # background sweep's read falls in the tick), pages bounded by the window's spells before that,
+        # and no read of any other route: reads don't grow with the agents.
         assert row["reads_per_settled_quiet_tick_max"]["cxone"] <= 1, level
-        assert row["reads_per_settled_quiet_tick_max"]["salesforce"] <= 1, level
+        assert row["reads_per_settled_quiet_tick_max"]["salesforce"] <= 2, level
         assert row["salesforce_polls_bounded"] > 0 and row["salesforce_polls_over_bound"] == 0, level
         assert row["other_reads"] == {"cxone": 0, "salesforce": 0}, level
         assert row["statements_per_tick_max"] > 0
     # The first window ran on past the overlap: its quiet ticks there read one page per system.
     assert rows["64"]["settled_quiet_ticks"] >= 1
-    assert rows["64"]["reads_per_settled_quiet_tick_max"] == {"cxone": 1, "salesforce": 1}
+    quiet = rows["64"]["reads_per_settled_quiet_tick_max"]
+    assert quiet["cxone"] == 1 and quiet["salesforce"] in (1, 2)  # 2: the poll's page and a sweep's
     # Every write came back as its echo; the first window's count also holds the morning publish's.
     assert rows["64"]["echoes"] == {"cxone->salesforce": 2 * linked, "salesforce->cxone": linked}
     assert rows["4"]["echoes"] == {"cxone->salesforce": linked, "salesforce->cxone": linked}

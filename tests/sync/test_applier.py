@@ -132,10 +132,42 @@ async def test_a_later_submission_goes_ahead_of_the_rest_of_a_burst_within_one_b
     await applier.aclose()
 
 
-async def test_the_newest_first_bound_never_exceeds_its_slots_and_survives_cancelled_waiters() -> None:
-    from presence_sync.tasks.sync.apply import NewestFirst
+async def test_a_bursts_remainder_handed_over_later_keeps_the_rank_of_the_poll_that_brought_it() -> None:
+    # The sync decides a burst polled at tick 1 over several ticks; the change polled at tick 2 is
+    # handed over before the burst's last part, and still goes first.
+    gate = Gate()
+    applier = Applier("CXone", gate, batch_size=1, concurrency=1)
+    applier.submit([write(n, f"burst{n}") for n in range(3)], {n: 1 for n in range(3)})
+    await until(lambda: gate.started == [["burst0"]])
+    applier.submit([write(99, "steady")], {99: 2})
+    applier.submit([write(n, f"burst{n}") for n in range(3, 6)], {n: 1 for n in range(3, 6)})
+    for name in ["burst0", "steady", *(f"burst{n}" for n in range(1, 6))]:
+        gate.open(name)
+    await applier.wait(30.0)
+    assert [batch[0] for batch in gate.started] == ["burst0", "steady", *(f"burst{n}" for n in range(1, 6))]
+    await applier.aclose()
 
-    bound, holding, most = NewestFirst(2), 0, 0
+
+async def test_changes_made_just_before_and_after_a_burst_both_go_ahead_of_its_middle() -> None:
+    # One slot. A burst of changes made at 10 s; one made at 9 s and one at 11 s, read by the same poll
+    # and handed over after it. Freed slots alternate between the newest and the oldest waiting change.
+    gate = Gate()
+    applier = Applier("CXone", gate, batch_size=1, concurrency=1)
+    applier.submit([write(n, f"burst{n}") for n in range(6)], {n: 10.0 for n in range(6)})
+    await until(lambda: gate.started == [["burst0"]])
+    applier.submit([write(98, "before"), write(99, "after")], {98: 9.0, 99: 11.0})
+    for name in ["burst0", "after", "before", *(f"burst{n}" for n in range(1, 6))]:
+        gate.open(name)
+    await applier.wait(30.0)
+    assert [batch[0] for batch in gate.started][:3] == ["burst0", "after", "before"]
+    assert sorted(batch[0] for batch in gate.started[3:]) == [f"burst{n}" for n in range(1, 6)]
+    await applier.aclose()
+
+
+async def test_the_bound_never_exceeds_its_slots_and_survives_cancelled_waiters() -> None:
+    from presence_sync.tasks.sync.apply import BothEnds
+
+    bound, holding, most = BothEnds(2), 0, 0
     release = asyncio.Event()
 
     async def hold(submission: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -145,9 +146,19 @@ class _Spells:
         self.records = records
         self.queries: list[str] = []
         self.returned: list[int] = []  # records per query
+        self.in_background: list[bool] = []  # per query: sent by a task of its own (a sweep)
+        self.fail_in_background: Exception | None = None
+        self.main = asyncio.current_task()
 
     async def query_pages(self, soql: str):
+        background = asyncio.current_task() is not self.main
+        if background and self.fail_in_background is not None:
+            self.in_background.append(True)
+            self.queries.append(soql)
+            self.returned.append(0)
+            raise self.fail_in_background
         self.queries.append(soql)
+        self.in_background.append(background)
         page = [r for r in self.records if _after_floor(r, soql)]
         self.returned.append(len(page))
         yield page
@@ -160,27 +171,93 @@ def _after_floor(record: dict, soql: str) -> bool:
     return datetime.fromisoformat(record["StatusStartDate"].replace("Z", "+00:00")) > floor
 
 
-async def test_a_quiet_orgs_polls_stop_rereading_the_last_changes() -> None:
-    from presence_sync.tasks.sync.sources import SPELL_OVERLAP, SalesforcePollSource
+def _floor_of(soql: str) -> datetime:
+    return datetime.fromisoformat(soql.split("StatusStartDate > ")[1].split(" ")[0].replace("Z", "+00:00"))
 
-    burst = [
-        {"Id": f"0Hn{i}", "UserId": f"005{i}", "ServicePresenceStatus": {"DeveloperName": "Lunch"},
-         "StatusStartDate": "2026-01-05T09:00:01.000Z", "StatusEndDate": None, "IsCurrentState": True}
-        for i in range(50)
-    ]
+
+def _lunch(spell_id: str, user_id: str, start: str) -> dict:
+    return {"Id": spell_id, "UserId": user_id, "ServicePresenceStatus": {"DeveloperName": "Lunch"},
+            "StatusStartDate": start, "StatusEndDate": None, "IsCurrentState": True}
+
+
+async def _poll(source, when: datetime) -> list:  # type: ignore[no-untyped-def]
+    """One poll, saved; then the rest of the interval, in which a background sweep runs."""
+    polled = await source.fetch(when)
+    source.committed(polled)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    return polled.observations
+
+
+async def test_polls_read_from_the_watermark_and_only_sweeps_reread_the_overlap() -> None:
+    from presence_sync.tasks.sync.sources import SPELL_OVERLAP, SPELL_SWEEP_EVERY, SalesforcePollSource
+
+    burst = [_lunch(f"0Hn{i}", f"005{i}", "2026-01-05T09:00:01.000Z") for i in range(50)]
     client = _Spells(burst)
     users = {f"005{i}": i for i in range(50)}
     source = SalesforcePollSource(client, "2026-01-05T09:00:00.000Z", (), PollBudget(1.0, 0.1), users)  # type: ignore[arg-type]
-    first = await source.fetch(at(2))
-    assert len(first.observations) == 50
-    source.committed(first)
-    for second in range(3, 14):  # a poll a second, nothing changing
-        polled = await source.fetch(at(second))
-        source.committed(polled)
-        assert polled.observations == []  # the overlap re-reads; nothing is news
-    # The watermark follows the clock: once the burst is older than the overlap and the clock skew,
-    # the polls no longer read it at all.
-    floor = datetime.fromisoformat(client.queries[-1].split("StatusStartDate > ")[1].split(" ")[0].replace("Z", "+00:00"))
-    assert floor == at(12) - timedelta(seconds=1) - SPELL_OVERLAP
-    assert client.returned[1] == 50 and client.returned[-4:] == [0, 0, 0, 0]
-    assert polled.cursors["salesforce"].startswith("2026-01-05T09:00:12")
+    assert len(await _poll(source, at(2))) == 50
+    for second in range(3, 19):  # a poll a second, nothing changing
+        assert await _poll(source, at(second)) == []  # what is read again is no news
+    assert SPELL_SWEEP_EVERY.total_seconds() == 5
+    polls = [(q, n) for q, n, sweep in zip(client.queries, client.returned, client.in_background) if not sweep]
+    sweeps = [(q, n) for q, n, sweep in zip(client.queries, client.returned, client.in_background) if sweep]
+    # A poll reads from the watermark: the burst once, then never again.
+    assert [n for _, n in polls] == [50] + [0] * 16
+    # A sweep, every 5 s in the background, reads from the watermark the previous sweep started from,
+    # less the overlap: the burst three times in all, then, once it is older than that, no more.
+    assert [n for _, n in sweeps] == [50, 50, 50, 0]
+    assert [_floor_of(q) for q, _ in sweeps] == [
+        at(0) - SPELL_OVERLAP,  # the saved watermark the window started from
+        at(0) - SPELL_OVERLAP,
+        at(6) - timedelta(seconds=1) - SPELL_OVERLAP,  # where the sweep at 7 s started: the poll at 6 s less the skew
+        at(11) - timedelta(seconds=1) - SPELL_OVERLAP,
+    ]
+    source.close()
+
+
+async def test_a_spell_salesforce_commits_late_is_read_by_the_next_sweep_once() -> None:
+    from presence_sync.tasks.sync.sources import SalesforcePollSource
+
+    client = _Spells([])
+    users = {"005A": 1, "005B": 2}
+    source = SalesforcePollSource(client, "2026-01-05T09:00:00.000Z", (), PollBudget(1.0, 0.1), users)  # type: ignore[arg-type]
+    seen: list[str] = []
+    for second in range(1, 15):
+        if second == 4:  # committed now, stamped 3.5 s ago: the polls from the watermark have passed it
+            client.records.append(_lunch("0HnLATE", "005A", "2026-01-05T09:00:00.500Z"))
+        if second == 5:
+            client.records.append(_lunch("0HnB", "005B", "2026-01-05T09:00:04.900Z"))
+        seen += [f"{o.source_id}@{second}" for o in await _poll(source, at(second))]
+    # The sweep started at 6 s found it; the poll at 7 s handed it out, once.
+    assert seen == ["0HnB@5", "0HnLATE@7"]
+    source.close()
+
+
+async def test_a_failed_sweep_is_logged_and_started_again_while_the_polls_go_on(caplog: pytest.LogCaptureFixture) -> None:
+    from presence_sync.connectors import TransientError
+    from presence_sync.tasks.sync.sources import SalesforcePollSource
+
+    client = _Spells([_lunch("0HnA", "005A", "2026-01-05T09:00:01.500Z")])
+    source = SalesforcePollSource(client, "2026-01-05T09:00:00.000Z", (), PollBudget(1.0, 0.1), {"005A": 1})  # type: ignore[arg-type]
+    client.fail_in_background = TransientError("Salesforce answered 503", system="Salesforce")
+    assert [o.source_id for o in await _poll(source, at(1))] == ["0HnA"]  # the sweep it started fails
+    client.fail_in_background = None
+    assert await _poll(source, at(2)) == []  # the poll goes on, and starts the sweep again at once
+    assert "a sweep of Salesforce presence spells failed (Salesforce answered 503)" in caplog.text
+    assert client.in_background == [False, True, False, True] and client.returned[-1] == 1
+    source.close()
+
+
+async def test_polls_paced_slower_than_sweeps_read_the_overlap_themselves() -> None:
+    from presence_sync.tasks.sync.sources import SPELL_OVERLAP, SalesforcePollSource
+
+    client = _Spells([])
+    budget = PollBudget(base_interval=1.0, reserve_fraction=0.2)
+    budget.record(ApiUsage(used=14_000, limit=15_000))  # a poll a minute or so
+    source = SalesforcePollSource(client, "2026-01-05T09:00:00.000Z", (), budget, {})  # type: ignore[arg-type]
+    await _poll(source, at(1))
+    await _poll(source, at(50))
+    assert client.in_background == [False, False]  # one request a poll: the poll is the sweep
+    assert [_floor_of(q) for q in client.queries] == [at(0) - SPELL_OVERLAP, at(0) - SPELL_OVERLAP]
+    source.close()

@@ -1,0 +1,108 @@
+"""A burst bigger than a tick can decide: decided a chunk at a time over several ticks, each chunk's
+writes sent once it is saved; the polls' saved cursors wait until every agent they observed is
+decided, so a window stopped halfway leaves nothing undecided behind (its successor reads it again)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from presence_sync.tasks.sync import runner as runner_module
+from presence_sync.tasks.sync.sources import CXONE_CURSOR
+from tests.sync.support import World, onboarded_world
+
+AGENTS = 30
+CHUNK = 4
+# Agents 10, 20 and 30 are on the Chat Team, whose rule maps Break elsewhere: voice agents only.
+BURST = [i for i in range(1, 14) if i % 10]
+
+
+@pytest.fixture
+async def big_world(tmp_path: Path) -> World:
+    return await onboarded_world(tmp_path, agents=AGENTS)
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(runner_module, "TICK_CHUNK_AGENTS", CHUNK)
+    yield
+
+
+def on_break(world: World) -> list[int]:
+    return [i for i in BURST if world.sf(i) == "On_Break"]
+
+
+async def test_a_burst_is_decided_a_chunk_a_tick_and_the_cursor_saved_once_all_is_decided(
+    big_world: World, small_chunks: None
+) -> None:
+    world = big_world
+    async with world.context() as ctx:
+        runner = await world.runner(ctx)
+        await world.settle(runner)
+        runner.interval_seconds = 1e-9  # each tick's interval is used up by its first chunk
+        saved_before = ctx.store.sync.get_cursor(CXONE_CURSOR)
+        published = world.writes()["salesforce"]
+        for i in BURST:
+            world.pick_cx(i, "Unavailable", "Break")
+
+        progress = []  # per tick: burst agents written so far, and whether the CXone cursor was saved
+        for _ in range(12):
+            await world.ticks(runner, 1)
+            progress.append((len(on_break(world)), ctx.store.sync.get_cursor(CXONE_CURSOR) != saved_before))
+            if on_break(world) == BURST:
+                break
+        written = [count for count, _ in progress]
+        assert written[0] == CHUNK  # the first chunk's writes left at once
+        assert all(0 <= later - earlier <= CHUNK for earlier, later in zip(written, written[1:]))
+        assert written[-1] == len(BURST) and len(written) >= len(BURST) // CHUNK
+        # The burst's poll is saved with the chunk that decides its last agent, not before.
+        assert [saved for _, saved in progress] == [count == len(BURST) for count in written]
+
+        await world.settle(runner)
+        assert world.writes()["salesforce"] - published == len(BURST)  # one write per agent, none repeated
+        await runner.close()
+
+
+async def test_a_window_stopped_with_agents_undecided_leaves_them_to_the_next(big_world: World, small_chunks: None) -> None:
+    world = big_world
+    async with world.context() as ctx:
+        first = await world.runner(ctx, holder="run-1")
+        await world.settle(first)
+        first.interval_seconds = 1e-9
+        published = world.writes()["salesforce"]
+        for i in BURST:
+            world.pick_cx(i, "Unavailable", "Break")
+        await world.ticks(first, 1)
+        assert len(on_break(world)) == CHUNK
+        await first.close()  # 8 agents polled but not decided: their poll's cursor was not saved
+
+        second = await world.runner(ctx, holder="run-2")
+        await world.settle(second)
+        assert on_break(world) == BURST
+        # The first chunk's agents were read again: recognised as already written, not written twice.
+        assert world.writes()["salesforce"] - published == len(BURST)
+        await second.close()
+
+
+async def test_changes_made_just_before_and_after_a_burst_and_read_with_it_go_first(
+    big_world: World, small_chunks: None
+) -> None:
+    world = big_world
+    async with world.context() as ctx:
+        runner = await world.runner(ctx)
+        await world.settle(runner)
+        runner.interval_seconds = 1e-9
+        world.pick_cx(23, "Unavailable", "Lunch")  # before the burst
+        world.clock.advance(0.5)
+        for i in BURST:
+            world.pick_cx(i, "Unavailable", "Break")
+        world.clock.advance(0.5)
+        world.pick_cx(21, "Unavailable", "Lunch")  # after it; all three read by the same poll
+        await world.ticks(runner, 1)
+        assert world.sf(21) == "Lunch" and world.sf(23) == "Lunch"
+        assert len(on_break(world)) == CHUNK - 2
+        await world.settle(runner)
+        assert on_break(world) == BURST
+        await runner.close()
