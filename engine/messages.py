@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -16,10 +17,14 @@ from presence_sync.engine.states import CxoneState, CxoneTarget, Side
 UNKNOWN_SINCE = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def require_utc(value: datetime, what: str) -> datetime:
-    """`value` in UTC; a naive datetime is refused (its zone would be a guess)."""
+def require_utc(value: datetime, what: str | Callable[[], str]) -> datetime:
+    """`value` in UTC; a naive datetime is refused (its zone would be a guess). `what` names it in the
+    error (a callable: only built then, as for every observation of a poll)."""
+    if isinstance(value, datetime) and value.tzinfo is UTC:
+        return value
     if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
-        raise ObservationError(f"{what} must be a timezone-aware datetime (UTC), got {value!r}")
+        name = what() if callable(what) else what
+        raise ObservationError(f"{name} must be a timezone-aware datetime (UTC), got {value!r}")
     return value.astimezone(UTC)
 
 
@@ -47,10 +52,12 @@ class Observation:
     command_id: str | None = None
 
     def __post_init__(self) -> None:
-        try:
-            side = Side(self.side)
-        except ValueError:
-            raise ObservationError(f"observation side {self.side!r} is neither 'cxone' nor 'salesforce'") from None
+        side = self.side
+        if side.__class__ is not Side:  # a plain string; as the connectors build them, already a Side
+            try:
+                side = Side(side)
+            except ValueError:
+                raise ObservationError(f"observation side {side!r} is neither 'cxone' nor 'salesforce'") from None
         if side is Side.CXONE and not isinstance(self.value, CxoneState):
             raise ObservationError(
                 f"a CXone observation of agent {self.agent_id} needs a CxoneState (as the connectors read it), "
@@ -64,7 +71,7 @@ class Observation:
         if not self.source_id:
             raise ObservationError(f"an observation of agent {self.agent_id} needs a source_id")
         object.__setattr__(self, "side", side)
-        object.__setattr__(self, "at", require_utc(self.at, f"observation {self.source_id!r} 'at'"))
+        object.__setattr__(self, "at", require_utc(self.at, lambda: f"observation {self.source_id!r} 'at'"))
 
 
 @dataclass(frozen=True, slots=True)
