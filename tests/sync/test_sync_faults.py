@@ -176,3 +176,18 @@ async def test_the_salesforce_poll_slows_down_when_the_daily_budget_would_run_ou
 
     status = ctx.store.sync.get_cursor(runner_module.API_USAGE_CURSOR)
     assert status is not None and '"limit": 2000' in status
+
+
+async def test_a_damaged_memory_row_is_an_anomaly_and_that_agent_starts_afresh(world: World, ctx: Context) -> None:
+    first = await world.runner(ctx)
+    await world.settle(first)
+    await first.close()
+    ctx.store.sync.commit_tick(agents=[{"agent_id": agent_id(3), "memory": {"v": 99}, "writes": []}])
+
+    second = await world.runner(ctx, holder="second")
+    unreadable = [a for a in second.stats.anomalies if a.kind == "memory-unreadable"]
+    assert len(unreadable) == 1 and f"agent {agent_id(3)}" in unreadable[0].message
+    assert agent_id(3) not in second.memory and agent_id(4) in second.memory
+    world.pick_cx(3, "Unavailable", "Break")
+    await world.settle(second)
+    assert world.sf(3) == "On_Break"
