@@ -494,7 +494,8 @@ class SyncRunner:
         if first:
             self._pending.cursors[LAST_TICK_CURSOR] = last_tick_value(now, self.holder, len(setup.links))
         await self._commit()
-        self._submit(decision.writes, {agent_id: self._changed_at.pop(agent_id, 0.0) for agent_id in chunk})
+        changed_at = {agent_id: self._changed_at.pop(agent_id) for agent_id in chunk if agent_id in self._changed_at}
+        self._submit(decision.writes, changed_at)
         return decision.writes
 
     def _release_held(self, decided: list[int]) -> None:
@@ -570,8 +571,8 @@ class SyncRunner:
         """Hand the writes (already saved as in flight) to their system's applier, newest change first
         (`Applier.submit`): a write answering no change just polled (a retry, a repair) counts as now."""
         self._guard_shard((write.agent_id for write in writes), "a write")
-        now = self.clock().timestamp()
-        newness = {write.agent_id: (changed_at or {}).get(write.agent_id) or now for write in writes}
+        now, changed_at = self.clock().timestamp(), changed_at or {}
+        newness = {write.agent_id: changed_at.get(write.agent_id, now) for write in writes}
         for side, applier in self._appliers.items():
             applier.submit((write for write in writes if write.side is side), newness)
 

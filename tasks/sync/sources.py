@@ -175,7 +175,7 @@ class SalesforcePollSource:
             if inline:
                 floor = sweep_floor
             else:
-                self._sweep = asyncio.create_task(self._read(sweep_floor, self.watermark))
+                self._sweep = asyncio.create_task(self._sweep_read(sweep_floor, self.watermark))
         read = await self._read(floor, self.watermark)
         if inline:
             swept = read
@@ -221,13 +221,17 @@ class SalesforcePollSource:
                 sweep.exception()  # retrieved: a failure no later poll will report is not logged as lost
             sweep.cancel()
 
+    async def _sweep_read(self, floor: datetime, started_from: datetime) -> _Read:
+        # A poll's own read is bounded by the runner's poll deadline; a sweep runs outside it.
+        async with asyncio.timeout(self.sweep_deadline_seconds):
+            return await self._read(floor, started_from)
+
     async def _read(self, floor: datetime | None, started_from: datetime | None) -> _Read:
         read = _Read(floor, started_from)
-        async with asyncio.timeout(self.sweep_deadline_seconds):
-            async for page in spell_pages(self.salesforce, floor):
-                read.api_reads += 1
-                read.spells += page.records
-                read.problems += page.problems
+        async for page in spell_pages(self.salesforce, floor):
+            read.api_reads += 1
+            read.spells += page.records
+            read.problems += page.problems
         return read
 
     def _finished_sweep(self) -> _Read | None:

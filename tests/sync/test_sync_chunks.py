@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from presence_sync.tasks.context import Context
 from presence_sync.tasks.sync import runner as runner_module
+from presence_sync.tasks.sync.runner import SyncRunner
 from presence_sync.tasks.sync.sources import CXONE_CURSOR
 from tests.sync.support import World, onboarded_world
 
@@ -34,18 +36,28 @@ def on_break(world: World) -> list[int]:
     return [i for i in BURST if world.sf(i) == "On_Break"]
 
 
+async def one_chunk_a_tick(world: World, ctx: Context, holder: str = "run-1") -> SyncRunner:
+    """A settled runner whose every tick's interval is used up by its first chunk."""
+    runner = await world.runner(ctx, holder=holder)
+    await world.settle(runner)
+    runner.interval_seconds = 1e-9
+    return runner
+
+
+def burst(world: World) -> None:
+    for i in BURST:
+        world.pick_cx(i, "Unavailable", "Break")
+
+
 async def test_a_burst_is_decided_a_chunk_a_tick_and_the_cursor_saved_once_all_is_decided(
     big_world: World, small_chunks: None
 ) -> None:
     world = big_world
     async with world.context() as ctx:
-        runner = await world.runner(ctx)
-        await world.settle(runner)
-        runner.interval_seconds = 1e-9  # each tick's interval is used up by its first chunk
+        runner = await one_chunk_a_tick(world, ctx)
         saved_before = ctx.store.sync.get_cursor(CXONE_CURSOR)
         published = world.writes()["salesforce"]
-        for i in BURST:
-            world.pick_cx(i, "Unavailable", "Break")
+        burst(world)
 
         progress = []  # per tick: burst agents written so far, and whether the CXone cursor was saved
         for _ in range(12):
@@ -68,12 +80,9 @@ async def test_a_burst_is_decided_a_chunk_a_tick_and_the_cursor_saved_once_all_i
 async def test_a_window_stopped_with_agents_undecided_leaves_them_to_the_next(big_world: World, small_chunks: None) -> None:
     world = big_world
     async with world.context() as ctx:
-        first = await world.runner(ctx, holder="run-1")
-        await world.settle(first)
-        first.interval_seconds = 1e-9
+        first = await one_chunk_a_tick(world, ctx)
         published = world.writes()["salesforce"]
-        for i in BURST:
-            world.pick_cx(i, "Unavailable", "Break")
+        burst(world)
         await world.ticks(first, 1)
         assert len(on_break(world)) == CHUNK
         await first.close()  # 8 agents polled but not decided: their poll's cursor was not saved
@@ -91,13 +100,10 @@ async def test_changes_made_just_before_and_after_a_burst_and_read_with_it_go_fi
 ) -> None:
     world = big_world
     async with world.context() as ctx:
-        runner = await world.runner(ctx)
-        await world.settle(runner)
-        runner.interval_seconds = 1e-9
+        runner = await one_chunk_a_tick(world, ctx)
         world.pick_cx(23, "Unavailable", "Lunch")  # before the burst
         world.clock.advance(0.5)
-        for i in BURST:
-            world.pick_cx(i, "Unavailable", "Break")
+        burst(world)
         world.clock.advance(0.5)
         world.pick_cx(21, "Unavailable", "Lunch")  # after it; all three read by the same poll
         await world.ticks(runner, 1)
