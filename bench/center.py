@@ -270,7 +270,7 @@ class TickRecord:
     changes_seen: int
     statements: int  # SQL statements the store sent (counted in the child)
     cpu_s: float = 0.0  # the sync process's CPU time (user + system) at the tick's end
-    rss_max_kb: int = 0  # the sync process's peak resident set so far (ru_maxrss)
+    rss_max_kb: int = 0  # the sync process's peak resident set so far (VmHWM, bench.child.peak_rss_kb)
     # whom the process wrote since its previous tick: {"cxone": [agent ids], "salesforce": [user ids]}
     written: dict[str, list[Any]] = field(default_factory=dict)
 

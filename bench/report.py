@@ -14,7 +14,9 @@ with a number from another machine.
 from __future__ import annotations
 
 import json
+import functools
 import os
+import time
 import platform
 import sys
 from dataclasses import dataclass, field
@@ -29,10 +31,27 @@ def package_version(name: str) -> str:
         return "not installed"
 
 
+@functools.lru_cache(maxsize=1)
+def python_step_ns() -> float:
+    """Nanoseconds per step of a fixed pure-Python loop (best of 3; ~0.3 s): how fast this machine runs
+    Python. CPU figures (ms per change, per request) scale with it, so a figure brought from another
+    machine says something only next to this one."""
+    steps = 1_000_000
+
+    def loop() -> float:
+        started, total = time.process_time(), 0
+        for i in range(steps):
+            total += i
+        return time.process_time() - started
+
+    return round(min(loop() for _ in range(3)) * 1e9 / steps, 1)
+
+
 def environment() -> dict[str, Any]:
     """The machine and the versions the figures were measured on."""
     return {
         "cpu_count": os.cpu_count(),
+        "python_step_ns": python_step_ns(),
         "load_average": [round(load, 2) for load in os.getloadavg()],
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
@@ -46,7 +65,9 @@ def environment_line(env: dict[str, Any] | None = None) -> str:
     load = env.get("load_average")
     busy = f", load average {' / '.join(f'{value:g}' for value in load)} (1 / 5 / 15 min)" if load else ""
     return (
-        f"machine: {env['cpu_count']} cores (os.cpu_count()){busy}, {env['implementation']} {env['python']}, "
+        f"machine: {env['cpu_count']} cores (os.cpu_count()){busy}, "
+        f"{env.get('python_step_ns', '?')} ns per step of a reference Python loop (bench.report.python_step_ns), "
+        f"{env['implementation']} {env['python']}, "
         f"prefect {env['prefect']}, {env['platform']}"
     )
 

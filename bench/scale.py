@@ -25,7 +25,7 @@ against the same emulators with the same latency: the emulators' own cost):
   presence commands.
 
 Also: the sync process's CPU (`time.process_time`, read at every tick) per change and as a share of
-one core at the steady rate, its peak RSS (`ru_maxrss`), the longest tick, Salesforce API calls per
+one core at the steady rate, its peak RSS (`VmHWM`: `ru_maxrss` would count the bench itself, carried over the fork), the longest tick, Salesforce API calls per
 day at the interval (every data-API request of the steady phase, scaled to 24 h) and CXone requests
 per change.
 """

@@ -26,10 +26,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import http.cookiejar
 import itertools
 import json as jsonlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import httpx
@@ -78,6 +79,20 @@ def endpoint_label(method: str, url: httpx.URL | str) -> str:
     return f"{method.upper()} {httpx.URL(url).path}"
 
 
+class _LazyEndpoint:
+    """`endpoint_label(method, url)`, worked out the first time it is formatted."""
+
+    __slots__ = ("method", "url", "_label")
+
+    def __init__(self, method: str, url: httpx.URL | str) -> None:
+        self.method, self.url, self._label = method, url, None
+
+    def __str__(self) -> str:
+        if self._label is None:
+            self._label = endpoint_label(self.method, self.url)
+        return self._label
+
+
 def endpoint_of(response: httpx.Response) -> str:
     """The endpoint label of the request that got this response."""
     return endpoint_label(response.request.method, response.request.url)
@@ -102,26 +117,40 @@ def describe_error_body(response: httpx.Response) -> str | None:
     return ": ".join(parts)[:_EXCERPT_LIMIT] if parts else None
 
 
-POOL_CONNECTIONS = 8  # connections per httpx client: httpcore's per-request pool walk stays short
+POOL_CONNECTIONS = 1  # connections per httpx client: httpcore's per-request pool walk is one connection long
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """A jar that keeps nothing: both APIs authenticate every request with a bearer token, and httpx's
+    cookie extraction copies every response's headers into an `email.message.Message` (~6 % of a
+    request's CPU) only to find no cookie we would ever send back."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
 
 
 class PoolSet:
-    """Several small httpx clients used round-robin, as one client: `await pools.send(request)`.
+    """Small httpx clients lent out one request at a time, as one client: `with pools.lease() as client`.
 
-    httpcore's pool does bookkeeping over every connection it holds on each request (an expiry check
-    that polls each socket, an idle scan quadratic in the pool size), so one pool of 32 connections
-    cost 3-4 ms of CPU per request where four pools of 8 cost under 1 ms. The overall bound on
-    requests in flight stays the session's semaphore; each pool holds at most POOL_CONNECTIONS.
+    httpcore's pool does bookkeeping over every connection it holds on each request and again on each
+    response's close (an expiry check that polls each socket through anyio's attribute lookup, an idle
+    scan quadratic in the pool size): at 64 in flight, one pool of 64 cost ~11 ms of CPU per request,
+    pools of 8 ~1.5 ms, a client per connection ~1.2 ms (`python -m bench client`, 2 cores). Here each
+    client holds POOL_CONNECTIONS (one) and a request takes a client that has
+    a free connection, the most recently freed first (its connection is warm; the ones not needed for a
+    while expire). The bound on requests in flight stays the session's semaphore; requests beyond it
+    (logins, not bounded) share a client in turn and wait in its pool.
 
         pools = PoolSet.build(transport=None, timeout=DEFAULT_TIMEOUT, headers={}, max_concurrency=32)
-        response = await pools.send(pools.build_request("GET", "https://api.example/agents"))  # 1 of 4
-        await pools.aclose()
+        with pools.lease() as client:
+            response = await client.send(pools.build_request("GET", "https://api.example/agents"))
 
     A given transport (in-process emulators, tests) gets one client: it is its own pool.
     """
 
-    def __init__(self, clients: list[httpx.AsyncClient]) -> None:
+    def __init__(self, clients: list[httpx.AsyncClient], connections_each: int = POOL_CONNECTIONS) -> None:
         self.clients = clients
+        self._free = [client for client in reversed(clients) for _ in range(connections_each)]
         self._turn = itertools.cycle(clients)
 
     @classmethod
@@ -135,24 +164,36 @@ class PoolSet:
     ) -> PoolSet:
         pools = 1 if transport is not None else -(-max_concurrency // POOL_CONNECTIONS)
         size = -(-max_concurrency // pools)
+        # One TLS context for all: each client would otherwise load the CA bundle itself (~30 ms of CPU).
+        tls = httpx.create_ssl_context() if transport is None else True
         return cls([
             httpx.AsyncClient(
                 transport=transport,
+                verify=tls,
                 timeout=timeout,
                 headers=dict(headers or {}),
+                cookies=_NoCookies(),
                 limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
                 follow_redirects=False,
             )
             for _ in range(pools)
-        ])
+        ], connections_each=size)
 
     def build_request(self, method: str, url: str, **kwargs: Any) -> httpx.Request:
         # Every client has the same headers and timeouts: any of them builds the request.
         return self.clients[0].build_request(method, url, **kwargs)
 
-    async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
-        """Send on the next client in turn (`httpx.AsyncClient.send`'s arguments)."""
-        return await next(self._turn).send(request, **kwargs)
+    @contextlib.contextmanager
+    def lease(self) -> Iterator[httpx.AsyncClient]:
+        """A client with a free connection for one request, from `send` until its response is closed."""
+        if not self._free:
+            yield next(self._turn)
+            return
+        client = self._free.pop()
+        try:
+            yield client
+        finally:
+            self._free.append(client)
 
     async def aclose(self) -> None:
         for client in self.clients:
@@ -231,7 +272,8 @@ class HttpSession:
         they fetch, so they must not wait for a slot themselves.
         """
         method = method.upper()
-        endpoint = endpoint_label(method, url)
+        # Named only when something goes wrong: parsing the URL again costs ~10 µs a request.
+        endpoint = _LazyEndpoint(method, url)
         repeatable = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
         policy = self.retry
         attempt = 0
@@ -247,19 +289,19 @@ class HttpSession:
                     response = await self._exchange(request, auth)
             except _AttemptFailed as failure:
                 if failure.kind == "deadline":
-                    await self._fail_if_unreachable(request.url, endpoint, "no complete answer in time")
+                    await self._fail_if_unreachable(request.url, str(endpoint), "no complete answer in time")
                 # A deadline hit is like a read timeout: repeated when that is safe, else outcome unknown.
                 if failure.kind == "deadline" and attempt < policy.max_attempts and repeatable:
-                    await self._pause(endpoint, attempt, "no complete answer in time", policy.backoff(attempt))
+                    await self._pause(str(endpoint), attempt, "no complete answer in time", policy.backoff(attempt))
                     continue
                 raise self._limit_failure(failure.kind, request, attempt, repeatable) from None
             except httpx.RequestError as error:
                 if isinstance(error, _NO_CONNECTION_ERRORS):
-                    await self._fail_if_unreachable(request.url, endpoint, type(error).__name__)
+                    await self._fail_if_unreachable(request.url, str(endpoint), type(error).__name__)
                 if attempt < policy.max_attempts and policy.should_retry_error(error, idempotent=repeatable):
-                    await self._pause(endpoint, attempt, type(error).__name__, policy.backoff(attempt))
+                    await self._pause(str(endpoint), attempt, type(error).__name__, policy.backoff(attempt))
                     continue
-                raise self._transport_failure(endpoint, error, attempt, repeatable) from error
+                raise self._transport_failure(str(endpoint), error, attempt, repeatable) from error
             self.reachability.answered(request.url)
             logger.debug("%s %s -> %d (attempt %d)", self.system, endpoint, response.status_code, attempt)
             if not is_transient_status(response.status_code):
@@ -272,33 +314,37 @@ class HttpSession:
                 and policy.should_retry_status(response.status_code, idempotent=repeatable)
             ):
                 reason = f"HTTP {response.status_code}"
-                await self._pause(endpoint, attempt, reason, policy.backoff(attempt, retry_after))
+                await self._pause(str(endpoint), attempt, reason, policy.backoff(attempt, retry_after))
                 continue
-            raise self._status_failure(endpoint, response, attempt, repeatable, retry_after)
+            raise self._status_failure(str(endpoint), response, attempt, repeatable, retry_after)
 
     async def _exchange(self, request: httpx.Request, auth: httpx.Auth | tuple[str, str] | None) -> httpx.Response:
         """One attempt within the deadline, its body read (up to the cap) before it is returned."""
         try:
             async with asyncio.timeout(self.deadline_seconds):
-                response = await self._client.send(request, auth=auth, stream=True)
-                try:
-                    declared = response.headers.get("Content-Length", "")
-                    if declared.isdigit() and int(declared) > self.max_body_bytes:
-                        raise _AttemptFailed("too large")
-                    chunks: list[bytes] = []
-                    size = 0
-                    async for chunk in response.aiter_bytes():
-                        size += len(chunk)
-                        if size > self.max_body_bytes:
-                            raise _AttemptFailed("too large")
-                        chunks.append(chunk)
-                    # What `Response.aread()` does, with the cap: the body is then read once and for all.
-                    response._content = b"".join(chunks)
-                finally:
-                    await response.aclose()
+                with self._client.lease() as client:
+                    response = await client.send(request, auth=auth, stream=True)
+                    try:
+                        response._content = await self._capped_body(response)
+                    finally:
+                        await response.aclose()
         except TimeoutError:
             raise _AttemptFailed("deadline") from None
         return response
+
+    async def _capped_body(self, response: httpx.Response) -> bytes:
+        """What `Response.aread()` does, with the cap: the body is then read once and for all."""
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise _AttemptFailed("too large")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise _AttemptFailed("too large")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def _fail_if_unreachable(self, url: httpx.URL, endpoint: str, failure: str) -> None:
         """Raise `HostUnreachable` when the host never answered and fails a quick probe too."""

@@ -177,7 +177,7 @@ async def test_client_measures_cpu_per_request_for_each_concurrency_and_each_cli
 
     assert_common(report, "client")
     for level in (8, 32, 64):
-        for client in ("poolset", "one_pool", "bare"):
+        for client in ("poolset", "pools_of_8", "one_pool", "bare"):
             assert report.figures[f"c{level}_{client}_ms_per_request"] > 0
     assert len(report.targets) == 3
 
@@ -248,3 +248,20 @@ def test_the_sync_child_refuses_a_shard_written_wrongly(capsys: pytest.CaptureFi
 
     assert exited.value.code == 2
     assert "--shard: shard 4/3 does not exist" in capsys.readouterr().err
+
+
+def test_the_sync_childs_peak_rss_is_its_own_not_the_bench_it_was_forked_from() -> None:
+    import subprocess
+    import sys
+
+    from bench.center import PROJECT_ROOT, _child_env
+
+    ballast = bytearray(256 * 2**20)  # the bench's emulators hold every agent: a big parent
+    ballast[::4096] = b"\x01" * len(range(0, len(ballast), 4096))
+    answer = subprocess.run(
+        [sys.executable, "-c", "from bench.child import peak_rss_kb; print(peak_rss_kb())"],
+        capture_output=True, text=True, env=_child_env(), cwd=str(PROJECT_ROOT), check=True,
+    )
+    del ballast
+    peak_mb = int(answer.stdout.strip()) / 1024
+    assert 0 < peak_mb < 128, f"{peak_mb:.0f} MB: the parent's 256 MB counted as the child's"

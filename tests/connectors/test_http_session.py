@@ -18,7 +18,8 @@ from presence_sync.connectors.errors import (
     TransientError,
     is_transient,
 )
-from presence_sync.connectors.http import HttpSession, parse_json
+from presence_sync.connectors import http as http_module
+from presence_sync.connectors.http import DEFAULT_TIMEOUT, HttpSession, PoolSet, parse_json
 from presence_sync.connectors.retry import RetryPolicy
 
 URL = "https://api.example.test/things"
@@ -205,6 +206,47 @@ async def test_concurrency_is_bounded(retry: RetryPolicy) -> None:
 
     assert len(responses) == 50
     assert peak == 4
+
+
+async def test_each_request_takes_a_client_with_a_free_connection_the_warmest_first() -> None:
+    clients = [httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200))) for _ in range(3)]
+    pools = PoolSet(clients, connections_each=1)
+    with pools.lease() as first, pools.lease() as second, pools.lease() as third:
+        assert [first, second, third] == clients  # every client busy: one connection each
+        with pools.lease() as overflow:  # beyond the bound (a login): shares a client in turn
+            assert overflow in clients
+    with pools.lease() as again:
+        assert again is first  # the last freed: its connection is the one kept warm
+    for client in clients:
+        await client.aclose()
+
+
+def test_a_session_without_a_transport_has_one_client_per_connection_and_one_tls_context(monkeypatch) -> None:
+    made: list[object] = []
+    real = httpx.create_ssl_context
+
+    def counted(*args: object, **kwargs: object) -> object:
+        made.append(real(*args, **kwargs))  # type: ignore[arg-type]
+        return made[-1]
+
+    monkeypatch.setattr(http_module.httpx, "create_ssl_context", counted)
+    pools = PoolSet.build(transport=None, timeout=DEFAULT_TIMEOUT, headers=None, max_concurrency=6)
+    assert len(pools.clients) == 6
+    assert len(made) == 1  # loading the CA bundle costs ~30 ms of CPU: once per session, not per client
+    asyncio.run(pools.aclose())
+
+
+async def test_cookies_are_neither_kept_nor_sent_back(retry: RetryPolicy) -> None:
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={}, headers={"Set-Cookie": "BrowserId=abc; Path=/; Secure"})
+
+    async with session_for(handle, retry) as session:
+        await session.request("GET", URL)
+        await session.request("GET", URL)
+    assert [request.headers.get("Cookie") for request in seen] == [None, None]
 
 
 def test_max_concurrency_must_be_positive(retry: RetryPolicy) -> None:
