@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, DBAPIError, IntegrityError
 
@@ -77,6 +78,17 @@ def redact(url: URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
+def _json_text(value: Any) -> str:
+    # A burst saves thousands of agents' memory a second: orjson writes a row ~10x faster than json.dumps
+    # (~15 µs each). Only our own data goes through here; keys that are not strings are written as strings,
+    # as json.dumps does.
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+# The JSON columns' (de)serialisers, on either store.
+_JSON = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
+
+
 def create_store_engine(url: URL) -> Engine:
     """An engine for a URL from ``normalise_store_url`` (creates a SQLite file's folder)."""
     if url.get_backend_name() == "sqlite":
@@ -84,7 +96,7 @@ def create_store_engine(url: URL) -> Engine:
     connect_args: dict[str, Any] = {}
     if "connect_timeout" not in url.query:
         connect_args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT_S
-    return create_engine(url, pool_pre_ping=True, hide_parameters=True, connect_args=connect_args)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True, connect_args=connect_args, **_JSON)
 
 
 def _sqlite_engine(url: URL) -> Engine:
@@ -100,6 +112,7 @@ def _sqlite_engine(url: URL) -> Engine:
         url,
         hide_parameters=True,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+        **_JSON,
     )
     event.listen(engine, "connect", _configure_sqlite_connection)
     event.listen(engine, "begin", _begin_sqlite_transaction)

@@ -198,3 +198,11 @@ def test_cxone_sessions_are_saved_with_the_tick_and_forgotten_when_ended(store: 
     store.sync.commit_tick(cxone_sessions={1: "s-1", 2: "s-2"})
     store.sync.commit_tick(cxone_sessions={1: "s-1b", 2: None, 3: "s-3"})
     assert store.sync.cxone_sessions() == {1: "s-1b", 3: "s-3"}
+
+
+def test_memory_json_reads_back_as_written_with_non_string_keys_as_json_writes_them(store: Store) -> None:
+    memory = {"v": 3, "nested": {"list": [1, 2.5, None, True, "é"]}, "issued": 7, 42: "forty-two"}
+    store.sync.commit_tick(agents=[AgentStateRow(agent_id=5, memory=memory, writes=[])])
+
+    # What json.dumps does with an int key (orjson serialises the column, ~10x faster).
+    assert store.sync.load_agent_memory() == {5: {**{k: v for k, v in memory.items() if k != 42}, "42": "forty-two"}}
