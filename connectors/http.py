@@ -136,10 +136,10 @@ class PoolSet:
     response's close (an expiry check that polls each socket through anyio's attribute lookup, an idle
     scan quadratic in the pool size): at 64 in flight, one pool of 64 cost ~11 ms of CPU per request,
     pools of 8 ~1.5 ms, a client per connection ~1.2 ms (`python -m bench client`, 2 cores). Here each
-    client holds POOL_CONNECTIONS (one) and a request takes a client that has
-    a free connection, the most recently freed first (its connection is warm; the ones not needed for a
-    while expire). The bound on requests in flight stays the session's semaphore; requests beyond it
-    (logins, not bounded) share a client in turn and wait in its pool.
+    client holds POOL_CONNECTIONS (one), and a request takes a client with a free connection, the most
+    recently freed first (its connection is warm; those not needed for a while expire). The bound on
+    requests in flight stays the session's semaphore; requests beyond it (logins, not bounded) share a
+    client in turn and wait in its pool.
 
         pools = PoolSet.build(transport=None, timeout=DEFAULT_TIMEOUT, headers={}, max_concurrency=32)
         with pools.lease() as client:
