@@ -26,10 +26,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import http.cookiejar
 import itertools
 import json as jsonlib
 import logging
+import urllib.request
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
@@ -53,6 +53,7 @@ from presence_sync.connectors.retry import (
     is_transient_status,
     parse_retry_after,
 )
+from presence_sync.connectors.transport import AsyncioTransport
 
 logger = logging.getLogger(__name__)
 
@@ -117,29 +118,48 @@ def describe_error_body(response: httpx.Response) -> str | None:
     return ": ".join(parts)[:_EXCERPT_LIMIT] if parts else None
 
 
-POOL_CONNECTIONS = 1  # connections per httpx client: httpcore's per-request pool walk is one connection long
+POOL_CONNECTIONS = 1  # kept connections per httpx client: a request never waits for another's connection
 
 
-class _NoCookies(http.cookiejar.CookieJar):
-    """A jar that keeps nothing: both APIs authenticate every request with a bearer token, and httpx's
-    cookie extraction copies every response's headers into an `email.message.Message` (~6 % of a
-    request's CPU) only to find no cookie we would ever send back."""
+class _NoCookies(httpx.Cookies):
+    """Cookies that are never kept: both APIs authenticate every request with a bearer token, and
+    httpx's extraction wraps every request and response in urllib's classes (the response's headers
+    copied into an `email.message.Message`), ~10 % of a request's CPU, only to find no cookie we
+    would ever send back."""
 
-    def extract_cookies(self, response: Any, request: Any) -> None:
+    def extract_cookies(self, response: httpx.Response) -> None:
         return None
+
+
+class _Client(httpx.AsyncClient):
+    """An httpx client that keeps no cookies."""
+
+    _cookies_never_kept = _NoCookies()
+
+    @property  # type: ignore[override]
+    def cookies(self) -> httpx.Cookies:
+        return self._cookies_never_kept
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        raise TypeError("this client keeps no cookies")
+
+
+def _proxies_configured() -> bool:
+    return any(scheme in ("http", "https", "all") for scheme in urllib.request.getproxies())
 
 
 class PoolSet:
     """Small httpx clients lent out one request at a time, as one client: `with pools.lease() as client`.
 
-    httpcore's pool does bookkeeping over every connection it holds on each request and again on each
-    response's close (an expiry check that polls each socket through anyio's attribute lookup, an idle
-    scan quadratic in the pool size): at 64 in flight, one pool of 64 cost ~11 ms of CPU per request,
-    pools of 8 ~1.5 ms, a client per connection ~1.2 ms (`python -m bench client`, 2 cores). Here each
-    client holds POOL_CONNECTIONS (one), and a request takes a client with a free connection, the most
+    Each client holds POOL_CONNECTIONS (one) on `AsyncioTransport` (connectors/transport.py), so no
+    pool arbitrates between requests: httpcore's pool did bookkeeping over every connection it held on
+    each request and on each response's close, and one pool of 64 cost ~7-11 ms of CPU per request at 64
+    in flight, a client per connection on httpx's transport ~0.6-0.7 ms, on `AsyncioTransport` ~0.36 ms
+    (`python -m bench client`, 2 cores). A request takes a client with a free connection, the most
     recently freed first (its connection is warm; those not needed for a while expire). The bound on
     requests in flight stays the session's semaphore; requests beyond it (logins, not bounded) share a
-    client in turn and wait in its pool.
+    client in turn, on a connection of their own.
 
         pools = PoolSet.build(transport=None, timeout=DEFAULT_TIMEOUT, headers={}, max_concurrency=32)
         with pools.lease() as client:
@@ -166,13 +186,14 @@ class PoolSet:
         size = -(-max_concurrency // pools)
         # One TLS context for all: each client would otherwise load the CA bundle itself (~30 ms of CPU).
         tls = httpx.create_ssl_context() if transport is None else True
+        # Behind a proxy (HTTP(S)_PROXY), httpx's own transport: it knows how to tunnel.
+        own_network = transport is None and not _proxies_configured()
         return cls([
-            httpx.AsyncClient(
-                transport=transport,
+            _Client(
+                transport=AsyncioTransport(ssl_context=tls, keepalive=size) if own_network else transport,
                 verify=tls,
                 timeout=timeout,
                 headers=dict(headers or {}),
-                cookies=_NoCookies(),
                 limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
                 follow_redirects=False,
             )

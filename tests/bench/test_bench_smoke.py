@@ -177,7 +177,7 @@ async def test_client_measures_cpu_per_request_for_each_concurrency_and_each_cli
 
     assert_common(report, "client")
     for level in (8, 32, 64):
-        for client in ("poolset", "pools_of_8", "one_pool", "bare"):
+        for client in ("poolset", "poolset_httpx_transport", "pools_of_8", "one_pool", "bare"):
             assert report.figures[f"c{level}_{client}_ms_per_request"] > 0
     assert len(report.targets) == 3
 
