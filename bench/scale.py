@@ -192,9 +192,11 @@ class Steady:
         self.rng.shuffle(order)
         started = time.monotonic()
         for k in range(10**9):
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), max(0.0, started + k / self.rate - time.monotonic()))
+            # Checked after the wait: a change made once the watcher may have finished would never be timed.
             if self.stop.is_set():
                 return
-            await asyncio.sleep(max(0.0, started + k / self.rate - time.monotonic()))
             agent_id = order[k % len(order)]
             if agent_id in self.pending:
                 continue

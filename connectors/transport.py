@@ -34,6 +34,7 @@ _READ_BYTES = 64 * 1024
 _MAX_HEAD_BYTES = 100 * 1024  # status line and headers, as httpcore allows
 _PAUSE_READING_AT = 1024 * 1024  # buffered and not yet read (a large answer read slowly)
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
+_HAPPY_EYEBALLS_SECONDS = 0.25  # a host's next address is tried this soon (RFC 8305), as anyio does
 
 Origin = tuple[bytes, bytes, int]
 
@@ -110,6 +111,7 @@ class _Connection:
                     _Protocol, name, port,
                     ssl=ssl_context if scheme == b"https" else None,
                     server_hostname=name if scheme == b"https" else None,
+                    happy_eyeballs_delay=_HAPPY_EYEBALLS_SECONDS,
                 )
         except TimeoutError as error:
             raise httpx.ConnectTimeout(f"no connection to {name}:{port} within {timeout} s") from error

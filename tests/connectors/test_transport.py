@@ -22,8 +22,9 @@ from cryptography.x509.oid import NameOID
 from presence_sync.connectors.http import PoolSet
 from presence_sync.connectors.transport import AsyncioTransport
 
-# What the server does with a request: an answer (status, headers, body), or None to hang up unanswered.
-Answer = tuple[int, list[tuple[str, str]], bytes] | None
+# What the server does with a request: an answer (status, headers, body), raw bytes to send before it
+# hangs up, or None to hang up unanswered.
+Answer = tuple[int, list[tuple[str, str]], bytes] | bytes | None
 Respond = Callable[[h11.Request, bytes], Awaitable[Answer]]
 
 
@@ -57,6 +58,10 @@ class Server:
                     self.requests.append((request.method.decode(), request.target.decode(), body))
                     answer = await self.respond(request, body)
                     if answer is None:
+                        return
+                    if isinstance(answer, bytes):
+                        writer.write(answer)
+                        await writer.drain()
                         return
                     status, headers, content = answer
                     headers = [*headers, ("Content-Length", str(len(content)))]
@@ -191,6 +196,31 @@ async def test_a_hang_up_without_an_answer_is_a_remote_protocol_error(serve) -> 
             await client.get(f"http://127.0.0.1:{server.port}/")
 
 
+async def test_a_body_cut_short_is_a_remote_protocol_error_and_its_connection_dropped(serve) -> None:
+    async def cut_short(request: h11.Request, body: bytes) -> Answer:
+        if len(server.requests) == 1:
+            return b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789"
+        return 200, [], b"whole"
+
+    server = await serve(cut_short)
+    async with httpx.AsyncClient(transport=AsyncioTransport()) as client:
+        with pytest.raises(httpx.RemoteProtocolError, match="incomplete|complete message body"):
+            await client.get(f"http://127.0.0.1:{server.port}/")
+        again = await client.get(f"http://127.0.0.1:{server.port}/")
+    assert again.content == b"whole"
+    assert server.connections == 2
+
+
+async def test_a_garbled_status_line_is_a_remote_protocol_error(serve) -> None:
+    async def garbled(request: h11.Request, body: bytes) -> Answer:
+        return b"HTTP/1.1 OK-ish\r\n\r\n"
+
+    server = await serve(garbled)
+    async with httpx.AsyncClient(transport=AsyncioTransport()) as client:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.get(f"http://127.0.0.1:{server.port}/")
+
+
 async def test_silence_is_a_read_timeout(serve) -> None:
     async def never(request: h11.Request, body: bytes) -> Answer:
         await asyncio.Event().wait()
@@ -200,6 +230,14 @@ async def test_silence_is_a_read_timeout(serve) -> None:
     async with httpx.AsyncClient(transport=AsyncioTransport(), timeout=httpx.Timeout(5, read=0.2)) as client:
         with pytest.raises(httpx.ReadTimeout):
             await client.get(f"http://127.0.0.1:{server.port}/")
+
+
+async def test_a_host_name_is_resolved_and_its_addresses_tried(serve) -> None:
+    server = await serve(answering())  # on 127.0.0.1 only: "localhost" may resolve to ::1 first
+    async with httpx.AsyncClient(transport=AsyncioTransport()) as client:
+        answer = await client.get(f"http://localhost:{server.port}/")
+    assert answer.status_code == 200
+    assert server.requests[0][:2] == ("GET", "/")
 
 
 async def test_a_refused_connection_is_a_connect_error() -> None:
