@@ -9,8 +9,8 @@ and then each tick does a fixed number of store queries and API reads, however m
    system whose poll fails or runs out of time is simply polled again next tick, and the other
    system's changes go ahead without it;
 3. `decide` on the observations plus the agents whose echo or retry is due, `TICK_CHUNK_AGENTS`
-   agents at a time (this poll's and the due first, then any left over from earlier ticks), and per
-   chunk:
+   agents at a time (this poll's and the due first, then any left over from earlier ticks; those left
+   over are decided while the poll is out, too), and per chunk:
 4. save memory, audit, in-flight writes and the cursors of the polls whose agents are all decided
    by now in ONE transaction (fenced by the lease);
 5. hand the writes to the system's `Applier` (tasks/sync/apply.py), which applies them in the
@@ -45,7 +45,9 @@ a restart reads again what was polled but not decided, and the engine drops what
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import itertools
 import json
 import logging
 from collections import deque
@@ -432,7 +434,20 @@ class SyncRunner:
             setup = await self._reload_setup()
         self.stats.ticks += 1
         self._fold_results()
-        batches = await self._poll(now)
+        writes: list[Write] = []
+        # Agents an earlier tick left over (a burst) are decided while this poll's round trips are out,
+        # in smaller chunks: what this poll brings waits for at most one of them.
+        polling = asyncio.ensure_future(self._poll(now))
+        try:
+            while self._backlog and not polling.done() and loop.time() - started < self.interval_seconds:
+                chunk = list(itertools.islice(self._backlog, TICK_CHUNK_AGENTS // 4))
+                writes += await self._decide_chunk(setup, chunk, [], first=False)
+        except BaseException:
+            polling.cancel()
+            with contextlib.suppress(BaseException):
+                await polling
+            raise
+        batches = await polling
         # Every shard reads the whole poll page; each decides for its own agents only.
         observations = [o for _, polled in batches for o in polled.observations if self.shard.owns(o.agent_id)]
         self.stats.observed(observations)
@@ -440,7 +455,6 @@ class SyncRunner:
         order = self._queue(observations, self._wake.pop_due(now), batches)
         for source, polled in batches:
             source.committed(polled)  # the next poll reads on from here; the saved cursors wait (_Held)
-        writes: list[Write] = []
         first = True
         # A chunk at a time, until the interval is used: a burst's first writes leave while the rest is
         # decided, and the agents left over wait for the next tick, after what its own poll brings.

@@ -4,8 +4,11 @@ decided, so a window stopped halfway leaves nothing undecided behind (its succes
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -111,4 +114,37 @@ async def test_changes_made_just_before_and_after_a_burst_and_read_with_it_go_fi
         assert len(on_break(world)) == CHUNK - 2
         await world.settle(runner)
         assert on_break(world) == BURST
+        await runner.close()
+
+
+async def test_agents_left_over_are_decided_while_the_next_poll_is_out(big_world: World, small_chunks: None) -> None:
+    world = big_world
+    async with world.context() as ctx:
+        runner = await one_chunk_a_tick(world, ctx)
+        saved_before = ctx.store.sync.get_cursor(CXONE_CURSOR)
+        published = world.writes()["salesforce"]
+        burst(world)
+        await world.ticks(runner, 1)
+        assert len(on_break(world)) == CHUNK  # the rest is left over for the next tick
+
+        loop = asyncio.get_running_loop()
+        real_poll = runner._poll
+        left_when_answered: list[int] = []
+
+        async def poll_answered_once_the_leftovers_are_decided(now: datetime) -> Any:
+            deadline = loop.time() + 60
+            while runner._backlog:  # decided meanwhile by the tick, or this poll never answers
+                assert loop.time() < deadline, "the agents left over were not decided while the poll was out"
+                await asyncio.sleep(0.01)
+            left_when_answered.append(len(runner._backlog))
+            return await real_poll(now)
+
+        runner._poll = poll_answered_once_the_leftovers_are_decided  # type: ignore[method-assign]
+        runner.interval_seconds = 120.0  # the interval does not end the tick's chunks
+        await world.ticks(runner, 1)
+        assert left_when_answered == [0]
+        await world.settle(runner)
+        assert on_break(world) == BURST
+        assert world.writes()["salesforce"] - published == len(BURST)  # one write per agent, none repeated
+        assert ctx.store.sync.get_cursor(CXONE_CURSOR) != saved_before  # the burst's poll saved once all decided
         await runner.close()
