@@ -30,7 +30,7 @@ from typing import Any
 import h11
 import httpx
 
-_READ_BYTES = 64 * 1024
+_CHUNK_BYTES = 64 * 1024  # at most this much per read handed to h11, and per write of a large body
 _MAX_HEAD_BYTES = 100 * 1024  # status line and headers, as httpcore allows
 _PAUSE_READING_AT = 1024 * 1024  # buffered and not yet read (a large answer read slowly)
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
@@ -149,9 +149,9 @@ class _Connection:
             if not await self._wait(timeout):
                 raise httpx.ReadTimeout(f"no data within {timeout} s")
         data = protocol.chunks.popleft()
-        if len(data) > _READ_BYTES:
-            protocol.chunks.appendleft(data[_READ_BYTES:])
-            data = data[:_READ_BYTES]
+        if len(data) > _CHUNK_BYTES:
+            protocol.chunks.appendleft(data[_CHUNK_BYTES:])
+            data = data[:_CHUNK_BYTES]
         protocol.buffered -= len(data)
         if protocol.reading_paused and protocol.buffered < _PAUSE_READING_AT // 2:
             protocol.reading_paused = False
@@ -183,7 +183,7 @@ class _Connection:
             async for chunk in request.stream:  # type: ignore[union-attr]
                 pending.append(self.h11.send(h11.Data(data=chunk)) or b"")
                 size += len(pending[-1])
-                if size >= _READ_BYTES:
+                if size >= _CHUNK_BYTES:
                     await self._write(b"".join(pending), write)
                     pending, size = [], 0
             pending.append(self.h11.send(h11.EndOfMessage()) or b"")

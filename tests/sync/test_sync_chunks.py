@@ -52,15 +52,22 @@ def burst(world: World) -> None:
         world.pick_cx(i, "Unavailable", "Break")
 
 
+async def a_burst_under_way(world: World, ctx: Context) -> tuple[SyncRunner, str | None, int]:
+    """A settled one-chunk-a-tick runner, then the burst: the runner, the CXone cursor saved before it,
+    and the Salesforce writes made before it."""
+    runner = await one_chunk_a_tick(world, ctx)
+    saved_before = ctx.store.sync.get_cursor(CXONE_CURSOR)
+    published = world.writes()["salesforce"]
+    burst(world)
+    return runner, saved_before, published
+
+
 async def test_a_burst_is_decided_a_chunk_a_tick_and_the_cursor_saved_once_all_is_decided(
     big_world: World, small_chunks: None
 ) -> None:
     world = big_world
     async with world.context() as ctx:
-        runner = await one_chunk_a_tick(world, ctx)
-        saved_before = ctx.store.sync.get_cursor(CXONE_CURSOR)
-        published = world.writes()["salesforce"]
-        burst(world)
+        runner, saved_before, published = await a_burst_under_way(world, ctx)
 
         progress = []  # per tick: burst agents written so far, and whether the CXone cursor was saved
         for _ in range(12):
@@ -120,10 +127,7 @@ async def test_changes_made_just_before_and_after_a_burst_and_read_with_it_go_fi
 async def test_agents_left_over_are_decided_while_the_next_poll_is_out(big_world: World, small_chunks: None) -> None:
     world = big_world
     async with world.context() as ctx:
-        runner = await one_chunk_a_tick(world, ctx)
-        saved_before = ctx.store.sync.get_cursor(CXONE_CURSOR)
-        published = world.writes()["salesforce"]
-        burst(world)
+        runner, saved_before, published = await a_burst_under_way(world, ctx)
         await world.ticks(runner, 1)
         assert len(on_break(world)) == CHUNK  # the rest is left over for the next tick
 
