@@ -37,6 +37,6 @@ class CxoneEmulator:
         return self.options.public_url or str(request.base_url).rstrip("/")
 
 
-def emulator_of(request: Request) -> CxoneEmulator:
+async def emulator_of(request: Request) -> CxoneEmulator:
     """FastAPI dependency: the emulator serving this request."""
     return request.app.state.emulator

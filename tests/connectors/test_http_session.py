@@ -267,6 +267,23 @@ async def test_non_json_answers_are_malformed_responses_naming_the_endpoint(retr
     assert "not JSON" in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"records": [{"Id": "0Xx1"}], "done": true}', {"records": [{"Id": "0Xx1"}], "done": True}),
+        # What the fast parser refuses but JSON readers accept goes to the standard library.
+        (b'\xef\xbb\xbf{"totalSize": 2}', {"totalSize": 2}),
+        ('{"name": "Zoë"}'.encode("utf-16"), {"name": "Zoë"}),
+        (b'{"value": NaN}', {"value": "nan"}),
+    ],
+)
+def test_json_bodies_are_read_however_they_are_encoded(body: bytes, expected: dict[str, object]) -> None:
+    decoded = http_module.decode_json(httpx.Response(200, content=body), system="Example", endpoint="GET /things")
+    if decoded.get("value") is not None:
+        decoded["value"] = str(decoded["value"])
+    assert decoded == expected
+
+
 def test_wrong_shapes_name_the_path_but_not_the_value() -> None:
     response = httpx.Response(200, json={"items": [{"id": 1}, {"id": "secret-ish-value"}]})
 
