@@ -227,6 +227,11 @@ class Burst:
     floor: float
     requests: int  # the sync's write requests to the written system during the burst
     minimum_requests: int
+    # Where its time went, until it converged: share of one core the sync process used, and each
+    # emulator's serving thread (a burst at a few times its floor on a busy machine is CPU, not waiting).
+    sync_busy: float | None = None
+    emulators_busy: dict[str, float] = field(default_factory=dict)
+    sync_cpu_s: float | None = None  # the sync's CPU for the whole burst, its echoes included (until quiet)
 
 
 @dataclass
@@ -264,6 +269,7 @@ async def _burst(center: Center, sync: SyncProcess, run: StoreRun, direction: st
                  linked: list[int], interval: float, timeout: float) -> Burst:
     sf_target, cx_target = _targets(center)
     first_tick = len(sync.ticks)
+    emulators_before, began = center.stack.serving_cpu_seconds(), time.monotonic()
     # Each agent's own rule says what the other side shows (the chat team's maps Available_for_Chats apart).
     sf_targets = {a: center.published(a, CxoneState(*BREAK)) or sf_target for a in linked}
     cx_targets = {a: center.subscribed(a, BACK) or cx_target for a in linked}
@@ -274,11 +280,22 @@ async def _burst(center: Center, sync: SyncProcess, run: StoreRun, direction: st
         _burst_salesforce(center, linked)
         arrived = lambda a: cx_targets[a].matches(center.cxone_shows(a))  # noqa: E731
     seconds = await wait_all(set(linked), arrived, timeout, sync, poll_seconds=0.05, what=f"the {direction} burst")
+    converged_at, emulators_then = time.monotonic(), center.stack.serving_cpu_seconds()
     await sync.wait_quiet(since=first_tick, timeout=timeout)
     system = "salesforce" if direction == "cxone->salesforce" else "cxone"
     requests = sum(t.write_requests[system] for t in sync.ticks[first_tick:])
     floor, minimum = _burst_floor(run, direction, len(linked), sync.max_concurrency, interval) if run.parts else (0.0, 0)
-    return Burst(direction, len(linked), seconds, floor, requests, minimum)
+    burst = Burst(direction, len(linked), seconds, floor, requests, minimum)
+    burst.emulators_busy = {
+        name: (emulators_then[name] - emulators_before[name]) / max(converged_at - began, 1e-9) for name in emulators_then
+    }
+    if first_tick > 0:
+        # Tick-resolved: from the last tick before the burst to the first that ended after it converged.
+        before, ticks = sync.ticks[first_tick - 1], sync.ticks[first_tick:]
+        then = next((t for t in ticks if t.ended_at >= converged_at), ticks[-1])
+        burst.sync_busy = (then.cpu_s - before.cpu_s) / max(then.ended_at - before.ended_at, 1e-9)
+        burst.sync_cpu_s = ticks[-1].cpu_s - before.cpu_s
+    return burst
 
 
 async def _naive(center: Center, linked: list[int], count: int, timeout: float) -> dict[str, Any]:
@@ -493,8 +510,13 @@ def _ratio(value: float | None, floor: float) -> str:
     return "-" if value is None or floor <= 0 else f"{value / floor:.2f}x"
 
 
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.0f}%"
+
+
 def _fill(report: Report, runs: list[StoreRun], interval: float) -> None:
     rows: list[list[Any]] = []
+    busy_rows: list[list[Any]] = []
     figures: dict[str, Any] = {}
     for r in runs:
         f: dict[str, Any] = {}
@@ -525,6 +547,13 @@ def _fill(report: Report, runs: list[StoreRun], interval: float) -> None:
                 rows.append([r.store, f"burst, {window} window ({b.agents} agents; {b.requests} write requests, "
                              f"minimum {b.minimum_requests})", LABELS[d], f"{b.seconds:.2f} s", f"{b.floor:.2f} s",
                              _ratio(b.seconds, b.floor), f"≤ {RATIO_TARGET}x"])
+                f[f"{key}_sync_busy"] = None if b.sync_busy is None else round(b.sync_busy, 3)
+                f[f"{key}_sync_cpu_ms_per_agent"] = None if b.sync_cpu_s is None else round(1000 * b.sync_cpu_s / b.agents, 3)
+                f.update({f"{key}_emulator_busy_{name}": round(v, 3) for name, v in b.emulators_busy.items()})
+                busy_rows.append([r.store, f"{window} window", LABELS[d], f"{b.seconds:.2f} s (floor {b.floor:.2f} s)",
+                                  _share(b.sync_busy), _share(b.emulators_busy.get("cxone")),
+                                  _share(b.emulators_busy.get("salesforce")),
+                                  "-" if b.sync_cpu_s is None else f"{1000 * b.sync_cpu_s / b.agents:.2f} ms"])
         if r.during_burst is not None:
             b = r.during_burst
             f["burst_during_steady_seconds"] = round(b.seconds, 3)
@@ -620,6 +649,14 @@ def _fill(report: Report, runs: list[StoreRun], interval: float) -> None:
         f"{report.params['latency_ms']} ms) and the target; max_concurrency {runs[0].max_concurrency}",
         ["store", "figure", "direction", "measured", "floor", "ratio", "target"], rows,
     )
+    if busy_rows:
+        report.table(
+            f"where each burst's time went: share of one core used until it converged ({os.cpu_count()} cores "
+            "here), by the sync's process and by each emulator's serving thread (the bench's process); the "
+            "sync's CPU per agent for the whole burst, its echoes included",
+            ["store", "burst", "direction", "converged in", "sync", "CXone emulator", "Salesforce emulator",
+             "sync CPU per agent"], busy_rows,
+        )
     parts = runs[0].parts
     report.note(
         "floor round trips (median of sequential requests): " + ", ".join(f"{k} {1000 * v:.1f} ms" for k, v in parts.items())

@@ -105,6 +105,13 @@ class EmulatorStack:
             for server in reversed(servers):
                 server.stop()
 
+    def serving_cpu_seconds(self) -> dict[str, float]:
+        """CPU time each served emulator's thread has used so far, by system (empty in-process)."""
+        if not self._servers:
+            return {}
+        salesforce, cxone = self._servers
+        return {"salesforce": salesforce.cpu_seconds(), "cxone": cxone.cpu_seconds()}
+
     @property
     def salesforce(self) -> Any:
         """The Salesforce emulator's in-process control object (set_presence, set_console, ...)."""
