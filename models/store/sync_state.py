@@ -7,10 +7,11 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, bindparam, delete, select
+from sqlalchemy import Column, Engine, bindparam, delete, select
 
+from presence_sync.models.store.bulk import BulkInsert
 from presence_sync.models.store.leases import Lease, fence
-from presence_sync.models.store.part import StorePart, name_family, table_of
+from presence_sync.models.store.part import Clock, StorePart, name_family, table_of, utc_now
 from presence_sync.models.store.rows import AgentStateRow, AuditRow
 from presence_sync.models.store.tables import (
     AgentState,
@@ -31,6 +32,18 @@ class SyncState(StorePart):
                                cursors={"cxone": poll_time}, lease=lease)
         memory = store.sync.load_agent_memory()
     """
+
+    def __init__(self, engine: Engine, clock: Clock = utc_now) -> None:
+        super().__init__(engine, clock)
+        # A tick saves up to thousands of rows a statement: see bulk.py for why not Connection.execute.
+        self._save_agents = BulkInsert(self._upsert(table_of(AgentState), "agent_id"))
+        self._save_writes = BulkInsert(self._upsert(table_of(AgentWrite), "agent_id", "side"))
+        self._save_audit = BulkInsert(table_of(Audit).insert())
+        self._save_cursors = BulkInsert(self._upsert(table_of(Cursor), "name"))
+        self._save_seen = BulkInsert(
+            self._insert(table_of(SeenSpell)).on_conflict_do_nothing(index_elements=["spell_id"])
+        )
+        self._save_sessions = BulkInsert(self._upsert(table_of(CxoneSession), "agent_id"))
 
     def load_agent_memory(
         self, agent_ids: Iterable[int] | None = None
@@ -97,19 +110,12 @@ class SyncState(StorePart):
         with self._write() as conn:
             if lease is not None:
                 fence(conn, lease)
-            if agent_rows:
-                conn.execute(self._upsert(table_of(AgentState), "agent_id"), agent_rows)
-            if write_rows:
-                conn.execute(self._upsert(table_of(AgentWrite), "agent_id", "side"), write_rows)
-            if audit_rows:
-                conn.execute(table_of(Audit).insert(), audit_rows)
-            if cursor_rows:
-                conn.execute(self._upsert(table_of(Cursor), "name"), cursor_rows)
-            if spell_rows:
-                seen = self._insert(table_of(SeenSpell))
-                conn.execute(seen.on_conflict_do_nothing(index_elements=["spell_id"]), spell_rows)
-            if session_rows:
-                conn.execute(self._upsert(table_of(CxoneSession), "agent_id"), session_rows)
+            self._save_agents.execute(conn, agent_rows)
+            self._save_writes.execute(conn, write_rows)
+            self._save_audit.execute(conn, audit_rows)
+            self._save_cursors.execute(conn, cursor_rows)
+            self._save_seen.execute(conn, spell_rows)
+            self._save_sessions.execute(conn, session_rows)
             if ended_sessions:
                 table = table_of(CxoneSession)
                 conn.execute(delete(table).where(table.c.agent_id.in_(ended_sessions)))
