@@ -161,6 +161,13 @@ async def test_scale_times_bursts_and_steady_changes_against_their_floors_and_me
             key = f"burst_{window}_{direction}"
             assert figures[f"{key}_seconds"] > 0 and figures[f"{key}_floor"] > 0
             assert figures[f"{key}_requests"] >= figures[f"{key}_minimum_requests"] >= 1
+            # Where its time went: the sync's share of a core and each emulator thread's, the sync's CPU.
+            assert 0 < figures[f"{key}_sync_busy"] and figures[f"{key}_sync_cpu_ms_per_agent"] > 0
+            assert {name for name in figures if name.startswith(f"{key}_emulator_busy_")} == {
+                f"{key}_emulator_busy_cxone", f"{key}_emulator_busy_salesforce"}
+            # The emulators serve every burst: the thread whose system is read and written did some work.
+            assert figures[f"{key}_emulator_busy_{'salesforce' if direction.endswith('salesforce') else 'cxone'}"] > 0
+    assert any(title.startswith("where each burst's time went") for title, _, _ in report.tables)
     # Sessions were kept (joined ahead in the first window): the later burst is one request per agent.
     assert figures["burst_later_salesforce_to_cxone_requests"] == figures["burst_later_salesforce_to_cxone_minimum_requests"]
     for direction in ("cxone_to_salesforce", "salesforce_to_cxone"):
