@@ -547,13 +547,14 @@ def _fill(report: Report, runs: list[StoreRun], interval: float) -> None:
                 rows.append([r.store, f"burst, {window} window ({b.agents} agents; {b.requests} write requests, "
                              f"minimum {b.minimum_requests})", LABELS[d], f"{b.seconds:.2f} s", f"{b.floor:.2f} s",
                              _ratio(b.seconds, b.floor), f"≤ {RATIO_TARGET}x"])
+                cpu_per_agent = None if b.sync_cpu_s is None else 1000 * b.sync_cpu_s / b.agents
                 f[f"{key}_sync_busy"] = None if b.sync_busy is None else round(b.sync_busy, 3)
-                f[f"{key}_sync_cpu_ms_per_agent"] = None if b.sync_cpu_s is None else round(1000 * b.sync_cpu_s / b.agents, 3)
+                f[f"{key}_sync_cpu_ms_per_agent"] = None if cpu_per_agent is None else round(cpu_per_agent, 3)
                 f.update({f"{key}_emulator_busy_{name}": round(v, 3) for name, v in b.emulators_busy.items()})
                 busy_rows.append([r.store, f"{window} window", LABELS[d], f"{b.seconds:.2f} s (floor {b.floor:.2f} s)",
                                   _share(b.sync_busy), _share(b.emulators_busy.get("cxone")),
                                   _share(b.emulators_busy.get("salesforce")),
-                                  "-" if b.sync_cpu_s is None else f"{1000 * b.sync_cpu_s / b.agents:.2f} ms"])
+                                  "-" if cpu_per_agent is None else f"{cpu_per_agent:.2f} ms"])
         if r.during_burst is not None:
             b = r.during_burst
             f["burst_during_steady_seconds"] = round(b.seconds, 3)
