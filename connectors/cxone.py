@@ -20,10 +20,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -52,6 +52,7 @@ from presence_sync.connectors.http import (
     endpoint_of,
     parse_json,
 )
+from presence_sync.connectors.paging import EndlessListing, Listing, read_listing
 from presence_sync.connectors.presence import CxoneAgentState, Records
 from presence_sync.connectors.retry import RetryPolicy
 from presence_sync.connectors.timestamps import to_utc_iso
@@ -158,9 +159,16 @@ class _Listing(BaseModel):
     totalRecords: int | None = None  # noqa: N815
     links: _Links | None = Field(None, alias="_links")
 
+    key_field: ClassVar[str]  # what names a record, for proving a read whole (connectors.paging)
+
     @property
     def items(self) -> list[dict[str, Any]]:
         raise NotImplementedError
+
+    @classmethod
+    def key_of(cls, item: Any) -> Hashable | None:
+        value = item.get(cls.key_field) if isinstance(item, dict) else None
+        return value if isinstance(value, Hashable) else None
 
     def more_after(self, received: int, top: int) -> bool:
         """Whether records follow the `received` ones so far: `_links.next` or `totalRecords` says so,
@@ -173,6 +181,7 @@ class _Listing(BaseModel):
 
 
 class _AgentsPage(_Listing):
+    key_field = "agentId"
     agents: list[_Agent]
 
     @property
@@ -181,6 +190,7 @@ class _AgentsPage(_Listing):
 
 
 class _AgentStatesPage(_Listing):
+    key_field = "agentId"
     lastPollTime: str | None = None  # noqa: N815
     # Items are read one by one (CxoneAgentState.from_api): a malformed one is skipped, not the page.
     agentStates: list[Any]  # noqa: N815
@@ -191,6 +201,7 @@ class _AgentStatesPage(_Listing):
 
 
 class _TeamsPage(_Listing):
+    key_field = "teamId"
     teams: list[_Team]
 
     @property
@@ -206,6 +217,7 @@ class _TeamCodes(BaseModel):
 
 
 class _CodesPage(_Listing):
+    key_field = "id"
     unavailableCodes: list[_Code]  # noqa: N815
 
     @property
@@ -229,6 +241,8 @@ class CxoneClient:
 
     max_pages: int = 1_000
     """A listing of more pages is refused (MalformedResponse): the server does not end it."""
+    listing_reads: int = 3
+    """How often a listing that changed while it was read is read again (`connectors.paging`)."""
     max_state_resends: int = 2
     """How often a state change whose answer was lost, and which did not take effect, is sent again."""
 
@@ -318,13 +332,11 @@ class CxoneClient:
             params["updatedSince"] = _timestamp(updated_since)
         if is_active is not None:
             params["isActive"] = _flag(is_active)
-        pages = await self._all_pages("/agents", params, _AgentsPage, "agents")
-        return [agent for page in pages for agent in page.items]
+        return (await self._all_pages("/agents", params, _AgentsPage, "agents")).items
 
     async def list_teams(self) -> list[dict[str, Any]]:
         """Every active team."""
-        pages = await self._all_pages("/teams", {"isActive": "true"}, _TeamsPage, "teams")
-        return [team for page in pages for team in page.items]
+        return (await self._all_pages("/teams", {"isActive": "true"}, _TeamsPage, "teams")).items
 
     async def team_unavailable_codes(self, team_id: int | str) -> list[dict[str, Any]]:
         """The unavailable codes a team's agents may use (`outStateName`, `isAcw`, ...)."""
@@ -337,8 +349,7 @@ class CxoneClient:
 
     async def list_unavailable_codes(self) -> list[dict[str, Any]]:
         """Every active unavailable code of the tenant (`name`, `isACW`, ...)."""
-        pages = await self._all_pages("/unavailable-codes", {"isActive": "true"}, _CodesPage, "unavailable codes")
-        return [code for page in pages for code in page.items]
+        return (await self._all_pages("/unavailable-codes", {"isActive": "true"}, _CodesPage, "unavailable codes")).items
 
     async def agent_states(self, updated_since: datetime | str | None = None) -> AgentStatesPage:
         """Agent states changed since `updated_since` (all of them when None), every page.
@@ -346,11 +357,9 @@ class CxoneClient:
         Pass the previous answer's `last_poll_time` back as `updated_since` to get only deltas.
         """
         params = {} if updated_since is None else {"updatedSince": _timestamp(updated_since)}
-        pages: list[_AgentStatesPage] = await self._all_pages(
-            "/agents/states", params, _AgentStatesPage, "agent states"
-        )
-        states = Records.read((state for page in pages for state in page.items), CxoneAgentState.from_api)
-        cursor = pages[0].lastPollTime if pages and pages[0].lastPollTime else None
+        listing = await self._all_pages("/agents/states", params, _AgentStatesPage, "agent states")
+        states = Records.read(listing.items, CxoneAgentState.from_api)
+        cursor = listing.first.lastPollTime if listing.first is not None and listing.first.lastPollTime else None
         if cursor is None and updated_since is not None:
             cursor = _timestamp(updated_since)
         return AgentStatesPage(states.records, cursor, states.problems)
@@ -501,34 +510,38 @@ class CxoneClient:
 
     async def _all_pages(
         self, path: str, params: Mapping[str, str], shape: type[ListingT], what: str
-    ) -> list[ListingT]:
-        """Every page of a skip/top listing (apis.md C2), however many records each page holds.
+    ) -> Listing[ListingT]:
+        """Every record of a skip/top listing (apis.md C2), however many records each page holds
+        (`connectors.paging`: the pages after the first in flight at once, a read proven whole).
 
-        The API promises neither full pages nor that `top` is honoured, so `skip` advances by the
-        records received, and pages follow while `_links.next` or `totalRecords` says there are more.
-        An empty page or 204 No Content ends the listing. The next link is read as a signal, never
-        followed: the token only goes to the configured API host.
+        The next link is read as a signal, never followed: the token only goes to the configured API host.
         """
-        pages: list[ListingT] = []
-        skip = 0
-        while True:
+
+        endpoint = f"GET {path}"
+
+        async def page_at(skip: int) -> ListingT | None:
+            nonlocal endpoint
             query = {**params, "skip": str(skip), "top": str(self._page_size)}
             response = self._checked(await self._call("GET", path, params=query))
-            if response.status_code == 204:
-                return pages
-            page: ListingT = self._parse(response, shape, f"a page of {what}")
-            pages.append(page)
-            count = len(page.items)
-            skip += count
-            if count == 0 or not page.more_after(skip, self._page_size):
-                return pages
-            if len(pages) == self.max_pages:
-                raise MalformedResponse(
-                    f"CXone's listing of {what} on {endpoint_of(response)} does not end: {len(pages)} pages "
-                    f"({skip} records) read, and it still says more follow (totalRecords / _links.next). "
-                    "Try again later; if it persists, report it to NICE support.",
-                    system=SYSTEM, endpoint=endpoint_of(response), status_code=response.status_code,
-                )
+            endpoint = endpoint_of(response)
+            return None if response.status_code == 204 else self._parse(response, shape, f"a page of {what}")
+
+        try:
+            listing = await read_listing(
+                page_at, top=self._page_size, max_pages=self.max_pages, key=shape.key_of, reads=self.listing_reads
+            )
+        except EndlessListing as endless:
+            raise MalformedResponse(
+                f"CXone's listing of {what} on {endpoint} does not end: {endless} read, and it still says more "
+                "follow (totalRecords / _links.next). Try again later; if it persists, report it to NICE support.",
+                system=SYSTEM, endpoint=endpoint, status_code=200,
+            ) from None
+        if not listing.complete:
+            logger.warning(
+                "CXone's listing of %s on %s changed while it was read, %d reads in a row: a record may have "
+                "been missed until it next changes", what, endpoint, self.listing_reads,
+            )
+        return listing
 
     async def _call(
         self,
