@@ -129,6 +129,9 @@ RECONCILE_REPORT_CURSOR = "reconcile-report"
 SEEN_SPELLS_KEPT = timedelta(hours=1)  # far beyond the poll overlap; older keys can't come back
 # Agents decided and saved at a time: a burst's first writes leave while the rest are decided.
 TICK_CHUNK_AGENTS = 1000
+# The spare joins ahead wait at most this long for the CXone writes to drain before they join anyway
+# (Applier.wait's timeout: a center that always has a write in flight still gets its sessions joined).
+JOIN_IDLE_WAIT_SECONDS = 5.0
 _NOTABLE = frozenset({Outcome.FAILED, Outcome.GAVE_UP, Outcome.FLAP})
 
 
@@ -759,10 +762,12 @@ class SyncRunner:
         # The last window's agent sessions: its successor's first write to an agent needs no join.
         self.ctx.cxone.adopt_sessions({a: s for a, s in sessions.items() if self.shard.owns(a)})
         # The others are joined now, in the background: a burst then costs one request per agent.
+        cxone_writes = self._appliers[Side.CXONE]
         self._joining = join_sessions_ahead(
             self.ctx.cxone,
             [agent_id for agent_id, link in setup.links.items() if setup.rulebook.rule_for(link) is not None],
             concurrency=self.settings.max_concurrency,
+            until_idle=lambda: cxone_writes.wait(JOIN_IDLE_WAIT_SECONDS),
         )
         self._reconciled_request = done
         self.console = await open_console_channel(
