@@ -20,9 +20,11 @@ Per store (SQLite, then PostgreSQL on a database of its own, created and dropped
 Floors (round trips measured sequentially by a bare httpx client in its own process, no project code,
 against the same emulators with the same latency: the emulators' own cost):
 - steady, per change: `U·I + r_read + r_write + d_apply + V·w` (as `bench.propagation`), p95 taken at U = V = 0.95;
-- burst: `I/2 + pages · r_read + ceil(requests / max_concurrency) · r_write + d_apply`, with requests the
+- burst: `W + pages · r_read + ceil(requests / max_concurrency) · r_write + d_apply`, with requests the
   minimum the burst needs: one CXone set-state per agent; one `/composite/sobjects` call per 200
-  presence commands.
+  presence commands. W is the wait from the burst to the sync's next tick as it fell in this run (I/2
+  on average: where the burst falls against the tick schedule is chance, and the bench makes it
+  right after a quiet tick ended, which by itself would cost ~0.4 s more than I/2 every time).
 
 Also: the sync process's CPU (`time.process_time`, read at every tick) per change and as a share of
 one core at the steady rate, its peak RSS (`VmHWM`: `ru_maxrss` would count the bench itself, carried over the fork), the longest tick, Salesforce API calls per
@@ -232,6 +234,7 @@ class Burst:
     sync_busy: float | None = None
     emulators_busy: dict[str, float] = field(default_factory=dict)
     sync_cpu_s: float | None = None  # the sync's CPU for the whole burst, its echoes included (until quiet)
+    tick_wait: float | None = None  # from the burst to the start of the sync's next tick (W in the floor)
 
 
 @dataclass
@@ -251,18 +254,25 @@ class StoreRun:
     max_concurrency: int = 0
 
 
-def _burst_floor(run: StoreRun, direction: str, n: int, concurrency: int, interval: float) -> tuple[float, int]:
-    parts = run.parts
-    if direction == "cxone->salesforce":
+def _burst_floor(run: StoreRun, burst: Burst, concurrency: int, interval: float) -> tuple[float, int]:
+    parts, n = run.parts, burst.agents
+    wait = 0.5 * interval if burst.tick_wait is None else burst.tick_wait
+    if burst.direction == "cxone->salesforce":
         requests = math.ceil(n / COMPOSITE_CHUNK)
         pages = math.ceil(n / CXONE_PAGE)
-        floor = (0.5 * interval + pages * parts["read_cxone"] + math.ceil(requests / concurrency) * parts["write_salesforce"]
+        floor = (wait + pages * parts["read_cxone"] + math.ceil(requests / concurrency) * parts["write_salesforce"]
                  + parts["apply_salesforce"])
     else:
         requests = n
         pages = math.ceil(2 * n / SALESFORCE_PAGE)
-        floor = 0.5 * interval + pages * parts["read_salesforce"] + math.ceil(requests / concurrency) * parts["write_cxone"]
+        floor = wait + pages * parts["read_salesforce"] + math.ceil(requests / concurrency) * parts["write_cxone"]
     return floor, requests
+
+
+def _tick_wait(sync: SyncProcess, since: int, began: float) -> float | None:
+    """From `began` (a burst) to the start of the first of the sync's ticks after tick `since` that
+    started after it: the part of the burst's time that is the tick schedule's, not the sync's work."""
+    return next((t.started_at - began for t in sync.ticks[since:] if t.started_at >= began), None)
 
 
 async def _burst(center: Center, sync: SyncProcess, run: StoreRun, direction: str, agent_ids: list[int],
@@ -284,8 +294,9 @@ async def _burst(center: Center, sync: SyncProcess, run: StoreRun, direction: st
     await sync.wait_quiet(since=first_tick, timeout=timeout)
     system = "salesforce" if direction == "cxone->salesforce" else "cxone"
     requests = sum(t.write_requests[system] for t in sync.ticks[first_tick:])
-    floor, minimum = _burst_floor(run, direction, len(linked), sync.max_concurrency, interval) if run.parts else (0.0, 0)
-    burst = Burst(direction, len(linked), seconds, floor, requests, minimum)
+    burst = Burst(direction, len(linked), seconds, 0.0, requests, 0, tick_wait=_tick_wait(sync, first_tick, began))
+    if run.parts:
+        burst.floor, burst.minimum_requests = _burst_floor(run, burst, sync.max_concurrency, interval)
     burst.emulators_busy = {
         name: (emulators_then[name] - emulators_before[name]) / max(converged_at - began, 1e-9) for name in emulators_then
     }
@@ -400,7 +411,7 @@ async def _store_run(
         run.parts = await measure_floor_parts(center, floor_agent, 5 if quick else FLOOR_SAMPLES)  # type: ignore[arg-type]
         run.floor = floor_of(run.parts, interval, WATCH_SECONDS)
         for burst in run.bursts["first"].values():
-            burst.floor, burst.minimum_requests = _burst_floor(run, burst.direction, burst.agents, run.max_concurrency, interval)
+            burst.floor, burst.minimum_requests = _burst_floor(run, burst, run.max_concurrency, interval)
 
         # 2. A later window (sessions kept), then the steady state with a burst in its middle.
         steady_agents = linked[: max(2, int(len(linked) * STEADY_SHARE))]
@@ -427,14 +438,17 @@ async def _store_run(
                 target = center.subscribed(rest[0], "On_Break")
                 assert target is not None
                 emulator = center.stack.salesforce
+                burst_began = time.monotonic()
                 with emulator.lock:
                     for agent_id in rest:
                         emulator.set_presence(center.sf_user(agent_id), "On_Break")
                 seconds = await wait_all(set(rest), lambda a: target.matches(center.cxone_shows(a)), timeout, sync,
                                          poll_seconds=0.05, what="the burst during the steady state")
                 converged_at = time.monotonic()
-                floor, minimum = _burst_floor(run, "salesforce->cxone", len(rest), sync.max_concurrency, interval)
-                run.during_burst = Burst("salesforce->cxone", len(rest), seconds, floor, 0, minimum)
+                run.during_burst = Burst("salesforce->cxone", len(rest), seconds, 0.0, 0, 0,
+                                         tick_wait=_tick_wait(sync, burst_tick, burst_began))
+                run.during_burst.floor, run.during_burst.minimum_requests = _burst_floor(
+                    run, run.during_burst, sync.max_concurrency, interval)
                 steady.bursting = False
             left = steady_seconds - (time.monotonic() - began)
             if left > 0:
@@ -510,6 +524,10 @@ def _ratio(value: float | None, floor: float) -> str:
     return "-" if value is None or floor <= 0 else f"{value / floor:.2f}x"
 
 
+def _waited(burst: Burst) -> str:
+    return "next tick: I/2" if burst.tick_wait is None else f"next tick after {burst.tick_wait:.2f} s"
+
+
 def _share(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.0f}%"
 
@@ -544,8 +562,9 @@ def _fill(report: Report, runs: list[StoreRun], interval: float) -> None:
                 f[f"{key}_ratio"] = round(b.seconds / b.floor, 3)
                 f[f"{key}_requests"] = b.requests
                 f[f"{key}_minimum_requests"] = b.minimum_requests
+                f[f"{key}_tick_wait"] = None if b.tick_wait is None else round(b.tick_wait, 3)
                 rows.append([r.store, f"burst, {window} window ({b.agents} agents; {b.requests} write requests, "
-                             f"minimum {b.minimum_requests})", LABELS[d], f"{b.seconds:.2f} s", f"{b.floor:.2f} s",
+                             f"minimum {b.minimum_requests}; {_waited(b)})", LABELS[d], f"{b.seconds:.2f} s", f"{b.floor:.2f} s",
                              _ratio(b.seconds, b.floor), f"≤ {RATIO_TARGET}x"])
                 cpu_per_agent = None if b.sync_cpu_s is None else 1000 * b.sync_cpu_s / b.agents
                 f[f"{key}_sync_busy"] = None if b.sync_busy is None else round(b.sync_busy, 3)
@@ -559,8 +578,9 @@ def _fill(report: Report, runs: list[StoreRun], interval: float) -> None:
             b = r.during_burst
             f["burst_during_steady_seconds"] = round(b.seconds, 3)
             f["burst_during_steady_ratio"] = round(b.seconds / b.floor, 3)
+            f["burst_during_steady_tick_wait"] = None if b.tick_wait is None else round(b.tick_wait, 3)
             rows.append([r.store, f"burst during the steady state ({b.agents} agents; {b.requests} CXone write requests, "
-                         "the steady changes' included)",
+                         f"the steady changes' included; {_waited(b)})",
                          LABELS[b.direction], f"{b.seconds:.2f} s", f"{b.floor:.2f} s", _ratio(b.seconds, b.floor),
                          f"≤ {RATIO_TARGET}x"])
         all_ticks: list[TickRecord] = getattr(r, "all_steady_ticks", [])
