@@ -285,6 +285,7 @@ class CxoneClient:
         self._sessions: dict[int, str] = {}
         self._session_changes: dict[int, str | None] = {}
         self._joins: dict[int, asyncio.Future[str]] = {}  # joins under way, by agent
+        self._incomplete_listings: set[str] = set()  # listings already warned about (connectors.paging)
 
     async def __aenter__(self) -> CxoneClient:
         return self
@@ -537,9 +538,16 @@ class CxoneClient:
                 system=SYSTEM, endpoint=endpoint, status_code=200,
             ) from None
         if not listing.complete:
-            logger.warning(
+            # Once per listing and client at warning level: a server whose totalRecords is simply wrong
+            # would otherwise say it at every poll.
+            level = logging.DEBUG if path in self._incomplete_listings else logging.WARNING
+            self._incomplete_listings.add(path)
+            logger.log(
+                level,
                 "CXone's listing of %s on %s changed while it was read, %d reads in a row: a record may have "
-                "been missed until it next changes", what, endpoint, self.listing_reads,
+                "been missed until it next changes (if this repeats while nothing changes, CXone's "
+                "totalRecords disagrees with the records it lists: report it to NICE support)",
+                what, endpoint, self.listing_reads,
             )
         return listing
 
