@@ -44,7 +44,6 @@ class ListingPage(Protocol):
 
 
 PageT = TypeVar("PageT", bound=ListingPage)
-FetchPage = Callable[[int], Awaitable["PageT | None"]]  # the page at a skip; None: 204 No Content
 
 
 class EndlessListing(Exception):
@@ -52,8 +51,6 @@ class EndlessListing(Exception):
 
     def __init__(self, pages: int, records: int) -> None:
         super().__init__(f"{pages} pages ({records} records)")
-        self.pages = pages
-        self.records = records
 
 
 @dataclass
@@ -64,7 +61,6 @@ class Listing(Generic[PageT]):
     items: list[Any] = field(default_factory=list)
     first: PageT | None = None
     complete: bool = True
-    pages: int = 0  # requests made, every read's
 
 
 async def read_listing(
@@ -86,7 +82,6 @@ async def read_listing(
     keyless: list[Any] = []
     for _ in range(reads):
         read = await _read_once(fetch, top=top, max_pages=max_pages, parallel=parallel)
-        listing.pages += read.pages
         listing.first = listing.first or read.first
         keyless = []  # records without a key cannot be matched across reads: the latest read's stand
         for item in read.items:
