@@ -16,6 +16,7 @@ has something to do. Per agent:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -43,8 +44,13 @@ _LIKELY_CAUSE = {
 
 def resolution_basis(rule: Rule, link: AgentLink) -> str:
     """What an agent's intent is resolved by: their rule and their team's unavailable codes."""
-    codes = ",".join(sorted(link.team_codes))
-    return hashlib.blake2b(f"{rule.fingerprint}|{codes}".encode(), digest_size=8).hexdigest()
+    return _basis(rule.fingerprint, link.team_codes)
+
+
+@functools.lru_cache(maxsize=1024)  # a few rules times a few teams, asked for every agent decided
+def _basis(fingerprint: str, team_codes: frozenset[str]) -> str:
+    codes = ",".join(sorted(team_codes))
+    return hashlib.blake2b(f"{fingerprint}|{codes}".encode(), digest_size=8).hexdigest()
 
 
 def command_id_for(agent_id: int, side: Side, target: CxoneTarget | str, cause_id: str, sequence: int) -> str:
@@ -361,18 +367,9 @@ class AgentSync:
     def _cxone_intent(self, observation: Observation, *, first_sight: bool = False) -> Intent:
         state = observation.value
         assert isinstance(state, CxoneState)
-        own = state.as_target()
-        if own is None:
-            keep = Resolution(None, None, f"CXone manages {describe(state)} itself", Outcome.NOOP)
-        elif own.code is not None and own.code not in self.link.team_codes:
-            # e.g. the agent moved to a team without this code since: CXone would refuse to set it again
-            keep = Resolution(None, None, f"{describe(state)} is not one of the agent's team's codes", Outcome.NOOP)
-        else:
-            keep = Resolution(own, None, f"keeps CXone at the agent's own choice, {describe(state)}")
-        to_salesforce = self.rule.publish(state)
         return Intent(
-            Side.CXONE, state, observation.at, observation.source_id, keep, to_salesforce, self.basis,
-            first_sight=first_sight,
+            Side.CXONE, state, observation.at, observation.source_id, _cxone_keeps(state, self.link.team_codes),
+            self.rule.publish(state), self.basis, first_sight=first_sight,
         )
 
     def _salesforce_intent(
@@ -666,6 +663,18 @@ class AgentSync:
                 rule=self.rule.name,
             )
         )
+
+@functools.lru_cache(maxsize=1024)  # few states times few teams, asked for every CXone change
+def _cxone_keeps(state: CxoneState, team_codes: frozenset[str]) -> Resolution[CxoneTarget]:
+    """What a person's CXone change means for CXone itself: it keeps it, where the Agent API could set it."""
+    own = state.as_target()
+    if own is None:
+        return Resolution(None, None, f"CXone manages {describe(state)} itself", Outcome.NOOP)
+    if own.code is not None and own.code not in team_codes:
+        # e.g. the agent moved to a team without this code since: CXone would refuse to set it again
+        return Resolution(None, None, f"{describe(state)} is not one of the agent's team's codes", Outcome.NOOP)
+    return Resolution(own, None, f"keeps CXone at the agent's own choice, {describe(state)}")
+
 
 def _ends_contact(cxone_before: CxoneState | None, observation: Observation) -> bool:
     value = observation.value

@@ -17,10 +17,10 @@ Example:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from presence_sync.engine.audit import Outcome, describe
 from presence_sync.engine.errors import RuleError, StateError
@@ -44,6 +44,7 @@ from presence_sync.engine.states import (
 )
 
 T = TypeVar("T")
+_REMEMBERED_ANSWERS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +98,10 @@ class Rule:
     """Every unavailable code the rule names, on either side."""
     fingerprint: str = field(init=False, default="", compare=False)
     """A digest of everything the rule maps: equal for equal rules, whatever their row order."""
+    _resolved: dict[tuple[object, ...], Resolution[object]] = field(
+        init=False, default_factory=dict, repr=False, compare=False
+    )
+    """What `publish` and `subscribe` answered so far: few distinct questions, asked for every change."""
 
     def __post_init__(self) -> None:
         if not str(self.name).strip():
@@ -167,6 +172,29 @@ class Rule:
 
     def publish(self, state: CxoneState) -> Resolution[str]:
         """The Salesforce status CXone `state` maps to."""
+        return self._remembered(("publish", state), lambda: self._publish(state))  # type: ignore[return-value]
+
+    def subscribe(
+        self, status: str | None, team_codes: frozenset[str], previous: CxoneTarget | None
+    ) -> Resolution[CxoneTarget]:
+        """The CXone target Salesforce `status` maps to for an agent whose team has `team_codes`.
+
+        `previous` is the agent's last settable CXone state before the current one (for Previous State).
+        """
+        key = ("subscribe", status, team_codes, previous)
+        return self._remembered(key, lambda: self._subscribe(status, team_codes, previous))  # type: ignore[return-value]
+
+    def _remembered(self, key: tuple[object, ...], resolve: Callable[[], Resolution[Any]]) -> Resolution[Any]:
+        # The answers are frozen values of frozen inputs; the bound only guards against a caller that
+        # would ask with ever-new team code sets.
+        answer = self._resolved.get(key)
+        if answer is None:
+            if len(self._resolved) >= _REMEMBERED_ANSWERS:
+                self._resolved.clear()
+            answer = self._resolved[key] = resolve()
+        return answer
+
+    def _publish(self, state: CxoneState) -> Resolution[str]:
         status = self.publisher.get(state.key)
         shown = display(state)
         if status is not None:
@@ -182,13 +210,9 @@ class Rule:
             Outcome.UNMAPPED,
         )
 
-    def subscribe(
+    def _subscribe(
         self, status: str | None, team_codes: frozenset[str], previous: CxoneTarget | None
     ) -> Resolution[CxoneTarget]:
-        """The CXone target Salesforce `status` maps to for an agent whose team has `team_codes`.
-
-        `previous` is the agent's last settable CXone state before the current one (for Previous State).
-        """
         if status is None:
             return self._omni_logged_out(team_codes)
         target = self.subscriber.get(status)

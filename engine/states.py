@@ -19,6 +19,7 @@ people (audit, reasons, CLI, reports) is `display()`.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -369,9 +370,7 @@ class CxoneState:
 
     def as_target(self) -> CxoneTarget | None:
         """The target that would put an agent back in this state, or None if not settable."""
-        if not self.is_settable:
-            return None
-        return CxoneTarget(self.name, self.code)
+        return _target_of(self)
 
     def to_json(self) -> dict[str, Any]:
         return {"state": self.name.value, "code": self.code, "acw": self.is_acw}
@@ -468,6 +467,12 @@ class CxoneTarget:
 SubscriberTarget: TypeAlias = CxoneTarget | PreviousState
 
 
+@functools.lru_cache(maxsize=1024)
+def _target_of(state: CxoneState) -> CxoneTarget | None:
+    return CxoneTarget(state.name, state.code) if state.is_settable else None
+
+
+@functools.lru_cache(maxsize=1024)  # few distinct states; every audit record and reason names some
 def display(value: CxoneState | CxoneTarget | PreviousState) -> str:
     """How a CXone state reads to people: audit records, decision reasons, the CLI, reports.
 

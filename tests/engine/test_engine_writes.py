@@ -301,6 +301,18 @@ def test_memory_round_trips_through_json():
     assert any(m.echo_watch for m in h.memory.values()) and any(m.deferred for m in h.memory.values())
 
 
+def test_memory_tells_the_likely_echo_of_its_write_in_flight_from_a_persons_change():
+    h = Harness(policy=FAST)
+    publish_break(h)  # On_Break is on its way to Salesforce
+    memory = h.memory[AGENT_A]
+    assert memory.awaits_echo(Side.SALESFORCE, "On_Break")
+    assert not memory.awaits_echo(Side.SALESFORCE, "Lunch")
+    assert not memory.awaits_echo(Side.CXONE, unavailable("Break"))  # nothing in flight to CXone
+    echo = h.step(h.sf(AGENT_A, "On_Break", seconds=2), seconds=3)
+    assert outcomes(echo) == [Outcome.ECHO]
+    assert not h.memory[AGENT_A].awaits_echo(Side.SALESFORCE, "On_Break")  # settled: a later On_Break is a person's
+
+
 def test_memory_for_10000_agents_changes_only_for_agents_observed():
     links = demo_links(range(1, 10_001))
     book = demo_rulebook()

@@ -152,3 +152,22 @@ async def test_agents_left_over_are_decided_while_the_next_poll_is_out(big_world
         assert world.writes()["salesforce"] - published == len(BURST)  # one write per agent, none repeated
         assert ctx.store.sync.get_cursor(CXONE_CURSOR) != saved_before  # the burst's poll saved once all decided
         await runner.close()
+
+
+async def test_a_bursts_echoes_wait_behind_the_rest_of_the_burst(big_world: World, small_chunks: None) -> None:
+    world = big_world
+    async with world.context() as ctx:
+        runner, _, published = await a_burst_under_way(world, ctx)
+        written, echoes_seen = [], []
+        for _ in range(len(BURST) // CHUNK):
+            await world.ticks(runner, 1)
+            written.append(len(on_break(world)))
+            echoes_seen.append(len(runner._echoing))
+        # Each tick's one chunk is the burst's next agents; the echoes of its first writes, read by the
+        # later polls, wait behind them instead of taking the chunk.
+        assert written == [CHUNK * (n + 1) for n in range(len(BURST) // CHUNK)]
+        assert max(echoes_seen) >= CHUNK
+        await world.settle(runner)
+        assert on_break(world) == BURST and not runner._echoing and not runner._backlog
+        assert world.writes()["salesforce"] - published == len(BURST)  # every echo recognised, none written back
+        await runner.close()
