@@ -16,6 +16,7 @@ clients); the client only needs the `SalesforceLogin` they provide.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
@@ -304,23 +305,35 @@ class SalesforceClient:
     # ----------------------------------------------------------------- data API
 
     async def query_pages(self, soql: str) -> AsyncIterator[list[dict[str, Any]]]:
-        """Yield the records of each result page, following `nextRecordsUrl`."""
-        path: str = "/query"
-        params: dict[str, str] | None = {"q": soql}
-        while True:
-            response = await self._call("GET", path, params=params)
-            endpoint = endpoint_of(response)
-            page: _QueryPage = parse_json(
-                response, _QueryPage, system=SYSTEM, endpoint=endpoint, expected="a query result page"
-            )
-            yield page.records
-            if page.done:
-                return
-            if not page.nextRecordsUrl:
-                raise malformed_response(
-                    SYSTEM, endpoint, "done is false but nextRecordsUrl is missing", "a query result page"
+        """Yield the records of each result page, following `nextRecordsUrl`.
+
+        The next page is asked for as soon as a page says where it is, so its round trip overlaps
+        whatever the caller does with this page's records (a burst's poll reads ten pages).
+        """
+        call: asyncio.Future[httpx.Response] = asyncio.ensure_future(self._call("GET", "/query", params={"q": soql}))
+        try:
+            while True:
+                response = await call
+                endpoint = endpoint_of(response)
+                page: _QueryPage = parse_json(
+                    response, _QueryPage, system=SYSTEM, endpoint=endpoint, expected="a query result page"
                 )
-            path, params = page.nextRecordsUrl, None
+                if not page.done:
+                    if not page.nextRecordsUrl:
+                        raise malformed_response(
+                            SYSTEM, endpoint, "done is false but nextRecordsUrl is missing", "a query result page"
+                        )
+                    call = asyncio.ensure_future(self._call("GET", page.nextRecordsUrl))
+                yield page.records
+                if page.done:
+                    return
+        finally:
+            if not call.done():
+                call.cancel()
+                with contextlib.suppress(BaseException):  # a page no one reads: its outcome does not matter
+                    await call
+            elif not call.cancelled():
+                call.exception()  # retrieved: a read-ahead that failed after its reader stopped is not logged as lost
 
     async def query(self, soql: str) -> list[dict[str, Any]]:
         """All records of a SOQL query, every page. Build literals with connectors.soql."""

@@ -13,7 +13,7 @@ after a crash, reconcile reading what a poll already saw):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 
 from presence_sync.connectors import CxoneAgentState, PresenceSpell
 from presence_sync.engine import UNKNOWN_SINCE, Observation, Side
@@ -25,13 +25,14 @@ def cxone_observation(record: CxoneAgentState) -> Observation:
 
 
 def spell_observations(
-    spells: Iterable[PresenceSpell], agents_by_user: Mapping[str, int]
+    spells: Iterable[PresenceSpell], agents_by_user: Mapping[str, int], known: Container[str] = ()
 ) -> list[tuple[str, Observation]]:
     """(key, observation) for each spell start, and for each end that logged the agent out of Omni.
 
     An ended spell followed by a later one of the same user is a status change, which the later
     spell's start already says; one with no successor in `spells` is a log-out. Spells of users not
-    linked to a CXone agent are left out. The key is the observation's source id.
+    linked to a CXone agent are left out, and so are the `known` keys (a sweep reads again thousands
+    already seen). The key is the observation's source id.
     """
     by_user: dict[str, list[PresenceSpell]] = defaultdict(list)
     for spell in spells:
@@ -43,12 +44,14 @@ def spell_observations(
         own.sort(key=lambda s: (s.start, s.id))
         last = len(own) - 1
         for index, spell in enumerate(own):
-            found.append((spell.id, Observation(agent_id, Side.SALESFORCE, spell.status, spell.start, spell.id)))
+            if spell.id not in known:
+                found.append((spell.id, Observation(agent_id, Side.SALESFORCE, spell.status, spell.start, spell.id)))
             # Sorted by start, so the last spell starts latest: one began after this one ended.
             followed = (index < last and own[last].start >= spell.end) if spell.end else True
             if not followed:
                 key = f"{spell.id}:end"
-                found.append((key, Observation(agent_id, Side.SALESFORCE, None, spell.end, key)))  # type: ignore[arg-type]
+                if key not in known:
+                    found.append((key, Observation(agent_id, Side.SALESFORCE, None, spell.end, key)))  # type: ignore[arg-type]
     return found
 
 

@@ -186,7 +186,8 @@ class SalesforcePollSource:
         for part in (read, swept) if swept is not None and swept is not read else (read,):
             polled.api_reads += part.api_reads
             polled.problems += part.problems
-            for key, observation in spell_observations(part.spells, self.agents_by_user):
+            # Keys seen before keep the time they have: a saved key's (the watermark) is never earlier.
+            for key, observation in spell_observations(part.spells, self.agents_by_user, known=seen):
                 # A spell read again only because it ended now: its start is older than the read, seen before.
                 if key not in seen and (part.floor is None or observation.at > part.floor):
                     polled.seen_keys.append(key)

@@ -20,6 +20,7 @@ from presence_sync.connectors import (
 )
 from presence_sync.connectors.retry import RetryPolicy
 from presence_sync.connectors.salesforce import parse_limit_info
+from tests.connectors.test_transport import eventually
 
 DATA = "/services/data/v62.0"
 USER_ID = "005000000000001AAA"
@@ -50,6 +51,37 @@ async def test_query_pages_yields_each_page(salesforce, retry) -> None:
         sizes = [len(page) async for page in sf.query_pages(soql)]
 
     assert sizes == [2, 2, 1]
+
+
+def next_page_calls(salesforce) -> int:
+    return sum(count for key, count in salesforce.calls.items() if key.startswith(f"GET {DATA}/query/"))
+
+
+async def test_the_next_page_is_asked_for_while_the_caller_handles_this_one(salesforce, retry) -> None:
+    soql = "SELECT Id FROM User"
+    salesforce.page_size = 2
+    salesforce.query_records[soql] = [{"Id": f"005{n:015d}"} for n in range(5)]
+    async with client_for(salesforce, retry) as sf:
+        pages = sf.query_pages(soql)
+        first = await anext(pages)
+        await eventually(lambda: next_page_calls(salesforce) == 1)  # asked for before this page is done with
+        rest = [len(page) async for page in pages]
+
+    assert (len(first), rest) == (2, [2, 1])
+    assert next_page_calls(salesforce) == 2  # each page asked for once
+
+
+async def test_a_caller_that_stops_early_leaves_no_page_asked_for_behind(salesforce, retry) -> None:
+    soql = "SELECT Id FROM User"
+    salesforce.page_size = 2
+    salesforce.query_records[soql] = [{"Id": f"005{n:015d}"} for n in range(9)]
+    async with client_for(salesforce, retry) as sf:
+        pages = sf.query_pages(soql)
+        assert len(await anext(pages)) == 2
+        await pages.aclose()
+        assert await sf.query("SELECT Id FROM User WHERE Username = 'nobody'") == []  # the client goes on
+
+    assert next_page_calls(salesforce) <= 1  # the page read ahead, at most; nothing after it
 
 
 async def test_an_empty_result_is_one_call(salesforce, retry) -> None:

@@ -106,6 +106,9 @@ def test_spells_give_status_changes_and_log_outs_but_not_ends_followed_by_a_new_
         ("0Hn2:end", 7, None, at(2)),
         ("0Hn3", 8, "Available", at(3)),
     ]
+    # A sweep reading them again after the polls saw all but the log-out: only the log-out is new.
+    again = spell_observations(spells, {"005A": 7, "005B": 8}, known={"0Hn1", "0Hn2", "0Hn3"})
+    assert [(key, o.value, o.at) for key, o in again] == [("0Hn2:end", None, at(2))]
 
 
 # -- the API budget -------------------------------------------------------------------------------
