@@ -64,7 +64,9 @@ async def test_audit_tells_one_agents_story_in_order_by_id_or_email(world: World
 
     by_email = read_audit(ctx.store, agent="agent3@example.com")
     assert read_audit(ctx.store, agent=str(agent_id(3))) == by_email
-    assert [(a.direction, a.outcome, a.to_value) for a in by_email] == [
+    # A poll made in the same millisecond as the pick reads it again (updatedSince includes that
+    # millisecond): audited as a duplicate, which is not part of the story.
+    assert [(a.direction, a.outcome, a.to_value) for a in by_email if a.outcome != "duplicate"] == [
         ("cxone->salesforce", "write", "Available_for_Chats"),
         ("cxone->salesforce", "echo", "Available_for_Chats"),
         ("cxone->salesforce", "write", "Lunch"),
