@@ -31,6 +31,18 @@ def client_for(salesforce, retry: RetryPolicy, **options) -> SalesforceClient:
     return salesforce.credentials().get_client(transport=salesforce.transport(), retry=retry, **options)
 
 
+def users_two_a_page(salesforce, count: int) -> str:
+    """A query for `count` users, which the fake answers two records a page; its SOQL."""
+    soql = "SELECT Id FROM User"
+    salesforce.page_size = 2
+    salesforce.query_records[soql] = [{"Id": f"005{n:015d}"} for n in range(count)]
+    return soql
+
+
+def next_page_calls(salesforce) -> int:
+    return sum(count for key, count in salesforce.calls.items() if key.startswith(f"GET {DATA}/query/"))
+
+
 async def test_query_follows_next_records_url_across_pages(salesforce, retry) -> None:
     soql = "SELECT Id, Username FROM User"
     salesforce.query_records[soql] = [{"Id": f"005{n:015d}", "Username": f"u{n}"} for n in range(4500)]
@@ -40,27 +52,19 @@ async def test_query_follows_next_records_url_across_pages(salesforce, retry) ->
     assert [record["Username"] for record in records] == [f"u{n}" for n in range(4500)]
     assert records[0]["attributes"]["type"] == "User"
     assert salesforce.calls[f"GET {DATA}/query"] == 1
-    assert sum(count for key, count in salesforce.calls.items() if key.startswith(f"GET {DATA}/query/")) == 2
+    assert next_page_calls(salesforce) == 2
 
 
 async def test_query_pages_yields_each_page(salesforce, retry) -> None:
-    soql = "SELECT Id FROM User"
-    salesforce.page_size = 2
-    salesforce.query_records[soql] = [{"Id": f"005{n:015d}"} for n in range(5)]
+    soql = users_two_a_page(salesforce, 5)
     async with client_for(salesforce, retry) as sf:
         sizes = [len(page) async for page in sf.query_pages(soql)]
 
     assert sizes == [2, 2, 1]
 
 
-def next_page_calls(salesforce) -> int:
-    return sum(count for key, count in salesforce.calls.items() if key.startswith(f"GET {DATA}/query/"))
-
-
 async def test_the_next_page_is_asked_for_while_the_caller_handles_this_one(salesforce, retry) -> None:
-    soql = "SELECT Id FROM User"
-    salesforce.page_size = 2
-    salesforce.query_records[soql] = [{"Id": f"005{n:015d}"} for n in range(5)]
+    soql = users_two_a_page(salesforce, 5)
     async with client_for(salesforce, retry) as sf:
         pages = sf.query_pages(soql)
         first = await anext(pages)
@@ -72,9 +76,7 @@ async def test_the_next_page_is_asked_for_while_the_caller_handles_this_one(sale
 
 
 async def test_a_caller_that_stops_early_leaves_no_page_asked_for_behind(salesforce, retry) -> None:
-    soql = "SELECT Id FROM User"
-    salesforce.page_size = 2
-    salesforce.query_records[soql] = [{"Id": f"005{n:015d}"} for n in range(9)]
+    soql = users_two_a_page(salesforce, 9)
     async with client_for(salesforce, retry) as sf:
         pages = sf.query_pages(soql)
         assert len(await anext(pages)) == 2
