@@ -448,20 +448,20 @@ class SyncRunner:
         for agent_id in due:
             self._backlog.setdefault(agent_id, [])
         fresh = dict.fromkeys(sorted(due))  # this tick's agents, decided first: what the polls brought, and the due
-        owed = True  # a chunk is decided whatever the time: the tick's first, and the first after a poll brings agents
+        brought_more = False  # a poll brought agents since the last chunk: they go in a whole chunk
         chunks = 0
 
         def time_left() -> bool:
             return loop.time() - started < self.interval_seconds
 
         async def decide(chunk: list[int]) -> None:
-            nonlocal late_results, owed, chunks
+            nonlocal late_results, brought_more, chunks
             writes.extend(await self._decide_chunk(setup, chunk, late_results, first=chunks == 0))
-            late_results, owed, chunks = [], False, chunks + 1
+            late_results, brought_more, chunks = [], False, chunks + 1
 
         # Each system's poll is taken in as soon as it answers: a slow read of one (a burst's pages) does not
-        # hold the other's changes back. While a poll is out, what the others brought is decided, then (while
-        # the interval lasts) the agents earlier ticks left over, in smaller chunks: what a poll brings waits
+        # hold the other's changes back. While a poll is out and the interval lasts, what the others brought
+        # is decided, then the agents earlier ticks left over, in quarter chunks: what a poll brings waits
         # for at most one of those.
         polls = {asyncio.ensure_future(self._fetch(source, now)): source for source in self._sources if source.ready(now)}
         try:
@@ -472,17 +472,14 @@ class SyncRunner:
                         continue
                     brought = self._queue(polled)
                     late_results += polled.write_results
-                    if brought or polled.write_results:
+                    if brought:
                         fresh = {**dict.fromkeys(brought), **fresh}
-                        owed = True
+                        brought_more = True
                 if not polls:
                     break
-                if fresh and owed:
-                    chunk = self._next_chunk(fresh, TICK_CHUNK_AGENTS)
-                elif time_left():
-                    chunk = self._next_chunk(fresh, TICK_CHUNK_AGENTS // 4)
-                else:
-                    chunk = []
+                chunk = []
+                if time_left():
+                    chunk = self._next_chunk(fresh, TICK_CHUNK_AGENTS if brought_more else TICK_CHUNK_AGENTS // 4)
                 if chunk:
                     await decide(chunk)
                 else:
@@ -492,9 +489,11 @@ class SyncRunner:
                 future.cancel()
             await asyncio.gather(*polls, return_exceptions=True)
             raise
-        # The rest a chunk at a time until the interval is used: a burst's first writes leave while the rest
-        # is decided, and the agents left over wait for the next tick, after what its own polls bring.
-        while owed or ((fresh or self._backlog) and time_left()):
+        # Then one chunk whatever the time, and more until the interval is used: a burst's first writes leave
+        # while the rest is decided, and the agents left over wait for the next tick, after what its own polls
+        # bring.
+        await decide(self._next_chunk(fresh, TICK_CHUNK_AGENTS))
+        while (fresh or self._backlog) and time_left():
             await decide(self._next_chunk(fresh, TICK_CHUNK_AGENTS))
         # Only this tick's writes are waited for: one stuck earlier does not hold every later tick.
         await self._wait_for_writes(self._write_wait(started), {w.command_id for w in writes})
