@@ -24,6 +24,7 @@ from presence_sync.models.store.errors import (
 )
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
+SQLITE_WAL_CHECKPOINT_PAGES = 10_000
 POSTGRES_CONNECT_TIMEOUT_S = 10
 _URL_HELP = "use sqlite:///path/to/state.db or postgresql://user@host:5432/database"
 _WRITE_OPTION = "presence_sync_write"
@@ -125,6 +126,10 @@ def _configure_sqlite_connection(dbapi_connection: sqlite3.Connection, _record: 
     dbapi_connection.execute("PRAGMA foreign_keys=ON")
     dbapi_connection.execute("PRAGMA synchronous=NORMAL")
     _ensure_wal(dbapi_connection)
+    # A burst saves ~1,000 agents' memory a commit, more than SQLite's default 1,000-page WAL: every commit
+    # then copied the log back into the database (and synced both). Every ~10,000 pages (40 MB of log),
+    # twenty 1,000-agent commits took 0.79 s instead of 1.09-1.21 s.
+    dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_CHECKPOINT_PAGES}")
 
 
 def _ensure_wal(dbapi_connection: sqlite3.Connection) -> None:

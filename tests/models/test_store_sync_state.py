@@ -19,6 +19,7 @@ from presence_sync.models.store import (
     WriteRow,
     WriteStatus,
 )
+from presence_sync.models.store.connection import SQLITE_WAL_CHECKPOINT_PAGES
 from tests.models.tick_rows import audit, counts, state, write
 
 if TYPE_CHECKING:
@@ -206,3 +207,14 @@ def test_memory_json_reads_back_as_written_with_non_string_keys_as_json_writes_t
 
     # What json.dumps does with an int key (orjson serialises the column, ~10x faster).
     assert store.sync.load_agent_memory() == {5: {**{k: v for k, v in memory.items() if k != 42}, "42": "forty-two"}}
+
+
+def test_a_sqlite_store_copies_its_log_back_every_ten_thousand_pages(tmp_path: Any) -> None:
+    # A burst's commit writes more than SQLite's default 1,000 pages: each commit would then checkpoint.
+    store = Store.open(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == SQLITE_WAL_CHECKPOINT_PAGES == 10_000
+    finally:
+        store.engine.dispose()
