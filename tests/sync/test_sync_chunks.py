@@ -203,3 +203,25 @@ async def test_one_systems_changes_are_written_while_the_other_systems_poll_is_o
         await world.settle(runner)
         assert world.writes()["salesforce"] - published == len(BURST)
         await runner.close()
+
+
+async def test_what_a_poll_brings_is_a_chunk_of_its_own_ahead_of_a_bursts_leftovers(
+    big_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner_module, "TICK_CHUNK_AGENTS", 8)  # a quarter chunk: 2 agents
+    world = big_world
+    async with world.context() as ctx:
+        runner = await one_chunk_a_tick(world, ctx)
+        burst(world)
+        world.clock.advance(0.01)  # the next polls come after the burst's millisecond (see above)
+        await world.ticks(runner, 1)
+        assert len(on_break(world)) == 8  # 4 left over
+
+        world.pick_cx(21, "Unavailable", "Lunch")
+        await world.ticks(runner, 1)
+        # Agent 21's chunk is topped up to a quarter chunk with one leftover, not filled with all four.
+        assert world.sf(21) == "Lunch"
+        assert len(on_break(world)) == 9
+        await world.settle(runner)
+        assert on_break(world) == BURST
+        await runner.close()
