@@ -7,6 +7,12 @@ save, two thirds of `SyncState.commit_tick`'s CPU went there and a fifth to the 
 same bind processors (a value that repeats, like a tick's timestamp, once), and gives the driver's
 `executemany` plain rows. The database receives exactly what `Connection.execute` would send it.
 
+On PostgreSQL (psycopg), every row goes in one statement instead, each column as one array parameter
+sent in binary (`INSERT ... SELECT * FROM unnest(%(a)b::T[], ...)`): psycopg's pipelined `executemany`
+spent ~15 µs of this process's CPU a row, 51-66 ms for a 1,000-agent save; the arrays, 16-21 ms (binary:
+text arrays escape every quote of a JSON document in Python, three times slower than row by row). One
+statement may not update a row twice, so callers give each key one row.
+
     upsert_agents = BulkInsert(upsert_statement)
     with transaction(engine, write=True) as conn:
         upsert_agents.execute(conn, rows)          # rows: dicts with the same keys
@@ -14,6 +20,7 @@ same bind processors (a value that repeats, like a tick's timestamp, once), and 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -42,6 +49,9 @@ class BulkInsert:
         if plan is None:  # defaults computed per row by SQLAlchemy: its own way
             conn.execute(self.stmt, list(rows))
             return
+        if plan.columnar:
+            conn.exec_driver_sql(plan.sql, plan.columns(rows))
+            return
         conn.exec_driver_sql(plan.sql, plan.parameters(rows))
 
 
@@ -51,6 +61,7 @@ class _Plan:
     names: tuple[str, ...]  # the parameters in the statement's order (positional) or by name
     processors: tuple[Convert | None, ...]
     positional: bool
+    columnar: bool = False  # one execution, each parameter a column's values (PostgreSQL's unnest)
 
     @classmethod
     def of(cls, stmt: Insert, dialect: Dialect, keys: tuple[str, ...]) -> _Plan | None:
@@ -63,7 +74,22 @@ class _Plan:
         processors = tuple(
             compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
         )
+        if dialect.name == "postgresql" and dialect.driver == "psycopg" and not compiled.positional:
+            unnest = _unnest(stmt, dialect, compiled.string, names)
+            if unnest is not None:
+                return cls(unnest, names, processors, positional=False, columnar=True)
         return cls(compiled.string, names, processors, compiled.positional)
+
+    def columns(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+        """Each parameter as the list of its rows' values, converted as `parameters` converts them."""
+        columns: dict[str, list[Any]] = {}
+        for name, processor in zip(self.names, self.processors):
+            values = [row[name] for row in rows]
+            if processor is not None:
+                convert = _once_per_value(processor)
+                values = [convert(value) for value in values]
+            columns[name] = values
+        return columns
 
     def parameters(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
         converted = [
@@ -83,6 +109,26 @@ class _Plan:
             for _, name, convert in converted:
                 values[name] = convert(values[name])
         return dicts
+
+
+_VALUES = re.compile(r"VALUES \(((?:%\(\w+\)s(?:::[A-Z][A-Z ]*[A-Z])?(?:, )?)+)\)")
+_PARAMETER = re.compile(r"%\((\w+)\)s(?:::([A-Z][A-Z ]*[A-Z]))?")
+
+
+def _unnest(stmt: Insert, dialect: Dialect, sql: str, names: tuple[str, ...]) -> str | None:
+    """PostgreSQL: `INSERT ... VALUES (%(a)s::T, ...)` as `INSERT ... SELECT * FROM unnest(%(a)s::T[], ...)`:
+    every row in one statement, each parameter an array; None when the statement is not of that shape."""
+    found = _VALUES.search(sql)
+    if found is None:
+        return None
+    parameters = _PARAMETER.findall(found.group(1))
+    if sorted(name for name, _ in parameters) != sorted(names):
+        return None
+    columns = stmt.table.columns
+    arrays = ", ".join(
+        f"%({name})b::{sql_type or columns[name].type.compile(dialect=dialect)}[]" for name, sql_type in parameters
+    )
+    return f"{sql[: found.start()]}SELECT * FROM unnest({arrays}){sql[found.end():]}"
 
 
 def _once_per_value(processor: Convert) -> Convert:

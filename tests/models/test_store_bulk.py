@@ -96,3 +96,18 @@ def test_many_rows_are_one_statement_and_none_is_none(store: Store, statement_lo
         assert sql == []
         insert.execute(conn, [{**row, "agent_id": a} for a in range(500)])
     assert len(sql) == 1
+
+
+def test_text_an_array_would_quote_is_stored_as_it_is(store: Store) -> None:
+    # On PostgreSQL every column of the rows goes as one array parameter: no value may read as another.
+    awkward = ['say "hi", {x}', "back\\slash", "NULL", "", " padded ", "é, ü; 🎧", "{}", "line\nbreak", "a,b"]
+    audit = [
+        {"at": NOW, "agent_id": a, "direction": "cxone->salesforce", "outcome": "write", "from_value": text_,
+         "to_value": None, "rule_row": text_, "reason": text_, "observed_at": None, "command_id": None,
+         "latency_ms": None, "run_id": text_, "rule_name": text_}
+        for a, text_ in enumerate(awkward)
+    ]
+    _both_ways(store, table_of(Audit).insert(), table_of(Audit), audit, "agent_id")
+    with store.engine.connect() as conn:
+        stored = [row.reason for row in conn.execute(select(table_of(Audit)).order_by(table_of(Audit).c.agent_id))]
+    assert stored == awkward
