@@ -9,7 +9,7 @@ same bind processors (a value that repeats, like a tick's timestamp, once), and 
 
 On PostgreSQL (psycopg), every row goes in one statement instead, each column as one array parameter
 sent in binary (`INSERT ... SELECT * FROM unnest(%(a)b::T[], ...)`): psycopg's pipelined `executemany`
-spent ~15 µs of this process's CPU a row, 51-66 ms for a 1,000-agent save; the arrays, 16-21 ms (binary:
+spent ~17 µs of this process's CPU a row, 51-66 ms for a 1,000-agent save; the arrays, 16-21 ms (binary:
 text arrays escape every quote of a JSON document in Python, three times slower than row by row). One
 statement may not update a row twice, so callers give each key one row.
 
@@ -116,8 +116,9 @@ _PARAMETER = re.compile(r"%\((\w+)\)s(?:::([A-Z][A-Z ]*[A-Z]))?")
 
 
 def _unnest(stmt: Insert, dialect: Dialect, sql: str, names: tuple[str, ...]) -> str | None:
-    """PostgreSQL: `INSERT ... VALUES (%(a)s::T, ...)` as `INSERT ... SELECT * FROM unnest(%(a)s::T[], ...)`:
-    every row in one statement, each parameter an array; None when the statement is not of that shape."""
+    """PostgreSQL: `INSERT ... VALUES (%(a)s::T, ...)` as `INSERT ... SELECT * FROM unnest(%(a)b::T[], ...)`:
+    every row in one statement, each parameter an array psycopg sends in binary (`%b`); None when the
+    statement is not of that shape."""
     found = _VALUES.search(sql)
     if found is None:
         return None

@@ -86,16 +86,16 @@ class SyncState(StorePart):
         # Stamped on the memory saved here and on its writes: the writes of an earlier save of
         # the same agent no longer match, so they stop counting (see ``tables.AgentWrite``).
         save_id = secrets.randbits(63)
-        # By key, the last row of an agent winning: PostgreSQL saves all rows in one statement, which may
-        # not update a row twice.
-        agent_rows: dict[int, dict[str, Any]] = {}
-        write_rows: dict[tuple[int, str], dict[str, Any]] = {}
-        for row in agents:
-            agent_id = row["agent_id"]
-            agent_rows[agent_id] = {"agent_id": agent_id, "memory": row["memory"], "save_id": save_id, "updated_at": now}
-            write_rows.update(
-                ((agent_id, w["side"]), {**w, "agent_id": agent_id, "save_id": save_id}) for w in row["writes"]
-            )
+        # An agent's last row wins, as row-by-row upserts had it: PostgreSQL saves all rows in one
+        # statement, which may not update a row twice.
+        latest = {row["agent_id"]: row for row in agents}
+        agent_rows = [
+            {"agent_id": agent_id, "memory": row["memory"], "save_id": save_id, "updated_at": now}
+            for agent_id, row in latest.items()
+        ]
+        write_rows = [
+            {**w, "agent_id": agent_id, "save_id": save_id} for agent_id, row in latest.items() for w in row["writes"]
+        ]
         audit_rows = list(audit)
         cursor_rows = [
             {"name": name, "value": value, "updated_at": now}
@@ -112,8 +112,8 @@ class SyncState(StorePart):
         with self._write() as conn:
             if lease is not None:
                 fence(conn, lease)
-            self._save_agents.execute(conn, list(agent_rows.values()))
-            self._save_writes.execute(conn, list(write_rows.values()))
+            self._save_agents.execute(conn, agent_rows)
+            self._save_writes.execute(conn, write_rows)
             self._save_audit.execute(conn, audit_rows)
             self._save_cursors.execute(conn, cursor_rows)
             self._save_seen.execute(conn, spell_rows)

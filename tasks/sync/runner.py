@@ -45,7 +45,6 @@ a restart reads again what was polled but not decided, and the engine drops what
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import itertools
 import json
@@ -529,7 +528,7 @@ class SyncRunner:
         """The next agents to decide: up to `size` of this tick's `fresh` (taken from it), else of the backlog.
         A chunk of fresh agents is topped up to a quarter chunk from the backlog, so that a quiet tick's
         echoes go with its changes, while a burst's leftovers still wait behind what the polls just brought."""
-        chunk = _take(fresh, size)
+        chunk = _pop_first(fresh, size)
         room = (TICK_CHUNK_AGENTS // 4 if chunk else size) - len(chunk)
         if room <= 0:
             return chunk
@@ -929,7 +928,7 @@ class ForeignAgentError(RuntimeError):
     """A shard's run was about to save or write another shard's agent (a bug: the window stops)."""
 
 
-def _take(agents: dict[int, None], count: int) -> list[int]:
+def _pop_first(agents: dict[int, None], count: int) -> list[int]:
     """The first `count` of `agents`, removed from it."""
     taken = list(itertools.islice(agents, count))
     for agent_id in taken:

@@ -218,3 +218,14 @@ def test_a_sqlite_store_copies_its_log_back_every_ten_thousand_pages(tmp_path: A
             assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == SQLITE_WAL_CHECKPOINT_PAGES == 10_000
     finally:
         store.engine.dispose()
+
+
+def test_an_agent_given_twice_in_a_tick_is_saved_as_its_last_row(store: Store, clock: FakeClock) -> None:
+    # PostgreSQL saves a table's rows in one statement, which may not update a row twice.
+    store.sync.commit_tick(agents=[
+        state(1, tick=1, writes=(write("cmd-old", clock.now),)),
+        state(1, tick=2),
+        state(2, tick=1),
+    ])
+    assert store.sync.load_agent_memory() == {1: state(1, tick=2)["memory"], 2: state(2, tick=1)["memory"]}
+    assert store.reports.write_counts() == counts()  # the first row's write went with it
