@@ -509,8 +509,14 @@ class AgentSync:
 
     def _precondition(self, side: Side) -> tuple[str, ...] | None:
         """What the side may show for a write to it to apply (see `Write.applies_if_showing`)."""
-        if side is Side.CXONE or self.salesforce_at is None:
-            return None  # CXone's API has no compare-and-set; a side never seen has nothing to compare
+        if side is Side.CXONE:
+            return None  # CXone's API has no compare-and-set
+        if self.salesforce_at is None:
+            # Never seen, but an earlier write of ours may still be landing (its echo not polled yet): the
+            # console takes commands in order, so by then it shows that write's target unless the agent
+            # changed it. With none, there is nothing to compare.
+            earlier = {str(c.target) for c in self.watch if c.side is side and c.is_live}
+            return tuple(sorted(earlier)) if earlier else None
         live = [c for c in (self.commands[side], *self.watch) if c is not None and c.side is side and c.is_live]
         shown = {OMNI_OFFLINE if self.salesforce is None else self.salesforce, *(str(c.target) for c in live)}
         return tuple(sorted(shown))

@@ -367,6 +367,21 @@ def test_a_first_sight_write_and_a_cxone_write_carry_no_precondition():
     assert to_cxone.side is Side.CXONE and to_cxone.applies_if_showing is None
 
 
+def test_a_write_behind_a_first_sight_write_still_landing_applies_only_over_that_writes_target():
+    # Salesforce never seen: the first write has no precondition. A CXone change before its echo is polled
+    # gives a second write that applies only if the console shows what the first left: an agent who picked
+    # something else meanwhile keeps it (the console refuses the command, their change then decides).
+    h = Harness(policy=FAST)
+    [initial] = h.step(h.cx(AGENT_A, available()), seconds=0).writes
+    [second] = h.step(h.cx(AGENT_A, unavailable("Break")), seconds=1).writes
+    assert (second.target, second.applies_if_showing) == ("On_Break", ("Available_for_Chats",))
+    # Once the first echo is in, a later write compares with what Salesforce showed and what is still landing.
+    h.step(h.sf(AGENT_A, "Available_for_Chats", seconds=2), seconds=2)
+    [third] = h.step(h.cx(AGENT_A, unavailable("Lunch")), seconds=3).writes
+    assert third.applies_if_showing == ("Available_for_Chats", "Lunch", "On_Break")
+    assert initial.applies_if_showing is None
+
+
 def _named_echo(h: Harness, status: str, command_id: str, seconds: float) -> Observation:
     return Observation(AGENT_A, Side.SALESFORCE, status, h.at(seconds), f"push-{seconds}", command_id)
 
