@@ -5,12 +5,12 @@ It loads what it needs once (links, rules, team codes, status ids, every agent's
 and then each tick does a fixed number of store queries and API reads, however many agents:
 
 1. renew the lease; fold in the results of writes that finished since the last tick;
-2. poll CXone and Salesforce concurrently, each as its own unit under `poll_deadline_seconds`: a
-   system whose poll fails or runs out of time is simply polled again next tick, and the other
-   system's changes go ahead without it;
+2. poll CXone and Salesforce concurrently, each as its own unit under `poll_deadline_seconds`, each
+   taken in as soon as it answers: a slow read of one (a burst's pages) does not hold the other's
+   changes back, and a system whose poll fails or runs out of time is simply polled again next tick;
 3. `decide` on the observations plus the agents whose echo or retry is due, `TICK_CHUNK_AGENTS`
-   agents at a time (this poll's and the due first, then any left over from earlier ticks; those left
-   over are decided while the poll is out, too), and per chunk:
+   agents at a time (what the polls brought and the due first, then any left over from earlier ticks;
+   those left over are decided while a poll is out, too), and per chunk:
 4. save memory, audit, in-flight writes and the cursors of the polls whose agents are all decided
    by now in ONE transaction (fenced by the lease);
 5. hand the writes to the system's `Applier` (tasks/sync/apply.py), which applies them in the
@@ -45,7 +45,6 @@ a restart reads again what was polled but not decided, and the engine drops what
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import itertools
 import json
@@ -415,6 +414,7 @@ class SyncRunner:
             if self.lease is not None:
                 await self._wait_for_writes(self.settings.write_deadline_seconds)
                 self._fold_results()
+                self._release_held([])  # a last poll that brought no agents: its cursors
                 self._pending.sessions.update(self.ctx.cxone.session_changes())
                 if self._pending:
                     await self._commit()
@@ -441,48 +441,73 @@ class SyncRunner:
         self.stats.ticks += 1
         self._fold_results()
         writes: list[Write] = []
-        # Agents an earlier tick left over (a burst) are decided while this poll's round trips are out,
-        # in smaller chunks: what this poll brings waits for at most one of them.
-        polling = asyncio.ensure_future(self._poll(now))
+        late_results: list[WriteResult] = []
+        due = self._wake.pop_due(now)
+        self._due |= due
+        for agent_id in due:
+            self._backlog.setdefault(agent_id, [])
+        fresh = dict.fromkeys(sorted(due))  # this tick's agents, decided first: what the polls brought, and the due
+        brought_more = False  # a poll brought agents since the last chunk: they go in a whole chunk
+        chunks = 0
+
+        def time_left() -> bool:
+            return loop.time() - started < self.interval_seconds
+
+        async def decide(chunk: list[int]) -> None:
+            nonlocal late_results, brought_more, chunks
+            writes.extend(await self._decide_chunk(setup, chunk, late_results, first=chunks == 0))
+            late_results, brought_more, chunks = [], False, chunks + 1
+
+        # Each system's poll is taken in as soon as it answers: a slow read of one (a burst's pages) does not
+        # hold the other's changes back. While a poll is out and the interval lasts, what the others brought
+        # is decided, then the agents earlier ticks left over, in quarter chunks: what a poll brings waits
+        # for at most one of those.
+        polls = {asyncio.ensure_future(self._fetch(source, now)): source for source in self._sources if source.ready(now)}
         try:
-            while self._backlog and not polling.done() and loop.time() - started < self.interval_seconds:
-                chunk = list(itertools.islice(self._leftovers(), TICK_CHUNK_AGENTS // 4))
-                writes += await self._decide_chunk(setup, chunk, [], first=False)
+            while polls:
+                for answered in [future for future in polls if future.done()]:
+                    polled = await self._polled(polls.pop(answered), answered)
+                    if polled is None:
+                        continue
+                    brought = self._queue(polled)
+                    late_results += polled.write_results
+                    if brought:
+                        fresh = {**dict.fromkeys(brought), **fresh}
+                        brought_more = True
+                if not polls:
+                    break
+                chunk = []
+                if time_left():
+                    chunk = self._next_chunk(fresh, TICK_CHUNK_AGENTS if brought_more else TICK_CHUNK_AGENTS // 4)
+                if chunk:
+                    await decide(chunk)
+                else:
+                    await asyncio.wait(polls, return_when=asyncio.FIRST_COMPLETED)
         except BaseException:
-            polling.cancel()
-            with contextlib.suppress(BaseException):
-                await polling
+            for future in polls:
+                future.cancel()
+            await asyncio.gather(*polls, return_exceptions=True)
             raise
-        batches = await polling
-        # Every shard reads the whole poll page; each decides for its own agents only.
-        observations = [o for _, polled in batches for o in polled.observations if self.shard.owns(o.agent_id)]
-        self.stats.observed(observations)
-        late_results = [r for _, polled in batches for r in polled.write_results]
-        order = self._queue(observations, self._wake.pop_due(now), batches)
-        for source, polled in batches:
-            source.committed(polled)  # the next poll reads on from here; the saved cursors wait (_Held)
-        first = True
-        # A chunk at a time, until the interval is used: a burst's first writes leave while the rest is
-        # decided, and the agents left over wait for the next tick, after what its own poll brings.
-        while first or (order and loop.time() - started < self.interval_seconds):
-            chunk, order = order[:TICK_CHUNK_AGENTS], order[TICK_CHUNK_AGENTS:]
-            writes += await self._decide_chunk(setup, chunk, late_results if first else [], first)
-            first = False
+        # Then one chunk whatever the time, and more until the interval is used: a burst's first writes leave
+        # while the rest is decided, and the agents left over wait for the next tick, after what its own polls
+        # bring.
+        await decide(self._next_chunk(fresh, TICK_CHUNK_AGENTS))
+        while (fresh or self._backlog) and time_left():
+            await decide(self._next_chunk(fresh, TICK_CHUNK_AGENTS))
         # Only this tick's writes are waited for: one stuck earlier does not hold every later tick.
         await self._wait_for_writes(self._write_wait(started), {w.command_id for w in writes})
         self._fold_results()
         await self._report_notable()
 
-    def _queue(
-        self, observations: list[Observation], due: set[int], batches: list[tuple[ChangeSource, Polled]]
-    ) -> list[int]:
-        """Take a poll's observations and the agents now due into the backlog; the agents to decide:
-        the due, this poll's (newest and oldest change in turn: what people did just after and just
-        before a burst goes ahead of the burst's middle), then those earlier ticks left over, oldest first.
-        Agents whose observations all look like our own writes landing go last: a burst's first echoes
-        would otherwise hold up the rest of the burst, and an echo that waits a tick changes nothing."""
-        fresh = dict.fromkeys(sorted(due))
-        self._due |= due
+    def _queue(self, polled: Polled) -> list[int]:
+        """Take a poll's observations (this shard's: every shard reads the whole page) into the backlog;
+        return the agents with a person's change, newest and oldest change in turn: what people did just
+        after and just before a burst goes ahead of the burst's middle. Agents whose observations all
+        look like our own writes landing are left to `_next_chunk`, last: a burst's first echoes would
+        otherwise hold up the rest of the burst, and an echo that waits a tick changes nothing."""
+        observations = [o for o in polled.observations if self.shard.owns(o.agent_id)]
+        self.stats.observed(observations)
+        fresh: dict[int, None] = {}
         for observation in _both_ends(sorted(observations, key=lambda o: o.at)):
             agent_id = observation.agent_id
             known = self.memory.get(agent_id)
@@ -494,20 +519,23 @@ class SyncRunner:
                 fresh[agent_id] = None
             self._backlog.setdefault(agent_id, []).append(observation)
             self._changed_at[agent_id] = max(observation.at.timestamp(), self._changed_at.get(agent_id, 0.0))
-        for agent_id in due:
-            self._backlog.setdefault(agent_id, [])
-        held = _Held(undecided={o.agent_id for o in observations})
-        for _, polled in batches:
-            held.cursors.update(polled.cursors)
-            held.seen_keys += polled.seen_keys
-        self._held.append(held)
-        return [*fresh, *self._leftovers(skip=fresh)]
+        self._held.append(_Held(
+            undecided={o.agent_id for o in observations}, cursors=dict(polled.cursors), seen_keys=list(polled.seen_keys)
+        ))
+        return list(fresh)
 
-    def _leftovers(self, skip: Mapping[int, None] | None = None) -> Iterator[int]:
-        """The backlog in the order it is decided: people's changes (oldest first), then our echoes."""
-        skip = skip or {}
-        yield from (a for a in self._backlog if a not in self._echoing and a not in skip)
-        yield from (a for a in self._echoing if a not in skip)
+    def _next_chunk(self, fresh: dict[int, None], size: int) -> list[int]:
+        """The next agents to decide: up to `size` of this tick's `fresh` (taken from it), else of the backlog.
+        A chunk of fresh agents is topped up to a quarter chunk from the backlog, so that a quiet tick's
+        echoes go with its changes, while a burst's leftovers still wait behind what the polls just brought."""
+        chunk = _pop_first(fresh, size)
+        room = (TICK_CHUNK_AGENTS // 4 if chunk else size) - len(chunk)
+        if room <= 0:
+            return chunk
+        # People's changes left over (oldest first), then our echoes; never an agent already in the chunk.
+        taken = set(chunk)
+        people = (a for a in self._backlog if a not in self._echoing and a not in taken)
+        return chunk + list(itertools.islice(itertools.chain(people, (a for a in self._echoing if a not in taken)), room))
 
     async def _decide_chunk(
         self, setup: SyncSetup, chunk: list[int], late_results: list[WriteResult], first: bool
@@ -552,28 +580,22 @@ class SyncRunner:
         left = self.interval_seconds - (asyncio.get_running_loop().time() - tick_started)
         return max(0.0, min(self.settings.write_deadline_seconds, left))
 
-    async def _poll(self, now: datetime) -> list[tuple[ChangeSource, Polled]]:
-        """Both systems at once, each under its deadline; a side whose read failed transiently or ran
-        out of time is simply read again next tick."""
-        due = [source for source in self._sources if source.ready(now)]
-        answers = await asyncio.gather(*(self._fetch(source, now) for source in due), return_exceptions=True)
-        batches: list[tuple[ChangeSource, Polled]] = []
-        for source, answer in zip(due, answers, strict=True):
-            if isinstance(answer, ConnectorError) and _passing(answer):
-                self.stats.reads_failed += 1
-                await self._anomaly(
-                    "poll-failed", f"reading {source.system} failed and is retried next tick: {answer}"
-                )
-                continue
-            if isinstance(answer, BaseException):
-                raise answer
-            if answer.api_reads:
-                self.stats.api_reads[source.system] += answer.api_reads
-            await self._skipped(source.system, answer.problems)
-            batches.append((source, answer))
-        if any(source.system == "Salesforce" for source, _ in batches):
+    async def _polled(self, source: ChangeSource, answered: asyncio.Future[Polled]) -> Polled | None:
+        """A poll's answer, counted, its source moved on; None when the read failed in a way the next tick's
+        read may not see again (transiently, out of time, garbled): that tick simply reads it again."""
+        error = answered.exception()
+        if isinstance(error, ConnectorError) and _passing(error):
+            self.stats.reads_failed += 1
+            await self._anomaly("poll-failed", f"reading {source.system} failed and is retried next tick: {error}")
+            return None
+        polled = answered.result()
+        if polled.api_reads:
+            self.stats.api_reads[source.system] += polled.api_reads
+        await self._skipped(source.system, polled.problems)
+        if source.system == "Salesforce":
             await self._note_budget()
-        return batches
+        source.committed(polled)  # the next poll reads on from here; the saved cursors wait (_Held)
+        return polled
 
     async def _fetch(self, source: ChangeSource, now: datetime) -> Polled:
         deadline = self.settings.poll_deadline_seconds
@@ -904,6 +926,14 @@ class SyncRunner:
 
 class ForeignAgentError(RuntimeError):
     """A shard's run was about to save or write another shard's agent (a bug: the window stops)."""
+
+
+def _pop_first(agents: dict[int, None], count: int) -> list[int]:
+    """The first `count` of `agents`, removed from it."""
+    taken = list(itertools.islice(agents, count))
+    for agent_id in taken:
+        del agents[agent_id]
+    return taken
 
 
 def _both_ends(items: list[T]) -> Iterator[T]:

@@ -132,21 +132,21 @@ async def test_agents_left_over_are_decided_while_the_next_poll_is_out(big_world
         assert len(on_break(world)) == CHUNK  # the rest is left over for the next tick
 
         loop = asyncio.get_running_loop()
-        real_poll = runner._poll
+        real_fetch = runner._fetch
         left_when_answered: list[int] = []
 
-        async def poll_answered_once_the_leftovers_are_decided(now: datetime) -> Any:
+        async def polls_answered_once_the_leftovers_are_decided(source: Any, now: datetime) -> Any:
             deadline = loop.time() + 60
             while runner._backlog:  # decided meanwhile by the tick, or this poll never answers
                 assert loop.time() < deadline, "the agents left over were not decided while the poll was out"
                 await asyncio.sleep(0.01)
             left_when_answered.append(len(runner._backlog))
-            return await real_poll(now)
+            return await real_fetch(source, now)
 
-        runner._poll = poll_answered_once_the_leftovers_are_decided  # type: ignore[method-assign]
+        runner._fetch = polls_answered_once_the_leftovers_are_decided  # type: ignore[method-assign]
         runner.interval_seconds = 120.0  # the interval does not end the tick's chunks
         await world.ticks(runner, 1)
-        assert left_when_answered == [0]
+        assert left_when_answered == [0, 0]  # each system's poll
         await world.settle(runner)
         assert on_break(world) == BURST
         assert world.writes()["salesforce"] - published == len(BURST)  # one write per agent, none repeated
@@ -173,4 +173,55 @@ async def test_a_bursts_echoes_wait_behind_the_rest_of_the_burst(big_world: Worl
         await world.settle(runner)
         assert on_break(world) == BURST and not runner._echoing and not runner._backlog
         assert world.writes()["salesforce"] - published == len(BURST)  # every echo recognised, none written back
+        await runner.close()
+
+
+async def test_one_systems_changes_are_written_while_the_other_systems_poll_is_out(big_world: World) -> None:
+    world = big_world
+    async with world.context() as ctx:
+        runner = await world.runner(ctx)
+        await world.settle(runner)
+        published = world.writes()["salesforce"]
+        loop = asyncio.get_running_loop()
+        real_fetch = runner._fetch
+        written_while_out: list[bool] = []
+
+        async def salesforce_answers_once_cxone_changes_are_written(source: Any, now: datetime) -> Any:
+            if source.system == "Salesforce":  # e.g. the many pages of a burst in Omni
+                deadline = loop.time() + 30
+                while world.writes()["salesforce"] == published and loop.time() < deadline:
+                    await asyncio.sleep(0.01)
+                written_while_out.append(world.writes()["salesforce"] > published)
+            return await real_fetch(source, now)
+
+        runner._fetch = salesforce_answers_once_cxone_changes_are_written  # type: ignore[method-assign]
+        burst(world)
+        await world.ticks(runner, 1)
+        assert written_while_out == [True]
+        assert on_break(world) == BURST
+        runner._fetch = real_fetch  # type: ignore[method-assign]
+        await world.settle(runner)
+        assert world.writes()["salesforce"] - published == len(BURST)
+        await runner.close()
+
+
+async def test_what_a_poll_brings_is_a_chunk_of_its_own_ahead_of_a_bursts_leftovers(
+    big_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner_module, "TICK_CHUNK_AGENTS", 8)  # a quarter chunk: 2 agents
+    world = big_world
+    async with world.context() as ctx:
+        runner = await one_chunk_a_tick(world, ctx)
+        burst(world)
+        world.clock.advance(0.01)  # the next polls come after the burst's millisecond (see above)
+        await world.ticks(runner, 1)
+        assert len(on_break(world)) == 8  # 4 left over
+
+        world.pick_cx(21, "Unavailable", "Lunch")
+        await world.ticks(runner, 1)
+        # Agent 21's chunk is topped up to a quarter chunk with one leftover, not filled with all four.
+        assert world.sf(21) == "Lunch"
+        assert len(on_break(world)) == 9
+        await world.settle(runner)
+        assert on_break(world) == BURST
         await runner.close()
