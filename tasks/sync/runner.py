@@ -12,19 +12,21 @@ and then each tick does a fixed number of store queries and API reads, however m
    agents at a time (what the polls brought and the due first, then any left over from earlier ticks;
    those left over are decided while a poll is out, too), and per chunk:
 4. save memory, audit, in-flight writes and the cursors of the polls whose agents are all decided
-   by now in ONE transaction (fenced by the lease);
-5. hand the writes to the system's `Applier` (tasks/sync/apply.py), which applies them in the
+   by now in ONE transaction (fenced by the lease), in a thread, while the next chunk is decided (each
+   chunk's save waits for the one before; a tick's last is waited for before the tick ends);
+5. once saved, hand the writes to the system's `Applier` (tasks/sync/apply.py), which applies them in the
    background, each unit (a CXone state, a batch of Salesforce commands) under
-   `write_deadline_seconds`; the next chunk is decided meanwhile. Once the interval is used up, the
-   agents not decided yet wait for the next tick (a burst of 10,000 takes a few), so that polling
-   keeps its interval; the tick waits for its writes for what is left of it. Results are folded
-   into memory by the tick that sees them, saved by its transaction.
+   `write_deadline_seconds`. Once the interval is used up, the agents not decided yet wait for the
+   next tick (a burst of 10,000 takes a few), so that polling keeps its interval; the tick waits for
+   its writes for what is left of it. Results are folded into memory by the tick that sees them,
+   saved by its transaction.
 
 A tick therefore takes at most `poll_deadline_seconds`, its interval, and one chunk's decide and
 store transaction, whatever either system does; what could not be done is retried by a later tick.
 
 What runs concurrently, and why each agent's order still holds: the two polls; the two systems'
-appliers; within an applier, writes of different agents. Per agent and system there is at most one
+appliers; within an applier, writes of different agents; a chunk's save and the next chunk's decide
+(different agents; the save's rows are built before the decide starts). Per agent and system there is at most one
 write in flight: a later decision for a busy agent waits in the applier behind the earlier write
 and replaces any write still waiting there (it supersedes it, so only the newest decision is sent).
 Polls are not ordered against writes, and need not be: the engine recognises the echo of a write
@@ -45,6 +47,8 @@ a restart reads again what was polled but not decided, and the engine drops what
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import gc
 import itertools
 import json
@@ -354,6 +358,7 @@ class SyncRunner:
         self._anomaly_kinds: set[str] = set()
         self._notable: list[AuditRecord] = []
         self._joining: asyncio.Task[int] | None = None  # CXone sessions joined ahead (tasks/sync/sessions.py)
+        self._saving: asyncio.Task[None] | None = None  # a chunk's save, then its writes handed over (_decide_chunk)
         self.console: ConsoleChannel | None = None
         self._setup_watch = SetupWatch(self.store)
 
@@ -395,6 +400,8 @@ class SyncRunner:
         return bool(self.blocked_by)
 
     async def release(self) -> None:
+        with contextlib.suppress(Exception):  # a chunk's save still in flight (its failure was reported)
+            await self._saved()
         appliers, self._appliers = self._appliers, {}
         for applier in appliers.values():
             await applier.aclose()
@@ -412,6 +419,7 @@ class SyncRunner:
             self._joining.cancel()
         try:
             if self.lease is not None:
+                await self._saved()
                 await self._wait_for_writes(self.settings.write_deadline_seconds)
                 self._fold_results()
                 self._release_held([])  # a last poll that brought no agents: its cursors
@@ -487,6 +495,8 @@ class SyncRunner:
             for future in polls:
                 future.cancel()
             await asyncio.gather(*polls, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await self._saved()
             raise
         # Then one chunk whatever the time, and more until the interval is used: a burst's first writes leave
         # while the rest is decided, and the agents left over wait for the next tick, after what its own polls
@@ -494,6 +504,7 @@ class SyncRunner:
         await decide(self._next_chunk(fresh, TICK_CHUNK_AGENTS))
         while (fresh or self._backlog) and time_left():
             await decide(self._next_chunk(fresh, TICK_CHUNK_AGENTS))
+        await self._saved()
         # Only this tick's writes are waited for: one stuck earlier does not hold every later tick.
         await self._wait_for_writes(self._write_wait(started), {w.command_id for w in writes})
         self._fold_results()
@@ -556,10 +567,26 @@ class SyncRunner:
         self._release_held(chunk)
         if first:
             self._pending.cursors[LAST_TICK_CURSOR] = last_tick_value(now, self.holder, len(setup.links))
-        await self._commit()
         changed_at = {agent_id: self._changed_at.pop(agent_id) for agent_id in chunk if agent_id in self._changed_at}
-        self._submit(decision.writes, changed_at)
+        # Saved by a thread while the next chunk is decided (started now: a task would only start when the
+        # loop next waits, after that decide); its writes are handed over once saved.
+        await self._saved()
+        save = self._save_job()
+        saving = asyncio.get_running_loop().run_in_executor(None, contextvars.copy_context().run, save)
+        self._saving = asyncio.ensure_future(self._submit_once_saved(saving, decision.writes, changed_at))
         return decision.writes
+
+    async def _submit_once_saved(
+        self, saving: Awaitable[None], writes: list[Write], changed_at: Mapping[int, float]
+    ) -> None:
+        await self._run_save(saving)
+        self._submit(writes, changed_at)
+
+    async def _saved(self) -> None:
+        """Until the chunk save in flight is done and its writes handed over; raises what it failed with."""
+        saving, self._saving = self._saving, None
+        if saving is not None:
+            await saving
 
     def _release_held(self, decided: list[int]) -> None:
         """A poll's cursor state goes into the next save once every agent it observed is decided, and
@@ -851,20 +878,30 @@ class SyncRunner:
             await self._anomaly(record.outcome.value.replace("_", "-"), f"agent {record.agent_id}: {record.reason}")
 
     async def _commit(self) -> None:
-        """Save the pending outcome in one transaction, fenced by the lease; cursors under this shard's names."""
+        """Save the pending outcome in one transaction, fenced by the lease; cursors under this shard's names.
+        Saves happen in the order they are asked for: a chunk's save in flight goes first."""
+        await self._saved()
+        await self._run_save(asyncio.to_thread(self._save_job()))
+
+    def _save_job(self) -> Callable[[], None]:
+        """The pending outcome's rows, built now (memory changes after this go into the next save), as the
+        store call that saves them."""
         pending, self._pending = self._pending, _Pending()
         pending.sessions.update(self.ctx.cxone.session_changes())
         self._guard_shard([*pending.agents, *(record.agent_id for record in pending.audit)], "a save")
+        return partial(
+            self.store.sync.commit_tick,
+            agents=[agent_row(agent_id, self.memory[agent_id]) for agent_id in sorted(pending.agents)],
+            audit=audit_rows(pending.audit, self.run_id),
+            cursors={self.shard.cursor(name): value for name, value in pending.cursors.items()},
+            seen_spells=pending.seen_keys,
+            cxone_sessions=pending.sessions,
+            lease=self.lease,
+        )
+
+    async def _run_save(self, saving: Awaitable[None]) -> None:
         try:
-            await asyncio.to_thread(
-                self.store.sync.commit_tick,
-                agents=[agent_row(agent_id, self.memory[agent_id]) for agent_id in sorted(pending.agents)],
-                audit=audit_rows(pending.audit, self.run_id),
-                cursors={self.shard.cursor(name): value for name, value in pending.cursors.items()},
-                seen_spells=pending.seen_keys,
-                cxone_sessions=pending.sessions,
-                lease=self.lease,
-            )
+            await saving
         except LeaseLostError:
             self.lease = None
             raise

@@ -5,6 +5,7 @@ decided, so a window stopped halfway leaves nothing undecided behind (its succes
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ from presence_sync.tasks.context import Context
 from presence_sync.tasks.sync import runner as runner_module
 from presence_sync.tasks.sync.runner import SyncRunner
 from presence_sync.tasks.sync.sources import CXONE_CURSOR
-from tests.sync.support import World, onboarded_world
+from tests.sync.support import World, agent_id, onboarded_world
 
 AGENTS = 30
 CHUNK = 4
@@ -224,4 +225,47 @@ async def test_what_a_poll_brings_is_a_chunk_of_its_own_ahead_of_a_bursts_leftov
         assert len(on_break(world)) == 9
         await world.settle(runner)
         assert on_break(world) == BURST
+        await runner.close()
+
+
+async def test_a_chunk_is_saved_while_the_next_is_decided_and_its_writes_leave_once_saved(
+    big_world: World, small_chunks: None
+) -> None:
+    world = big_world
+    async with world.context() as ctx:
+        runner = await world.runner(ctx)
+        await world.settle(runner)
+        runner.interval_seconds = 120.0  # every chunk in one tick
+        published = world.writes()["salesforce"]
+        store_commit = ctx.store.sync.commit_tick
+        first_chunk_saving, go_on = threading.Event(), threading.Event()
+
+        def held_first_chunk_save(**rows: Any) -> None:  # in the save's thread
+            if rows["agents"] and not first_chunk_saving.is_set():
+                first_chunk_saving.set()
+                assert go_on.wait(60), "the test never let the first chunk's save finish"
+            store_commit(**rows)
+
+        def decided() -> int:
+            return sum(1 for i in BURST if (memory := runner.memory.get(agent_id(i))) is not None
+                       and memory.salesforce_command is not None and memory.salesforce_command.target == "On_Break")
+
+        ctx.store.sync.commit_tick = held_first_chunk_save  # type: ignore[method-assign]
+        burst(world)
+        tick = asyncio.ensure_future(runner.tick())
+        try:
+            deadline = asyncio.get_running_loop().time() + 60
+            while decided() <= CHUNK:  # the next chunk is decided while the first is being saved
+                assert asyncio.get_running_loop().time() < deadline and not tick.done(), (
+                    f"only {decided()} agents decided while the first chunk was being saved")
+                await asyncio.sleep(0.01)
+            assert first_chunk_saving.is_set()
+            assert decided() <= 2 * CHUNK  # one chunk ahead at most: each waits for the save before it
+            assert world.writes()["salesforce"] == published  # nothing written before it is saved
+        finally:
+            go_on.set()
+        await tick
+        await world.settle(runner)
+        assert on_break(world) == BURST
+        assert world.writes()["salesforce"] - published == len(BURST)
         await runner.close()
