@@ -25,7 +25,9 @@ import time
 import traceback
 from typing import Any
 
-os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="presence-sync-bench-naive-")
+# A throw-away Prefect home (its database holds every task run): the bench names one in its center's folder,
+# removed with it, since it ends this process with SIGKILL.
+os.environ["PREFECT_HOME"] = os.environ.get("BENCH_NAIVE_PREFECT_HOME") or tempfile.mkdtemp(prefix="presence-sync-bench-naive-")
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -40,7 +40,6 @@ import os
 import random
 import secrets
 import signal
-import statistics
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager, suppress
@@ -338,10 +337,13 @@ async def _naive(center: Center, linked: list[int], count: int, timeout: float) 
     from bench.center import PROJECT_ROOT
 
     stderr_path = center.folder / "naive.stderr.log"
+    home = center.folder / "naive-prefect"
+    home.mkdir(mode=0o700, exist_ok=True)
     with open(stderr_path, "wb") as stderr:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bench.naive", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=stderr, env=_child_env(), cwd=str(PROJECT_ROOT), start_new_session=True,
+            stderr=stderr, env={**_child_env(), "BENCH_NAIVE_PREFECT_HOME": str(home)}, cwd=str(PROJECT_ROOT),
+            start_new_session=True,
         )
     assert proc.stdin is not None and proc.stdout is not None
 

@@ -7,10 +7,13 @@ profile or server. Only tests that use the `prefect_harness` fixture start Prefe
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
-os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="presence-sync-prefect-")
+os.environ["PREFECT_HOME"] = _prefect_home = tempfile.mkdtemp(prefix="presence-sync-prefect-")
+atexit.register(shutil.rmtree, _prefect_home, ignore_errors=True)  # one per test process: none left in /tmp
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.pop("PREFECT_API_KEY", None)
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
