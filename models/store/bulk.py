@@ -13,13 +13,6 @@ spent ~17 µs of this process's CPU a row, 51-66 ms for a 1,000-agent save; the 
 text arrays escape every quote of a JSON document in Python, three times slower than row by row). One
 statement may not update a row twice, so callers give each key one row.
 
-On SQLite, every row goes in one statement too, as one JSON array of rows read back by `json_each`
-(`INSERT ... SELECT json_extract(value, '$[0]'), ... FROM json_each(?)`). The sqlite3 module gives up
-the GIL around each step of a statement: `executemany` steps once a row, and a save running in a thread
-beside a busy event loop waited up to a switch interval (5 ms) to get the GIL back after every row: a
-1,000-agent save, 42 ms alone, took 4 s beside a thread running Python. One statement is one step: 60 ms
-alone, 120 ms beside that thread. (Without SQLite's JSON functions, row by row as before.)
-
     upsert_agents = BulkInsert(upsert_statement)
     with transaction(engine, write=True) as conn:
         upsert_agents.execute(conn, rows)          # rows: dicts with the same keys
@@ -27,16 +20,12 @@ alone, 120 ms beside that thread. (Without SQLite's JSON functions, row by row a
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import re
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-import orjson
 from sqlalchemy import Connection, Dialect, Insert
 
 Convert = Callable[[Any], Any]
@@ -63,16 +52,7 @@ class BulkInsert:
         if plan.columnar:
             conn.exec_driver_sql(plan.sql, plan.columns(rows))
             return
-        parameters = plan.parameters(rows)
-        if plan.json_rows is not None and _exact_in_json(parameters, plan.float_positions):
-            try:
-                document = orjson.dumps(parameters).decode()
-            except TypeError:  # a value JSON cannot hold (bytes): row by row
-                pass
-            else:
-                conn.exec_driver_sql(plan.json_rows, (document,))
-                return
-        conn.exec_driver_sql(plan.sql, parameters)
+        conn.exec_driver_sql(plan.sql, plan.parameters(rows))
 
 
 @dataclass(frozen=True)
@@ -82,8 +62,6 @@ class _Plan:
     processors: tuple[Convert | None, ...]
     positional: bool
     columnar: bool = False  # one execution, each parameter a column's values (PostgreSQL's unnest)
-    json_rows: str | None = None  # SQLite: the same statement reading every row from one JSON array
-    float_positions: tuple[int, ...] = ()  # parameters of a floating-point column (see _exact_in_json)
 
     @classmethod
     def of(cls, stmt: Insert, dialect: Dialect, keys: tuple[str, ...]) -> _Plan | None:
@@ -100,11 +78,7 @@ class _Plan:
             unnest = _unnest(stmt, dialect, compiled.string, names)
             if unnest is not None:
                 return cls(unnest, names, processors, positional=False, columnar=True)
-        json_rows = None
-        if dialect.name == "sqlite" and compiled.positional and _sqlite_reads_json():
-            json_rows = _json_each(compiled.string, len(names))
-        floats = tuple(position for position, name in enumerate(names) if _holds_floats(compiled.binds[name].type))
-        return cls(compiled.string, names, processors, compiled.positional, json_rows=json_rows, float_positions=floats)
+        return cls(compiled.string, names, processors, compiled.positional)
 
     def columns(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
         """Each parameter as the list of its rows' values, converted as `parameters` converts them."""
@@ -156,50 +130,6 @@ def _unnest(stmt: Insert, dialect: Dialect, sql: str, names: tuple[str, ...]) ->
         f"%({name})b::{sql_type or columns[name].type.compile(dialect=dialect)}[]" for name, sql_type in parameters
     )
     return f"{sql[: found.start()]}SELECT * FROM unnest({arrays}){sql[found.end():]}"
-
-
-@functools.cache
-def _sqlite_reads_json() -> bool:
-    """Whether this Python's SQLite has the JSON functions (built in since 3.38; an option before)."""
-    try:
-        with contextlib.closing(sqlite3.connect(":memory:")) as probe:
-            return probe.execute("SELECT json_extract(value, '$[0]') FROM json_each('[[1]]')").fetchone() == (1,)
-    except sqlite3.Error:
-        return False
-
-
-_QMARKS = re.compile(r"VALUES \((\?(?:, \?)*)\)")
-
-
-def _json_each(sql: str, count: int) -> str | None:
-    """SQLite: `INSERT ... VALUES (?, ...)` as `INSERT ... SELECT json_extract(value, '$[i]'), ... FROM
-    json_each(?) WHERE true`, every row one element of the JSON array bound to the one parameter (the
-    WHERE is SQLite's rule for an upsert's SELECT); None when the statement is not of that shape."""
-    found = _QMARKS.search(sql)
-    if found is None or found.group(1).count("?") != count:
-        return None
-    values = ", ".join(f"json_extract(value, '$[{index}]')" for index in range(count))
-    return f"{sql[: found.start()]}SELECT {values} FROM json_each(?) WHERE true{sql[found.end():]}"
-
-
-def _holds_floats(column_type: Any) -> bool:
-    try:
-        return column_type.python_type is float
-    except NotImplementedError:
-        return False
-
-
-def _exact_in_json(rows: Sequence[Sequence[Any]], float_positions: tuple[int, ...]) -> bool:
-    """Whether JSON carries every float of `rows` as the driver would bind it. JSON has no NaN or infinity
-    (orjson writes null), and SQLite does not promise that its text-to-double conversion rounds correctly:
-    only whole numbers a double holds exactly go that way (the audit's latencies are whole milliseconds);
-    rows with any other float go row by row."""
-    for position in float_positions:
-        for row in rows:
-            value = row[position]
-            if isinstance(value, float) and not (value.is_integer() and abs(value) < 2**53):
-                return False
-    return True
 
 
 def _once_per_value(processor: Convert) -> Convert:
