@@ -26,9 +26,9 @@ store transaction, whatever either system does; what could not be done is retrie
 
 What runs concurrently, and why each agent's order still holds: the two polls; the two systems'
 appliers; within an applier, writes of different agents; a chunk's save and the next chunk's decide
-(different agents; the save's rows are built before the decide starts). Per agent and system there is at most one
-write in flight: a later decision for a busy agent waits in the applier behind the earlier write
-and replaces any write still waiting there (it supersedes it, so only the newest decision is sent).
+(different agents; the save's rows are built before the decide starts). Per agent and system there is
+at most one write in flight: a later decision for a busy agent waits in the applier behind the earlier
+write and replaces any write still waiting there (it supersedes it, so only the newest decision is sent).
 Polls are not ordered against writes, and need not be: the engine recognises the echo of a write
 from the observation, whenever it arrives, and a late write result for a superseded command is
 ignored (`record_write_results` matches by command id).
@@ -568,12 +568,9 @@ class SyncRunner:
         if first:
             self._pending.cursors[LAST_TICK_CURSOR] = last_tick_value(now, self.holder, len(setup.links))
         changed_at = {agent_id: self._changed_at.pop(agent_id) for agent_id in chunk if agent_id in self._changed_at}
-        # Saved by a thread while the next chunk is decided (started now: a task would only start when the
-        # loop next waits, after that decide); its writes are handed over once saved.
+        # Saved by a thread while the next chunk is decided; its writes are handed over once saved.
         await self._saved()
-        save = self._save_job()
-        saving = asyncio.get_running_loop().run_in_executor(None, contextvars.copy_context().run, save)
-        self._saving = asyncio.ensure_future(self._submit_once_saved(saving, decision.writes, changed_at))
+        self._saving = asyncio.ensure_future(self._submit_once_saved(self._start_save(), decision.writes, changed_at))
         return decision.writes
 
     async def _submit_once_saved(
@@ -881,15 +878,15 @@ class SyncRunner:
         """Save the pending outcome in one transaction, fenced by the lease; cursors under this shard's names.
         Saves happen in the order they are asked for: a chunk's save in flight goes first."""
         await self._saved()
-        await self._run_save(asyncio.to_thread(self._save_job()))
+        await self._run_save(self._start_save())
 
-    def _save_job(self) -> Callable[[], None]:
-        """The pending outcome's rows, built now (memory changes after this go into the next save), as the
-        store call that saves them."""
+    def _start_save(self) -> asyncio.Future[None]:
+        """The pending outcome's rows, built now (memory changes after this go into the next save), saved by a
+        thread started now too: a task would only start when the loop next waits, after the next decide."""
         pending, self._pending = self._pending, _Pending()
         pending.sessions.update(self.ctx.cxone.session_changes())
         self._guard_shard([*pending.agents, *(record.agent_id for record in pending.audit)], "a save")
-        return partial(
+        save = partial(
             self.store.sync.commit_tick,
             agents=[agent_row(agent_id, self.memory[agent_id]) for agent_id in sorted(pending.agents)],
             audit=audit_rows(pending.audit, self.run_id),
@@ -898,6 +895,7 @@ class SyncRunner:
             cxone_sessions=pending.sessions,
             lease=self.lease,
         )
+        return asyncio.get_running_loop().run_in_executor(None, contextvars.copy_context().run, save)
 
     async def _run_save(self, saving: Awaitable[None]) -> None:
         try:
