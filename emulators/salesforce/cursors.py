@@ -9,6 +9,7 @@ eleventh drops the oldest. A dead locator answers 400 INVALID_QUERY_LOCATOR.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,7 +24,7 @@ MAX_CURSORS_PER_USER = 10
 @dataclass
 class _Cursor:
     user_id: str
-    rows: list[dict[str, Any]]
+    rows: Sequence[dict[str, Any]]  # shaped as each page is served (`query.QueryRows`)
     last_used: datetime
 
 
@@ -40,10 +41,10 @@ class QueryCursors:
     def __len__(self) -> int:
         return len(self._cursors)
 
-    def first_page(self, user_id: str, total_size: int, rows: list[dict[str, Any]], version: str,
+    def first_page(self, user_id: str, total_size: int, rows: Sequence[dict[str, Any]], version: str,
                    now: datetime) -> dict[str, Any]:
         if len(rows) <= self.page_size:
-            return {"totalSize": total_size, "done": True, "records": rows}
+            return {"totalSize": total_size, "done": True, "records": list(rows)}
         locator = self._ids.next("01g")
         self._cursors[locator] = _Cursor(user_id, rows, now)
         owned = [key for key, c in self._cursors.items() if c.user_id == user_id]

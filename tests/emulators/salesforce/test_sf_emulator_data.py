@@ -49,6 +49,31 @@ async def test_query_pages_through_next_records_url(api: httpx.AsyncClient, emul
     assert (await api.get(first["nextRecordsUrl"].removeprefix(DATA))).status_code == 400
 
 
+async def test_a_query_answers_as_of_when_it_ran_and_shapes_only_the_page_served(
+    api: httpx.AsyncClient, emulator: SalesforceEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from presence_sync.emulators.salesforce import query as soql
+
+    shaped: list[str] = []
+    real_shape = soql.shape
+    monkeypatch.setattr(soql, "shape", lambda org, schema, record, *rest: shaped.append(record["Id"])
+                        or real_shape(org, schema, record, *rest))
+    first = await query(api, "SELECT Id, Email FROM User ORDER BY Username")
+    assert len(shaped) == 5  # of the 20-odd rows: a big answer does not hold the emulator while it shapes them all
+
+    # Records that change after the query ran are served as they were when it ran.
+    users = emulator.org.table("User")
+    emails = {record_id: record["Email"] for record_id, record in users.rows.items()}
+    for record_id in emails:
+        users.update(record_id, {"Email": f"changed.{record_id}@example.com"})
+    page, seen = first, list(first["records"])
+    while not page["done"]:
+        page = (await api.get(page["nextRecordsUrl"].removeprefix(DATA))).json()
+        seen.extend(page["records"])
+    assert {r["Id"]: r["Email"] for r in seen} == emails
+    assert len(shaped) == len(emails)
+
+
 async def test_dead_or_foreign_locators_are_invalid(
     api: httpx.AsyncClient, app: Any, emulator: SalesforceEmulator
 ) -> None:
