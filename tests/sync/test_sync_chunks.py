@@ -269,3 +269,50 @@ async def test_a_chunk_is_saved_while_the_next_is_decided_and_its_writes_leave_o
         assert on_break(world) == BURST
         assert world.writes()["salesforce"] - published == len(BURST)
         await runner.close()
+
+
+async def test_no_session_is_joined_ahead_while_agents_wait_to_be_decided(
+    big_world: World, small_chunks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = big_world
+    gates: list[Any] = []
+    join_sessions_ahead = runner_module.join_sessions_ahead
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        gates.append(kwargs["until_decided"])
+        return join_sessions_ahead(*args, **kwargs)
+
+    monkeypatch.setattr(runner_module, "join_sessions_ahead", recording)
+    async with world.context() as ctx:
+        runner = await world.runner(ctx)
+        await world.settle(runner)
+        runner.interval_seconds = 120.0  # every chunk in one tick
+        [until_decided] = gates
+        store_commit = ctx.store.sync.commit_tick
+        first_chunk_saving, go_on = threading.Event(), threading.Event()
+
+        def held_first_chunk_save(**rows: Any) -> None:  # in the save's thread
+            if rows["agents"] and not first_chunk_saving.is_set():
+                first_chunk_saving.set()
+                assert go_on.wait(60), "the test never let the first chunk's save finish"
+            store_commit(**rows)
+
+        ctx.store.sync.commit_tick = held_first_chunk_save  # type: ignore[method-assign]
+        burst(world)
+        tick = asyncio.ensure_future(runner.tick())
+        try:
+            deadline = asyncio.get_running_loop().time() + 60
+            while not first_chunk_saving.is_set():
+                assert asyncio.get_running_loop().time() < deadline and not tick.done(), "the burst was never decided"
+                await asyncio.sleep(0.01)
+            joins_may_go_on = asyncio.ensure_future(until_decided())
+            for _ in range(20):
+                await asyncio.sleep(0)
+            assert not joins_may_go_on.done()  # the burst's other chunks wait to be decided: no join starts
+        finally:
+            go_on.set()
+        await tick
+        await asyncio.wait_for(joins_may_go_on, 60)  # all decided: the joins ahead go on
+        await world.settle(runner)
+        assert on_break(world) == BURST
+        await runner.close()
