@@ -307,12 +307,15 @@ class SyncProcess:
     request counters are read between two ticks. Stopping is clean: the window ends between two
     ticks and saves as a window end does; nothing is cancelled mid-tick. With `shard` ("i/n") the child
     runs that shard's window; beside other sync processes, a tick's request counts (read from the
-    emulators) include the others' requests made meanwhile.
+    emulators) include the others' requests made meanwhile. With `tick_acks=False` the child does not
+    wait between two ticks for this side to read the counters (`bench.child --no-tick-acks`): its
+    timing is a real window's, and only sums of ticks' request counts are exact.
     """
 
     def __init__(
         self, center: Center, *, holder: str = "bench/sync", max_seconds: float = 3600.0,
         interval_seconds: float | None = None, max_concurrency: int | None = None, shard: str | None = None,
+        tick_acks: bool = True,
     ) -> None:
         self.center = center
         self.shard = shard
@@ -327,6 +330,8 @@ class SyncProcess:
             args += ["--max-concurrency", str(max_concurrency)]
         if shard is not None:
             args += ["--shard", shard]
+        if not tick_acks:
+            args.append("--no-tick-acks")
         self._child = _Child(center, "sync", f"sync-{holder.replace('/', '-')}-{self.max_concurrency}", args)
         self._reader: asyncio.Task[None] | None = None
         self._stopping = False

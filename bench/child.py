@@ -6,6 +6,7 @@ emulator's lock and convergence is watched in-process for free) and what is meas
 with its own interpreter and GIL:
 
     python -m bench.child sync CONFIG [--interval S] [--holder H] [--max-concurrency N] [--max-seconds N] [--shard i/n]
+                                      [--no-tick-acks]
     python -m bench.child bare        # then an init message on stdin (URLs, credentials, concurrency)
 
 Both speak JSON lines: commands on stdin, answers on stdout (anything else the child prints goes to
@@ -16,7 +17,10 @@ flow runs (no Prefect server); with `--shard i/n`, that shard's window (its agen
 start and end, writes per direction, changes seen, store statements counted with SQLAlchemy's
 `before_cursor_execute`, whom its clients wrote since the last tick) and waits for the bench's
 `{"cmd": "ack", "tick": n}` before sleeping the rest of the interval, so the bench reads the emulators' request counters between two ticks (the
-wait is taken out of the sleep; the period stays the interval). The window starts on `{"cmd": "go"}`,
+wait is taken out of the sleep; the period stays the interval). With `--no-tick-acks` it does not wait:
+a tick that overran its interval is followed at once, as in a real window, and a tick's request counts
+may include the next one's first requests (for figures summed over several ticks: a burst's bench
+process, busy serving it, took up to 0.13 s to answer). The window starts on `{"cmd": "go"}`,
 sent once the bench has read the counters the first tick is counted from. `{"cmd": "stop"}` (or stdin closing)
 ends the window between two ticks, saving as a window end does; the last line is `{"event": "done",
 "result": {...}}` (the window's counters), or `{"event": "error", ...}`.
@@ -165,7 +169,7 @@ def _window_summary(result: Any) -> dict[str, Any]:
 
 
 async def run_sync(config_path: str, *, interval: float | None, holder: str, max_concurrency: int | None,
-                   max_seconds: float, shard: str | None = None) -> None:
+                   max_seconds: float, shard: str | None = None, tick_acks: bool = True) -> None:
     from presence_sync.engine import Direction
     from presence_sync.engine.shards import Shard
     from presence_sync.models.config import load_config
@@ -204,8 +208,9 @@ async def run_sync(config_path: str, *, interval: float | None, holder: str, max
 
     async def sleep(seconds: float) -> None:
         began = time.monotonic()
-        async with acked:  # the bench reads its counters between two ticks
-            await acked.wait_for(lambda: state["acked"] >= state["sent"] or stop.is_set())
+        if tick_acks:
+            async with acked:  # the bench reads its counters between two ticks
+                await acked.wait_for(lambda: state["acked"] >= state["sent"] or stop.is_set())
         left = seconds - (time.monotonic() - began)
         if left > 0 and not stop.is_set():
             try:
@@ -498,6 +503,8 @@ def main(argv: list[str] | None = None) -> int:
     sync.add_argument("--max-concurrency", type=int, default=None)
     sync.add_argument("--max-seconds", type=float, default=3600.0)
     sync.add_argument("--shard", default=None, metavar="i/n", help="sync shard i of n (default: every agent)")
+    sync.add_argument("--no-tick-acks", dest="tick_acks", action="store_false",
+                      help="do not wait for the bench's ack between two ticks")
     sub.add_parser("bare")
     args = parser.parse_args(argv)
     if args.role == "sync" and args.shard is not None:
@@ -512,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.role == "sync":
             asyncio.run(run_sync(args.config, interval=args.interval, holder=args.holder,
                                  max_concurrency=args.max_concurrency, max_seconds=args.max_seconds,
-                                 shard=args.shard))
+                                 shard=args.shard, tick_acks=args.tick_acks))
         else:
             asyncio.run(run_bare())
     except BaseException as error:  # reported to the bench, which raises BenchError with it

@@ -2,7 +2,9 @@
 
 Setup: the demo center with `--agents` agents (default 10,000), onboarded, then both emulators'
 own `latency_ms` (their fault controls, `PUT /__emulator/faults`) set to 50 ms, the presence applier's
-delay 150 ms; the sync in its own process (`python -m bench.child sync`: `run_window`), 1 s interval.
+delay 150 ms; the sync in its own process (`python -m bench.child sync`: `run_window`), 1 s interval,
+its ticks not waiting for the bench to read the emulators' counters (`--no-tick-acks`: a burst's tick
+overruns its interval, and the bench's process, serving the burst, took up to 0.13 s to answer).
 Per store (SQLite, then PostgreSQL on a database of its own, created and dropped here):
 
 1. **first window**: the morning publish, then a burst each way (every agent to *Unavailable: Break*
@@ -400,7 +402,7 @@ async def _store_run(
         run.max_concurrency = center.max_concurrency
 
         # 1. The first window: nothing kept from an earlier one.
-        async with SyncProcess(center, holder="bench/scale-1", interval_seconds=interval) as sync:
+        async with SyncProcess(center, holder="bench/scale-1", interval_seconds=interval, tick_acks=False) as sync:
             run.morning = await wait_all(linked, center.agrees, timeout, sync, poll_seconds=0.1, what="the morning publish")
             await sync.wait_quiet(timeout=timeout)
             run.bursts["first"] = {
@@ -418,7 +420,7 @@ async def _store_run(
         # 2. A later window (sessions kept), then the steady state with a burst in its middle.
         steady_agents = linked[: max(2, int(len(linked) * STEADY_SHARE))]
         rest = linked[len(steady_agents):]
-        async with SyncProcess(center, holder="bench/scale-2", interval_seconds=interval) as sync:
+        async with SyncProcess(center, holder="bench/scale-2", interval_seconds=interval, tick_acks=False) as sync:
             await sync.wait_quiet(timeout=timeout)
             run.bursts["later"] = {
                 d: await _burst(center, sync, run, d, agent_ids, linked, interval, timeout) for d in DIRECTIONS
