@@ -358,8 +358,6 @@ class SyncRunner:
         self._anomaly_kinds: set[str] = set()
         self._notable: list[AuditRecord] = []
         self._joining: asyncio.Task[int] | None = None  # CXone sessions joined ahead (tasks/sync/sessions.py)
-        self._all_decided = asyncio.Event()  # no agent waits in the backlog: the joins ahead may go on
-        self._all_decided.set()
         self._saving: asyncio.Task[None] | None = None  # a chunk's save, then its writes handed over (_decide_chunk)
         self.console: ConsoleChannel | None = None
         self._setup_watch = SetupWatch(self.store)
@@ -456,7 +454,6 @@ class SyncRunner:
         self._due |= due
         for agent_id in due:
             self._backlog.setdefault(agent_id, [])
-        self._note_backlog()
         fresh = dict.fromkeys(sorted(due))  # this tick's agents, decided first: what the polls brought, and the due
         brought_more = False  # a poll brought agents since the last chunk: they go in a whole chunk
         chunks = 0
@@ -481,7 +478,6 @@ class SyncRunner:
                     if polled is None:
                         continue
                     brought = self._queue(polled)
-                    self._note_backlog()
                     late_results += polled.write_results
                     if brought:
                         fresh = {**dict.fromkeys(brought), **fresh}
@@ -539,13 +535,6 @@ class SyncRunner:
         ))
         return list(fresh)
 
-    def _note_backlog(self) -> None:
-        """The joins ahead wait while agents wait to be decided: a burst's decide has the loop first."""
-        if self._backlog:
-            self._all_decided.clear()
-        else:
-            self._all_decided.set()
-
     def _next_chunk(self, fresh: dict[int, None], size: int) -> list[int]:
         """The next agents to decide: up to `size` of this tick's `fresh` (taken from it), else of the backlog.
         A chunk of fresh agents is topped up to a quarter chunk from the backlog, so that a quiet tick's
@@ -565,7 +554,6 @@ class SyncRunner:
         """Decide `chunk`'s agents on all their observations; save; hand the writes over."""
         now = self.clock()
         observations = [o for agent_id in chunk for o in self._backlog.pop(agent_id, ())]
-        self._note_backlog()
         for agent_id in chunk:
             self._echoing.pop(agent_id, None)
         due = [agent_id for agent_id in chunk if agent_id in self._due]
@@ -844,7 +832,6 @@ class SyncRunner:
             [agent_id for agent_id, link in setup.links.items() if setup.rulebook.rule_for(link) is not None],
             concurrency=self.settings.max_concurrency,
             until_idle=lambda: cxone_writes.wait(JOIN_IDLE_WAIT_SECONDS),
-            until_decided=self._all_decided.wait,
         )
         self._reconciled_request = done
         self.console = await open_console_channel(

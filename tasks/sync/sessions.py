@@ -4,16 +4,13 @@ Setting an agent's CXone state needs a joined session (apis.md C3); a window wit
 predecessor would otherwise join in the middle of a burst, two requests per agent where one will do.
 So the holder joins every linked agent without a kept session as soon as it has loaded: half the
 client's bound always, the other half only while no CXone write is waiting (a write then waits for at
-most one join's round trip; polls and writes keep their share of the client's slots), and none while
-the tick has agents waiting to be decided (a burst's decide has the event loop first: in a first window
-the joins took a fifth of a core, and the CXone emulator's thread as much, through a 9,800-agent burst
-to Salesforce, which needs no session). The client
+most one join's round trip; polls and writes keep their share of the client's slots). The client
 caches what it joins and reports it in `session_changes()`, which the tick's commit saves for the next
 window. An agent that is logged out (409) or not ours to act for (403) is simply left: its first write
 says why, as it always did.
 
     joining = join_sessions_ahead(ctx.cxone, linked_agent_ids, concurrency=ctx.config.sync.max_concurrency,
-                                  until_idle=lambda: cxone_applier.wait(3600.0), until_decided=decided.wait)
+                                  until_idle=lambda: cxone_applier.wait(3600.0))
     ...                                  # the ticks run meanwhile; `joining` ends on its own
     joining.cancel()                     # or when the window closes first
 """
@@ -45,12 +42,11 @@ async def join_ahead(
     concurrency: int,
     spare: int = 0,
     until_idle: Callable[[], Awaitable[object]] | None = None,
-    until_decided: Callable[[], Awaitable[object]] | None = None,
 ) -> int:
     """Join the session of each agent in `agent_ids` the client has none for, `concurrency` at a time,
     and `spare` more at a time while `until_idle()` returns at once (each of those awaits it before
-    every join); every join first awaits `until_decided()`. How many were joined. Agents that can't be
-    joined now are skipped (their write will say why)."""
+    every join); how many were joined. Agents that can't be joined now are skipped (their write will
+    say why)."""
     wanted = [agent_id for agent_id in agent_ids if not cxone.has_session(agent_id)]
     if not wanted:
         return 0
@@ -60,8 +56,6 @@ async def join_ahead(
     async def worker(waits: bool) -> None:
         nonlocal joined
         for agent_id in queue:
-            if until_decided is not None:
-                await until_decided()
             if waits and until_idle is not None:
                 await until_idle()
             if cxone.has_session(agent_id):  # a write joined it meanwhile
@@ -86,13 +80,11 @@ def join_sessions_ahead(
     *,
     concurrency: int,
     until_idle: Callable[[], Awaitable[object]] | None = None,
-    until_decided: Callable[[], Awaitable[object]] | None = None,
 ) -> asyncio.Task[int]:
     """`join_ahead` in the background at 1/AHEAD_SHARE of `concurrency`, and the rest of it while
-    `until_idle()` (no CXone write waiting) returns at once; none while `until_decided()` waits (agents
-    wait to be decided). The task ends on its own, or quietly when the client closes under it. Below
-    AHEAD_SHARE there is no slot to spare (the writes would wait for the joins), so nothing is joined
-    ahead: sessions are joined when first needed."""
+    `until_idle()` (no CXone write waiting) returns at once; the task ends on its own, or quietly when
+    the client closes under it. Below AHEAD_SHARE there is no slot to spare (the writes would wait for
+    the joins), so nothing is joined ahead: sessions are joined when first needed."""
     share = concurrency // AHEAD_SHARE
 
     async def run() -> int:
@@ -100,8 +92,7 @@ def join_sessions_ahead(
             return 0
         try:
             return await join_ahead(
-                cxone, list(agent_ids), concurrency=share, spare=concurrency - share, until_idle=until_idle,
-                until_decided=until_decided,
+                cxone, list(agent_ids), concurrency=share, spare=concurrency - share, until_idle=until_idle
             )
         except RuntimeError as error:  # the client was closed (the window ended first)
             logger.debug("joining CXone sessions ahead stopped: %s", error)

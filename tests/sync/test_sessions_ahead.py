@@ -65,18 +65,3 @@ async def test_agents_with_a_session_are_not_joined_again() -> None:
     joins.sessions = {1: "kept", 2: "kept"}
     assert await join_ahead(joins, range(5), concurrency=2, spare=2, until_idle=lambda: asyncio.sleep(0)) == 3  # type: ignore[arg-type]
     assert joins.sessions[1] == "kept"
-
-
-async def test_no_join_starts_while_agents_wait_to_be_decided() -> None:
-    joins, decided = Joins(), asyncio.Event()
-    joins.release.set()
-    task = asyncio.ensure_future(join_ahead(  # type: ignore[arg-type]
-        joins, range(20), concurrency=4, spare=4, until_idle=lambda: asyncio.sleep(0), until_decided=decided.wait,
-    ))
-    for _ in range(50):
-        await asyncio.sleep(0)
-    assert joins.most == 0 and not joins.sessions  # a burst is being decided: the joins wait for it
-
-    decided.set()
-    assert await task == 20
-    assert sorted(joins.sessions) == list(range(20))
