@@ -464,7 +464,7 @@ async def _store_run(
             run.steady = steady.changes
             if rest:
                 # A change still on its way when the burst began was read with the burst: it counts as made
-                # during it (left with the quiet ones, the few hundred made in the second before the burst
+                # during it (left with the quiet ones, the ~80 a side made in the second before the burst
                 # put the quiet p95 at 1.4-2.9x in about one run in three).
                 for timed in run.steady:
                     if timed.at < burst_began and timed.latency is not None and timed.at + timed.latency > burst_began:
