@@ -145,6 +145,7 @@ class Timed:
     arrived: Callable[[], bool]
     during_burst: bool
     latency: float | None = None
+    before_burst: bool = False  # made before the burst began, still on its way then (counts as during it)
 
 
 @dataclass
@@ -468,7 +469,7 @@ async def _store_run(
                 # put the quiet p95 at 1.4-2.9x in about one run in three).
                 for timed in run.steady:
                     if timed.at < burst_began and timed.latency is not None and timed.at + timed.latency > burst_began:
-                        timed.during_burst = True
+                        timed.during_burst = timed.before_burst = True
             if run.during_burst is not None:  # its ticks have all reported by now (the steady writes' included)
                 after = sync.ticks[burst_tick:]
                 upto = next((i for i, t in enumerate(after) if t.ended_at >= converged_at), len(after) - 1)
@@ -547,6 +548,7 @@ def _share(value: float | None) -> str:
 def _fill(report: Report, runs: list[StoreRun], interval: float) -> None:
     rows: list[list[Any]] = []
     busy_rows: list[list[Any]] = []
+    split: list[str] = []
     figures: dict[str, Any] = {}
     for r in runs:
         f: dict[str, Any] = {}
@@ -566,6 +568,16 @@ def _fill(report: Report, runs: list[StoreRun], interval: float) -> None:
                              "-" if p95 is None else f"{p95:.3f} s", f"{floor95:.3f} s", _ratio(p95, floor95),
                              f"≤ {RATIO_TARGET}x"])
             f[f"floor_{key}_p95"] = round(floor95, 4)
+            # Which of the changes timed with the burst make its p95: those made before it or after it began.
+            for label, made_before in (("made_before", True), ("made_after", False)):
+                lat = sorted(t.latency for t in during if t.direction == d and t.latency is not None
+                             and t.before_burst is made_before)
+                p95 = percentile(lat, 95)
+                f[f"steady_during_burst_{key}_{label}_count"] = len(lat)
+                f[f"steady_during_burst_{key}_{label}_ratio"] = None if p95 is None else round(p95 / floor95, 3)
+                if during:
+                    split.append(f"{LABELS[d]} [{r.store}], {len(lat)} made {label[5:]} it began: "
+                                 + ("-" if p95 is None else f"{p95 / floor95:.2f}x"))
         for window in ("first", "later"):
             for d, b in r.bursts.get(window, {}).items():
                 key = f"burst_{window}_{d.replace('->', '_to_')}"
@@ -699,6 +711,8 @@ def _fill(report: Report, runs: list[StoreRun], interval: float) -> None:
         "burst halfway through); a change is timed from the moment it is made until the bench, looking every "
         f"{1000 * WATCH_SECONDS:.0f} ms, sees the mapped state on the other side"
     )
+    if split:
+        report.note("steady changes timed with the burst, p95 against the floor: " + "; ".join(split))
     report.note(
         "CPU is the sync process's process_time between the steady phase's first and last tick before the burst, "
         "divided by the changes made meanwhile (polls, decide, store, writes: everything the process did)"

@@ -181,11 +181,17 @@ class PresenceSpell:
 def spell_query(
     changed_after: datetime | None = None, *, user_id: str | None = None, user_ids: Iterable[str] = ()
 ) -> str:
-    """Spells that started or ended after `changed_after`; without it, the current ones (of `user_id`,
-    or of `user_ids`)."""
+    """Spells that started or ended after `changed_after`, the current ones first; without it, the
+    current ones (of `user_id`, or of `user_ids`). Oldest start first, after that.
+
+    Current first: the spells a burst ended started before the watermark, so ordered by start alone
+    they fill a read's first pages, and what agents did just before the burst came on its last; a poll
+    hands out each page's starts as the page arrives (tasks/sync/sources.py)."""
+    order = "StatusStartDate"
     if changed_after is not None:
         since = quote(changed_after)
         where = f"StatusStartDate > {since} OR StatusEndDate > {since}"
+        order = "IsCurrentState DESC, StatusStartDate"
     else:
         where = "IsCurrentState = true"
         users = sorted({*user_ids, *([user_id] if user_id is not None else [])})
@@ -193,7 +199,7 @@ def spell_query(
             where = f"UserId = {quote_string(users[0])} AND {where}"
         elif users:
             where = f"UserId IN ({', '.join(quote_string(user) for user in users)}) AND {where}"
-    return f"SELECT {SPELL_FIELDS} FROM UserServicePresence WHERE {where} ORDER BY StatusStartDate"
+    return f"SELECT {SPELL_FIELDS} FROM UserServicePresence WHERE {where} ORDER BY {order}"
 
 
 async def spell_pages(salesforce: SalesforceClient, changed_after: datetime | None) -> AsyncIterator[Records[PresenceSpell]]:

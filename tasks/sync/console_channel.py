@@ -46,7 +46,7 @@ from presence_sync.connectors.console.protocol import CONSOLE_PATH, NOT_AS_EXPEC
 from presence_sync.engine import OMNI_OFFLINE, Observation, Side, Write, WriteOutcome, WriteResult, salesforce_value
 from presence_sync.models.config import ConsoleSettings
 from presence_sync.tasks.sync.apply import WriteTargets, salesforce_target
-from presence_sync.tasks.sync.sources import Polled
+from presence_sync.tasks.sync.sources import HandOut, Polled
 
 logger = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ class ConsoleEventSource:
             "at": now.isoformat(),
         }
 
-    async def fetch(self, now: datetime) -> Polled:
+    async def fetch(self, now: datetime, early: HandOut | None = None) -> Polled:
         events, consoles = await asyncio.gather(self.broker.read_events(self.cursor, limit=READ_LIMIT),
                                                 self.broker.connected_consoles())
         self.connected_users = frozenset(user for user, count in consoles.items() if count)

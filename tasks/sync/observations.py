@@ -25,14 +25,15 @@ def cxone_observation(record: CxoneAgentState) -> Observation:
 
 
 def spell_observations(
-    spells: Iterable[PresenceSpell], agents_by_user: Mapping[str, int], known: Container[str] = ()
+    spells: Iterable[PresenceSpell], agents_by_user: Mapping[str, int], known: Container[str] = (), ends: bool = True
 ) -> list[tuple[str, Observation]]:
-    """(key, observation) for each spell start, and for each end that logged the agent out of Omni.
+    """(key, observation) for each spell start, and (with `ends`) for each end that logged the agent out of Omni.
 
     An ended spell followed by a later one of the same user is a status change, which the later
-    spell's start already says; one with no successor in `spells` is a log-out. Spells of users not
-    linked to a CXone agent are left out, and so are the `known` keys (a sweep reads again thousands
-    already seen). The key is the observation's source id.
+    spell's start already says; one with no successor in `spells` is a log-out, so ends need the whole
+    read, while starts can be taken page by page. Spells of users not linked to a CXone agent are left
+    out, and so are the `known` keys (a sweep reads again thousands already seen). The key is the
+    observation's source id.
     """
     by_user: dict[str, list[PresenceSpell]] = defaultdict(list)
     for spell in spells:
@@ -46,6 +47,8 @@ def spell_observations(
         for index, spell in enumerate(own):
             if spell.id not in known:
                 found.append((spell.id, Observation(agent_id, Side.SALESFORCE, spell.status, spell.start, spell.id)))
+            if not ends:
+                continue
             # Sorted by start, so the last spell starts latest: one began after this one ended.
             followed = (index < last and own[last].start >= spell.end) if spell.end else True
             if not followed:

@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import NamedTuple, Protocol
 
 from presence_sync.connectors import (
@@ -61,6 +62,9 @@ class Polled:
     write_results: list[WriteResult] = field(default_factory=list)  # what earlier writes came to (console acks)
 
 
+HandOut = Callable[[Polled], None]
+
+
 class ChangeSource(Protocol):
     """One system's changes for the tick, and the cursor the source owns (see the module docstring)."""
 
@@ -70,8 +74,10 @@ class ChangeSource(Protocol):
         """Whether a fetch is due now."""
         ...
 
-    async def fetch(self, now: datetime) -> Polled:
-        """The changes past the committed cursor, with the cursor state that covers them."""
+    async def fetch(self, now: datetime, early: HandOut | None = None) -> Polled:
+        """The changes past the committed cursor, with the cursor state that covers them. A source that
+        reads in pages may hand `early` each page's changes as soon as it is read (a burst's read is
+        many): the batch it returns then holds the rest, and its cursor state covers both."""
         ...
 
     def committed(self, polled: Polled) -> None:
@@ -94,7 +100,7 @@ class CxonePollSource:
     def ready(self, now: datetime) -> bool:
         return True
 
-    async def fetch(self, now: datetime) -> Polled:
+    async def fetch(self, now: datetime, early: HandOut | None = None) -> Polled:
         page = await self.cxone.agent_states(updated_since=self.cursor)
         polled = Polled(api_reads=1, problems=list(page.problems))
         polled.observations = [cxone_observation(record) for record in page.states]
@@ -116,8 +122,10 @@ class SalesforcePollSource:
     a sweep asks from the watermark the previous sweep started from, less `SPELL_OVERLAP`, so that a
     spell Salesforce committed up to that late is still read; the sweep runs in the background (after
     a burst it re-reads the burst, seconds of pages, which no tick waits for) and the first poll after
-    it finished hands out what it found. Keys already seen are dropped (they are remembered as long as
-    a sweep may read them again). Only spells of `agents_by_user` (linked users) count.
+    it finished hands out what it found. A poll's own read hands each page's spell starts to `early`
+    as the page arrives (a burst's read is ten pages). Keys already seen are dropped (they are
+    remembered as long as a sweep may read them again). Only spells of `agents_by_user` (linked users)
+    count.
     `budget` sets how often it polls; `interval_factor` stretches that while something else (consoles
     pushing their changes) already reports what the poll would find, and `already_reported` drops a
     spell that such a report carried already. `sweep_deadline_seconds` bounds a sweep (it is started
@@ -159,7 +167,7 @@ class SalesforcePollSource:
         slack = timedelta(seconds=self.budget.base_interval / 2)
         return self.next_poll_at is None or now + slack >= self.next_poll_at
 
-    async def fetch(self, now: datetime) -> Polled:
+    async def fetch(self, now: datetime, early: HandOut | None = None) -> Polled:
         swept = self._finished_sweep()
         factor = self.interval_factor() if self.interval_factor is not None else 1.0
         # The next sweep starts once this one's outcome is saved: it reads from where this one began.
@@ -176,7 +184,10 @@ class SalesforcePollSource:
                 floor = sweep_floor
             else:
                 self._sweep = asyncio.create_task(self._sweep_read(sweep_floor, self.watermark))
-        read = await self._read(floor, self.watermark)
+        handed: set[str] = set()  # keys of the spell starts handed out page by page
+        read = await self._read(floor, self.watermark, None if early is None else partial(
+            self._hand_out_starts, early, floor, handed
+        ))
         if inline:
             swept = read
         self.budget.record(self.salesforce.api_usage)
@@ -191,7 +202,7 @@ class SalesforcePollSource:
                 # A spell read again only because it ended now: its start is older than the read, seen before.
                 if key not in seen and (part.floor is None or observation.at > part.floor):
                     polled.seen_keys.append(key)
-                    if self.already_reported is None or not self.already_reported(observation):
+                    if key not in handed and not self._reported(observation):
                         polled.observations.append(observation)
                 seen[key] = observation.at
         # Read up to: the newest spell, or at least our poll's start less the clock skew allowed
@@ -207,6 +218,22 @@ class SalesforcePollSource:
             seen = {key: at for key, at in seen.items() if at > next_sweep_floor}
         self._after_commit = _SourceState(seen, sweep_mark)
         return polled
+
+    def _hand_out_starts(self, early: HandOut, floor: datetime | None, handed: set[str], spells: list[PresenceSpell]) -> None:
+        """A page's new spell starts, handed out before the read ends. Current spells come first
+        (`spell_query`), so what agents did just before a burst reaches the tick with the burst's first
+        page, not its last. Log-outs wait for the whole read, which says whether a spell was followed."""
+        polled = Polled()
+        started = spells if floor is None else [spell for spell in spells if spell.start > floor]
+        for key, observation in spell_observations(started, self.agents_by_user, known=self.seen, ends=False):
+            handed.add(key)
+            if not self._reported(observation):
+                polled.observations.append(observation)
+        if polled.observations:
+            early(polled)
+
+    def _reported(self, observation: Observation) -> bool:
+        return self.already_reported is not None and self.already_reported(observation)
 
     def committed(self, polled: Polled) -> None:
         cursor = polled.cursors.get(SALESFORCE_CURSOR)
@@ -227,12 +254,17 @@ class SalesforcePollSource:
         async with asyncio.timeout(self.sweep_deadline_seconds):
             return await self._read(floor, started_from)
 
-    async def _read(self, floor: datetime | None, started_from: datetime | None) -> _Read:
+    async def _read(
+        self, floor: datetime | None, started_from: datetime | None,
+        on_page: Callable[[list[PresenceSpell]], None] | None = None,
+    ) -> _Read:
         read = _Read(floor, started_from)
         async for page in spell_pages(self.salesforce, floor):
             read.api_reads += 1
             read.spells += page.records
             read.problems += page.problems
+            if on_page is not None:
+                on_page(page.records)
         return read
 
     def _finished_sweep(self) -> _Read | None:

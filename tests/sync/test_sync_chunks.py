@@ -136,13 +136,13 @@ async def test_agents_left_over_are_decided_while_the_next_poll_is_out(big_world
         real_fetch = runner._fetch
         left_when_answered: list[int] = []
 
-        async def polls_answered_once_the_leftovers_are_decided(source: Any, now: datetime) -> Any:
+        async def polls_answered_once_the_leftovers_are_decided(source: Any, now: datetime, early: Any) -> Any:
             deadline = loop.time() + 60
             while runner._backlog:  # decided meanwhile by the tick, or this poll never answers
                 assert loop.time() < deadline, "the agents left over were not decided while the poll was out"
                 await asyncio.sleep(0.01)
             left_when_answered.append(len(runner._backlog))
-            return await real_fetch(source, now)
+            return await real_fetch(source, now, early)
 
         runner._fetch = polls_answered_once_the_leftovers_are_decided  # type: ignore[method-assign]
         runner.interval_seconds = 120.0  # the interval does not end the tick's chunks
@@ -187,13 +187,13 @@ async def test_one_systems_changes_are_written_while_the_other_systems_poll_is_o
         real_fetch = runner._fetch
         written_while_out: list[bool] = []
 
-        async def salesforce_answers_once_cxone_changes_are_written(source: Any, now: datetime) -> Any:
+        async def salesforce_answers_once_cxone_changes_are_written(source: Any, now: datetime, early: Any) -> Any:
             if source.system == "Salesforce":  # e.g. the many pages of a burst in Omni
                 deadline = loop.time() + 30
                 while world.writes()["salesforce"] == published and loop.time() < deadline:
                     await asyncio.sleep(0.01)
                 written_while_out.append(world.writes()["salesforce"] > published)
-            return await real_fetch(source, now)
+            return await real_fetch(source, now, early)
 
         runner._fetch = salesforce_answers_once_cxone_changes_are_written  # type: ignore[method-assign]
         burst(world)

@@ -219,6 +219,49 @@ async def test_polls_read_from_the_watermark_and_only_sweeps_reread_the_overlap(
     source.close()
 
 
+class _TwoPages:
+    """A Salesforce client whose spell query answers two pages, the second only once `more` is set."""
+
+    api_usage = None
+
+    def __init__(self, first: list[dict], second: list[dict]) -> None:
+        self.pages = (first, second)
+        self.more = asyncio.Event()
+        self.queries: list[str] = []
+
+    async def query_pages(self, soql: str):
+        self.queries.append(soql)
+        yield self.pages[0]
+        await self.more.wait()
+        yield self.pages[1]
+
+
+async def test_a_poll_hands_out_each_pages_starts_and_keeps_log_outs_for_the_whole_read() -> None:
+    from presence_sync.tasks.sync.sources import Polled, SalesforcePollSource
+
+    a_now = _lunch("0HnA2", "005A", "2026-01-05T09:00:02.000Z")
+    a_before = {**_lunch("0HnA1", "005A", "2026-01-05T08:59:00.000Z"), "IsCurrentState": False,
+                "StatusEndDate": "2026-01-05T09:00:02.000Z"}  # followed by 0HnA2: a status change, no log-out
+    b_out = {**_lunch("0HnB1", "005B", "2026-01-05T08:58:00.000Z"), "IsCurrentState": False,
+             "StatusEndDate": "2026-01-05T09:00:01.000Z"}  # no spell after it: B logged out of Omni
+    client = _TwoPages([a_now], [a_before, b_out])
+    source = SalesforcePollSource(client, "2026-01-05T09:00:00.000Z", (), PollBudget(1.0, 0.1), {"005A": 1, "005B": 2})  # type: ignore[arg-type]
+    handed: list[Polled] = []
+    fetch = asyncio.ensure_future(source.fetch(at(3), handed.append))
+    for _ in range(20):  # the first page is handed out while the read is still out
+        await asyncio.sleep(0)
+    assert not fetch.done()
+    assert [(o.source_id, o.value) for polled in handed for o in polled.observations] == [("0HnA2", "Lunch")]
+    assert handed[0].cursors == {} and handed[0].seen_keys == []  # the batch's cursor state covers them
+
+    client.more.set()
+    polled = await fetch
+    assert [(o.agent_id, o.source_id, o.value) for o in polled.observations] == [(2, "0HnB1:end", None)]
+    assert sorted(polled.seen_keys) == ["0HnA2", "0HnB1:end"]
+    assert "ORDER BY IsCurrentState DESC, StatusStartDate" in client.queries[0]
+    source.close()
+
+
 async def test_a_spell_salesforce_commits_late_is_read_by_the_next_sweep_once() -> None:
     from presence_sync.tasks.sync.sources import SalesforcePollSource
 
@@ -264,3 +307,27 @@ async def test_polls_paced_slower_than_sweeps_read_the_overlap_themselves() -> N
     assert client.in_background == [False, False]  # one request a poll: the poll is the sweep
     assert [_floor_of(q) for q in client.queries] == [at(0) - SPELL_OVERLAP, at(0) - SPELL_OVERLAP]
     source.close()
+
+
+async def test_a_read_still_out_allows_one_quarter_chunk_with_its_first_page() -> None:
+    """While a read hands out pages, the tick decides one quarter chunk of it (its first page's: what
+    people did just before a burst), and the rest once it ended, so that deciding does not slow the read."""
+    from presence_sync.tasks.sync.runner import _PagesIn
+    from presence_sync.tasks.sync.sources import Polled
+
+    salesforce, cxone = object(), object()
+    pages = _PagesIn()
+    assert pages.allow_chunk()  # no read out: the agents left over are decided meanwhile
+    pages.hand_out(salesforce, Polled())  # type: ignore[arg-type]
+    assert pages.arrived.is_set() and len(pages.handed) == 1
+    assert pages.allow_chunk()
+    pages.chunk_taken()
+    pages.hand_out(salesforce, Polled())  # type: ignore[arg-type]
+    assert not pages.allow_chunk()  # the read's later pages wait for its end
+    pages.hand_out(cxone, Polled())  # type: ignore[arg-type]
+    assert pages.allow_chunk()  # another read's first page
+    pages.chunk_taken()
+    assert not pages.allow_chunk()
+    pages.ended(salesforce)
+    pages.ended(cxone)
+    assert pages.allow_chunk()

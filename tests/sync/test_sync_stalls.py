@@ -15,6 +15,7 @@ import pytest
 
 from presence_sync.emulators.faults import FaultSettings
 from presence_sync.tasks.context import Context
+from presence_sync.tasks.sync.sources import SALESFORCE_CURSOR
 from presence_sync.tasks.sync.status import read_status
 from tests.sync.support import World
 from tests.sync.test_sync_faults import CHANGES_IN_CXONE, CHANGES_IN_SALESFORCE, EXPECTED, converged, make_changes
@@ -175,4 +176,31 @@ async def test_a_salesforce_publish_whose_answer_was_lost_is_not_sent_twice(worl
     assert world.stack.salesforce.faults.stats.injected["drop_after"] == 1
     await world.settle(runner)
     assert converged(world) == {}
+    assert world.writes() - before == Counter(salesforce=2, cxone=3)
+
+
+async def test_a_salesforce_read_stuck_after_its_first_page_still_carries_that_page(world: World, fast: Context) -> None:
+    """A poll's pages are taken in as they arrive (a burst's read is ten): what the first page says is
+    carried even though the read never ends, and the saved watermark stays where it was, so nothing the
+    read would have covered is lost. The page says it again each poll; it is written once."""
+    runner = await world.runner(fast)
+    await world.settle(runner)
+    before = world.writes()
+    watermark = fast.store.sync.get_cursor(SALESFORCE_CURSOR)
+    world.stack.salesforce.cursors.page_size = 1  # one spell a page: the earliest of the current ones
+    fault(world, "salesforce", path=SALESFORCE_QUERY + "/*", count=None, kind="silent", max_hold_s=60)  # every next page
+    make_changes(world)
+
+    first, *rest = CHANGES_IN_SALESFORCE  # changed first: the first page's spell
+    await tick_until(world, runner, lambda: world.cx(first) == EXPECTED[first][0])
+    await world.ticks(runner, 2)  # the same first page, read again
+    assert all(world.cx(i) != EXPECTED[i][0] for i in rest)
+    assert fast.store.sync.get_cursor(SALESFORCE_CURSOR) == watermark
+    assert world.stack.salesforce.faults.stats.injected["silent"] > 0
+    assert world.writes()["cxone"] - before["cxone"] == 1
+
+    clear_faults(world)
+    await world.settle(runner)
+    assert converged(world) == {}
+    assert fast.store.sync.get_cursor(SALESFORCE_CURSOR) != watermark
     assert world.writes() - before == Counter(salesforce=2, cxone=3)
