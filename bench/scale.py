@@ -576,8 +576,7 @@ def _fill(report: Report, runs: list[StoreRun], interval: float) -> None:
                 f[f"steady_during_burst_{key}_{label}_count"] = len(lat)
                 f[f"steady_during_burst_{key}_{label}_ratio"] = None if p95 is None else round(p95 / floor95, 3)
                 if during:
-                    split.append(f"{LABELS[d]} [{r.store}], {len(lat)} made {label[5:]} it began: "
-                                 + ("-" if p95 is None else f"{p95 / floor95:.2f}x"))
+                    split.append(f"{LABELS[d]} [{r.store}], {len(lat)} made {label[5:]} it began: {_ratio(p95, floor95)}")
         for window in ("first", "later"):
             for d, b in r.bursts.get(window, {}).items():
                 key = f"burst_{window}_{d.replace('->', '_to_')}"
