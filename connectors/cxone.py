@@ -53,7 +53,7 @@ from presence_sync.connectors.http import (
     parse_json,
 )
 from presence_sync.connectors.paging import EndlessListing, Listing, read_listing
-from presence_sync.connectors.presence import CxoneAgentState, Records
+from presence_sync.connectors.presence import CxoneAgentState, RecordError, Records
 from presence_sync.connectors.retry import RetryPolicy
 from presence_sync.connectors.timestamps import to_utc_iso
 from presence_sync.engine import CxoneState
@@ -352,14 +352,41 @@ class CxoneClient:
         """Every active unavailable code of the tenant (`name`, `isACW`, ...)."""
         return (await self._all_pages("/unavailable-codes", {"isActive": "true"}, _CodesPage, "unavailable codes")).items
 
-    async def agent_states(self, updated_since: datetime | str | None = None) -> AgentStatesPage:
+    async def agent_states(
+        self, updated_since: datetime | str | None = None,
+        on_page: Callable[[list[CxoneAgentState]], None] | None = None,
+    ) -> AgentStatesPage:
         """Agent states changed since `updated_since` (all of them when None), every page.
 
-        Pass the previous answer's `last_poll_time` back as `updated_since` to get only deltas.
+        Pass the previous answer's `last_poll_time` back as `updated_since` to get only deltas. With
+        `on_page`, a listing of more than one page also hands each page's readable states to it as the
+        page arrives (`connectors.paging`); the answer still holds every state, and says which records
+        could not be read.
         """
         params = {} if updated_since is None else {"updatedSince": _timestamp(updated_since)}
-        listing = await self._all_pages("/agents/states", params, _AgentStatesPage, "agent states")
-        states = Records.read(listing.items, CxoneAgentState.from_api)
+        # Each raw item is read once: by id(), the item kept beside its state (so that no id is reused).
+        parsed: dict[int, tuple[Any, CxoneAgentState]] = {}
+
+        def page_in(items: list[Any]) -> None:
+            states: list[CxoneAgentState] = []
+            for item in items:
+                try:
+                    state = CxoneAgentState.from_api(item)
+                except RecordError:
+                    continue  # reported with the whole answer
+                parsed[id(item)] = (item, state)
+                states.append(state)
+            if on_page is not None:
+                on_page(states)
+
+        def read(item: Mapping[str, Any]) -> CxoneAgentState:
+            known = parsed.get(id(item))
+            return known[1] if known is not None and known[0] is item else CxoneAgentState.from_api(item)
+
+        listing = await self._all_pages(
+            "/agents/states", params, _AgentStatesPage, "agent states", on_page=None if on_page is None else page_in
+        )
+        states = Records.read(listing.items, read)
         cursor = listing.first.lastPollTime if listing.first is not None and listing.first.lastPollTime else None
         if cursor is None and updated_since is not None:
             cursor = _timestamp(updated_since)
@@ -510,10 +537,12 @@ class CxoneClient:
     # ----------------------------------------------------------------- plumbing
 
     async def _all_pages(
-        self, path: str, params: Mapping[str, str], shape: type[ListingT], what: str
+        self, path: str, params: Mapping[str, str], shape: type[ListingT], what: str,
+        on_page: Callable[[list[Any]], None] | None = None,
     ) -> Listing[ListingT]:
         """Every record of a skip/top listing (apis.md C2), however many records each page holds
-        (`connectors.paging`: the pages after the first in flight at once, a read proven whole).
+        (`connectors.paging`: the pages after the first in flight at once, a read proven whole;
+        `on_page` gets each page's records as it arrives).
 
         The next link is read as a signal, never followed: the token only goes to the configured API host.
         """
@@ -529,7 +558,8 @@ class CxoneClient:
 
         try:
             listing = await read_listing(
-                page_at, top=self._page_size, max_pages=self.max_pages, key=shape.key_of, reads=self.listing_reads
+                page_at, top=self._page_size, max_pages=self.max_pages, key=shape.key_of, reads=self.listing_reads,
+                on_page=on_page,
             )
         except EndlessListing as endless:
             raise MalformedResponse(

@@ -17,6 +17,11 @@ distinct keys as the largest `totalRecords` any page reported means nothing was 
 came short is read again and the two are joined, up to `reads` times, and reported as incomplete if
 it still comes short.
 
+A reader that can use records before the whole listing is in (a sync deciding a burst while its
+later pages are still out) passes `on_page`: it gets each page's records as the page arrives, once
+the first page has said that more follow (a listing of one page is only the answer). What it got
+may include a record the final answer drops for a newer read of the same key.
+
     listing = await read_listing(fetch_page, top=1000, max_pages=1000, key=lambda item: item["agentId"])
     listing.items, listing.first.lastPollTime, listing.complete
 """
@@ -71,17 +76,20 @@ async def read_listing(
     key: Callable[[Any], Hashable | None],
     parallel: int = 8,
     reads: int = 3,
+    on_page: Callable[[list[Any]], None] | None = None,
 ) -> Listing[PageT]:
     """Every record of the listing `fetch` pages through (see the module docstring).
 
     `key` names a record (None for one without a usable key: it counts as a record of its own).
+    `on_page` gets each page's records as it arrives, in a listing of more than one page.
     Raises `EndlessListing` when a read needs more than `max_pages` pages.
     """
+    hand_out = on_page or _ignore
     listing: Listing[PageT] = Listing()
     by_key: dict[Hashable, Any] = {}
     keyless: list[Any] = []
     for _ in range(reads):
-        read = await _read_once(fetch, top=top, max_pages=max_pages, parallel=parallel)
+        read = await _read_once(fetch, top=top, max_pages=max_pages, parallel=parallel, on_page=hand_out)
         listing.first = listing.first or read.first
         keyless = []  # records without a key cannot be matched across reads: the latest read's stand
         for item in read.items:
@@ -97,6 +105,10 @@ async def read_listing(
             break
     listing.items = [*by_key.values(), *keyless]
     return listing
+
+
+def _ignore(items: list[Any]) -> None:
+    pass
 
 
 def _key_of(key: Callable[[Any], Hashable | None], item: Any) -> Hashable | None:
@@ -120,7 +132,8 @@ class _Read(Generic[PageT]):
 
 
 async def _read_once(
-    fetch: Callable[[int], Awaitable[PageT | None]], *, top: int, max_pages: int, parallel: int
+    fetch: Callable[[int], Awaitable[PageT | None]], *, top: int, max_pages: int, parallel: int,
+    on_page: Callable[[list[Any]], None],
 ) -> _Read[PageT]:
     read: _Read[PageT] = _Read()
     first = await fetch(0)
@@ -132,26 +145,33 @@ async def _read_once(
     step = len(first.items)
     if step == 0 or not first.more_after(step, top):
         return read
+    on_page(first.items)
     total = first.totalRecords
     planned = math.ceil(total / step) if total is not None else 0
     starts = list(range(step, total, step)) if total is not None and 1 < planned <= max_pages else []
     if not starts:
         # No total to plan by (or one too large to plan by): page on, one after another.
-        return await _read_on(fetch, read, step, first, top=top, max_pages=max_pages)
+        return await _read_on(fetch, read, step, first, top=top, max_pages=max_pages, on_page=on_page)
     gate = asyncio.Semaphore(parallel)
+    next_starts: list[int | None] = [*starts[1:], None]
 
-    async def at(skip: int) -> PageT | None:
+    def kept(page: PageT, skip: int, next_start: int | None) -> list[Any]:
+        return page.items if next_start is None else page.items[: next_start - skip]  # a long page: cut
+
+    async def at(skip: int, next_start: int | None) -> PageT | None:
         async with gate:
-            return await fetch(skip)
+            page = await fetch(skip)
+        if page is not None:
+            on_page(kept(page, skip, next_start))
+        return page
 
-    pages = await asyncio.gather(*(at(skip) for skip in starts))
+    pages = await asyncio.gather(*(at(skip, next_start) for skip, next_start in zip(starts, next_starts, strict=True)))
     last, end = first, step
-    for index, (skip, page) in enumerate(zip(starts, pages, strict=True)):
-        next_start = starts[index + 1] if index + 1 < len(starts) else None
+    for skip, next_start, page in zip(starts, next_starts, pages, strict=True):
         if page is None:
             continue
         read.took(page)
-        items = page.items if next_start is None else page.items[: next_start - skip]  # a long page: cut
+        items = kept(page, skip, next_start)
         read.items += items
         last, end = page, skip + len(items)
         if next_start is not None and items:
@@ -166,16 +186,17 @@ async def _read_once(
                 more = filler.items[: next_start - end]
                 if not more:
                     break
+                on_page(more)
                 read.items += more
                 end += len(more)
     if pages[-1] is None or not last.items or not last.more_after(end, top):
         return read
-    return await _read_on(fetch, read, end, last, top=top, max_pages=max_pages)  # it grew meanwhile
+    return await _read_on(fetch, read, end, last, top=top, max_pages=max_pages, on_page=on_page)  # it grew meanwhile
 
 
 async def _read_on(
     fetch: Callable[[int], Awaitable[PageT | None]], read: _Read[PageT], skip: int, last: PageT, *, top: int,
-    max_pages: int,
+    max_pages: int, on_page: Callable[[list[Any]], None],
 ) -> _Read[PageT]:
     """Pages one after another from `skip`, while the last one says more follow."""
     while True:
@@ -185,6 +206,7 @@ async def _read_on(
         if page is None:
             return read
         read.took(page)
+        on_page(page.items)
         read.items += page.items
         skip += len(page.items)
         if not page.items or not page.more_after(skip, top):

@@ -134,6 +134,7 @@ class ConsoleEventSource:
     """The broker's outcomes and pushes past the saved cursor, as observations and write results."""
 
     system = "Console"
+    pages_at_once = False  # one read, no pages
 
     def __init__(self, broker: ConsoleBroker, cursor: str | None, agents_by_user: Mapping[str, int],
                  status_names: Mapping[str, str], relaxed_factor: float = 1.0) -> None:

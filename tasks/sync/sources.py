@@ -25,6 +25,7 @@ from typing import NamedTuple, Protocol
 
 from presence_sync.connectors import (
     ConnectorError,
+    CxoneAgentState,
     CxoneClient,
     DeadlineExceeded,
     PresenceSpell,
@@ -69,6 +70,9 @@ class ChangeSource(Protocol):
     """One system's changes for the tick, and the cursor the source owns (see the module docstring)."""
 
     system: str  # "CXone" | "Salesforce": how stats and messages name it
+    # Whether a read asks for its pages at once (after the first): deciding a page handed out early then
+    # holds no later page back. A read that asks for each page once the one before is in is held back.
+    pages_at_once: bool
 
     def ready(self, now: datetime) -> bool:
         """Whether a fetch is due now."""
@@ -88,10 +92,14 @@ class ChangeSource(Protocol):
 class CxonePollSource:
     """`GET /agents/states?updatedSince=cursor`; the cursor is the previous answer's `lastPollTime`.
 
-    Without a cursor (the first run), every agent's current state is read. Polled every tick.
+    Without a cursor (the first run), every agent's current state is read. Polled every tick. A read
+    of many pages (a burst's) hands each page's states to `early` as the page arrives: the listing asks
+    for its pages after the first at once (`connectors.paging`), so the tick decides the first while
+    the others are out.
     """
 
     system = "CXone"
+    pages_at_once = True
 
     def __init__(self, cxone: CxoneClient, cursor: str | None) -> None:
         self.cxone = cxone
@@ -101,9 +109,17 @@ class CxonePollSource:
         return True
 
     async def fetch(self, now: datetime, early: HandOut | None = None) -> Polled:
-        page = await self.cxone.agent_states(updated_since=self.cursor)
+        handed: set[str] = set()  # source ids of the states handed out page by page
+
+        def hand_out(states: list[CxoneAgentState]) -> None:
+            observations = [cxone_observation(state) for state in states if state.source_id not in handed]
+            handed.update(observation.source_id for observation in observations)
+            if observations and early is not None:
+                early(Polled(observations=observations))
+
+        page = await self.cxone.agent_states(updated_since=self.cursor, on_page=None if early is None else hand_out)
         polled = Polled(api_reads=1, problems=list(page.problems))
-        polled.observations = [cxone_observation(record) for record in page.states]
+        polled.observations = [cxone_observation(record) for record in page.states if record.source_id not in handed]
         if page.last_poll_time:
             polled.cursors[CXONE_CURSOR] = page.last_poll_time
         return polled
@@ -133,6 +149,7 @@ class SalesforcePollSource:
     """
 
     system = "Salesforce"
+    pages_at_once = False  # each page's request names the next (nextRecordsUrl)
 
     def __init__(
         self,

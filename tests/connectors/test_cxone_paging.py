@@ -238,3 +238,37 @@ async def test_a_record_hidden_by_a_change_during_the_read_is_found_by_reading_a
     assert hidden in by_agent and set(by_agent) == set(agent_ids) and len(states.states) == AGENTS
     assert by_agent[mover].state.key == "Available"  # the newer of its two records
     assert listing_requests(app) == {"states": 20}  # two reads of ten pages
+
+
+async def test_pages_of_states_are_handed_out_as_they_arrive_each_read_once(
+    retry: RetryPolicy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `on_page` (the sync deciding a burst while its later pages are out), each page's readable
+    states are handed out as the page arrives; the answer still holds every state and names the record
+    it could not read, and no record is parsed twice."""
+    from presence_sync.connectors import CxoneAgentState
+
+    app = create_app(CxoneEmulatorOptions(agents=AGENTS, seed=3))
+    app.state.emulator.faults.configure(FaultSettings.model_validate({"targeted": [
+        {"kind": "malformed_record", "path": "*/agents/states", "count": 1, "index": 3, "field": "startDate"},
+    ]}))
+    parse, parsed = CxoneAgentState.from_api, []
+
+    def counted(item: Any) -> CxoneAgentState:
+        parsed.append(item)
+        return parse(item)
+
+    monkeypatch.setattr(CxoneAgentState, "from_api", staticmethod(counted))
+    handed: list[list[int]] = []
+    async with emulator_client(app, retry, page_size=25) as cx:
+        states = await cx.agent_states(on_page=lambda page: handed.append([state.agent_id for state in page]))
+
+    assert len(handed) == 10 and sorted(len(page) for page in handed) == [24] + [25] * 9
+    assert sorted(a for page in handed for a in page) == sorted(state.agent_id for state in states.states)
+    assert len(states.states) == AGENTS - 1 and len(states.problems) == 1 and "startDate" in states.problems[0]
+    assert len(parsed) == AGENTS + 1  # each record once; the unreadable one again, to say what is wrong
+
+    handed.clear()
+    async with emulator_client(app, retry, page_size=AGENTS) as cx:
+        assert len((await cx.agent_states(on_page=handed.append)).states) == AGENTS
+    assert handed == []  # one page is the whole answer

@@ -150,24 +150,52 @@ async def test_a_bursts_remainder_handed_over_later_keeps_the_rank_of_the_poll_t
 
 async def test_changes_made_just_before_and_after_a_burst_both_go_ahead_of_its_middle() -> None:
     # One slot. A burst of changes made at 10 s; one made at 9 s and one at 11 s, read by the same poll
-    # and handed over after it. Freed slots alternate between the newest and the oldest waiting change.
+    # and handed over after it. Each is alone in its moment: both go before the burst's rest, the
+    # earlier first.
     gate = Gate()
     applier = Applier("CXone", gate, batch_size=1, concurrency=1)
     applier.submit([write(n, f"burst{n}") for n in range(6)], {n: 10.0 for n in range(6)})
     await until(lambda: gate.started == [["burst0"]])
     applier.submit([write(98, "before"), write(99, "after")], {98: 9.0, 99: 11.0})
-    for name in ["burst0", "after", "before", *(f"burst{n}" for n in range(1, 6))]:
+    for name in ["burst0", "before", "after", *(f"burst{n}" for n in range(1, 6))]:
         gate.open(name)
     await applier.wait(30.0)
-    assert [batch[0] for batch in gate.started][:3] == ["burst0", "after", "before"]
-    assert sorted(batch[0] for batch in gate.started[3:]) == [f"burst{n}" for n in range(1, 6)]
+    assert [batch[0] for batch in gate.started] == ["burst0", "before", "after", *(f"burst{n}" for n in range(1, 6))]
     await applier.aclose()
 
 
-async def test_the_bound_never_exceeds_its_slots_and_survives_cancelled_waiters() -> None:
-    from presence_sync.tasks.sync.apply import BothEnds
+async def test_a_crowd_waits_behind_lone_changes_but_gets_every_eighth_slot() -> None:
+    """Lone changes (one a moment) keep coming while a crowd of forty waits: they go first, and every
+    OLDEST_EVERY-th freed slot still goes to the crowd's oldest, so it is never starved."""
+    from presence_sync.tasks.sync.apply import OLDEST_EVERY, CrowdsLast
 
-    bound, holding, most = BothEnds(2), 0, 0
+    gate, order = CrowdsLast(1), []
+    await gate.acquire(0.0)  # the one slot, held: everyone else waits
+
+    async def one(name: str, rank: float) -> None:
+        await gate.acquire(rank)
+        order.append(name)
+        gate.release()
+
+    crowd = [asyncio.ensure_future(one(f"crowd{n}", 10.0)) for n in range(40)]
+    lone = [asyncio.ensure_future(one(f"lone{n}", 10.5 + n)) for n in range(20)]
+    before = asyncio.ensure_future(one("before", 9.0))
+    await until(lambda: gate._waiting == 61)
+    gate.release()
+    await asyncio.gather(*crowd, *lone, before)
+    assert order[0] == "before"  # alone, and the earliest moment
+    # The crowd's slots: every OLDEST_EVERY-th grant, as long as lone changes wait; then the rest in order.
+    crowd_at = [i for i, name in enumerate(order) if name.startswith("crowd")]
+    assert crowd_at[: 20 // (OLDEST_EVERY - 1)] == [OLDEST_EVERY * (k + 1) - 1 for k in range(20 // (OLDEST_EVERY - 1))]
+    assert [name for name in order if name.startswith("crowd")] == [f"crowd{n}" for n in range(40)]
+    assert [name for name in order if name.startswith("lone")] == [f"lone{n}" for n in range(20)]
+    assert order.index("lone19") < crowd_at[4]
+
+
+async def test_the_bound_never_exceeds_its_slots_and_survives_cancelled_waiters() -> None:
+    from presence_sync.tasks.sync.apply import CrowdsLast
+
+    bound, holding, most = CrowdsLast(2), 0, 0
     release = asyncio.Event()
 
     async def hold(submission: int) -> None:

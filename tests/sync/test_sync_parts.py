@@ -310,24 +310,35 @@ async def test_polls_paced_slower_than_sweeps_read_the_overlap_themselves() -> N
 
 
 async def test_a_read_still_out_allows_one_quarter_chunk_with_its_first_page() -> None:
-    """While a read hands out pages, the tick decides one quarter chunk of it (its first page's: what
-    people did just before a burst), and the rest once it ended, so that deciding does not slow the read."""
+    """While a read that asks for each page after the one before hands out pages, the tick decides one
+    quarter chunk of it (its first page's: what people did just before a burst), and the rest once it
+    ended, so that deciding does not slow the read. A read that asks for its pages at once (CXone's)
+    has its pages decided in whole chunks as they come, and holds nothing else back."""
     from presence_sync.tasks.sync.runner import _PagesIn
     from presence_sync.tasks.sync.sources import Polled
 
-    salesforce, cxone = object(), object()
+    class Read:
+        def __init__(self, pages_at_once: bool) -> None:
+            self.pages_at_once = pages_at_once
+
+    salesforce, console, cxone = Read(False), Read(False), Read(True)
     pages = _PagesIn()
     assert pages.allow_chunk()  # no read out: the agents left over are decided meanwhile
+    pages.hand_out(cxone, Polled())  # type: ignore[arg-type]
+    assert pages.handed.popleft()[1] is True  # in whole chunks
+    assert pages.allow_chunk()
     pages.hand_out(salesforce, Polled())  # type: ignore[arg-type]
-    assert pages.arrived.is_set() and len(pages.handed) == 1
+    assert pages.arrived.is_set() and pages.handed[-1][1] is False
     assert pages.allow_chunk()
     pages.chunk_taken()
     pages.hand_out(salesforce, Polled())  # type: ignore[arg-type]
     assert not pages.allow_chunk()  # the read's later pages wait for its end
     pages.hand_out(cxone, Polled())  # type: ignore[arg-type]
-    assert pages.allow_chunk()  # another read's first page
+    assert not pages.allow_chunk()  # a CXone page allows no quarter chunk of the others
+    pages.hand_out(console, Polled())  # type: ignore[arg-type]
+    assert pages.allow_chunk()  # another such read's first page
     pages.chunk_taken()
     assert not pages.allow_chunk()
     pages.ended(salesforce)
-    pages.ended(cxone)
+    pages.ended(console)
     assert pages.allow_chunk()

@@ -11,11 +11,13 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncio
+
 import pytest
 
 from presence_sync.emulators.faults import FaultSettings
 from presence_sync.tasks.context import Context
-from presence_sync.tasks.sync.sources import SALESFORCE_CURSOR
+from presence_sync.tasks.sync.sources import CXONE_CURSOR, SALESFORCE_CURSOR
 from presence_sync.tasks.sync.status import read_status
 from tests.sync.support import World
 from tests.sync.test_sync_faults import CHANGES_IN_CXONE, CHANGES_IN_SALESFORCE, EXPECTED, converged, make_changes
@@ -203,4 +205,41 @@ async def test_a_salesforce_read_stuck_after_its_first_page_still_carries_that_p
     await world.settle(runner)
     assert converged(world) == {}
     assert fast.store.sync.get_cursor(SALESFORCE_CURSOR) != watermark
+    assert world.writes() - before == Counter(salesforce=2, cxone=3)
+
+
+async def test_a_cxone_read_stuck_after_its_first_page_still_carries_that_page(
+    world: World, fast: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CXone poll's pages are decided as they arrive (the listing asks for the pages after the first at
+    once): what the first page says is carried although the others never come, and the saved cursor stays
+    where it was, so nothing the read would have covered is lost. The stall is made in the client, not
+    the emulator: an emulator fault hits a path's next requests, the first page's among them."""
+    runner = await world.runner(fast)
+    await world.settle(runner)
+    before = world.writes()
+    cursor = fast.store.sync.get_cursor(CXONE_CURSOR)
+    monkeypatch.setattr(fast.cxone, "_page_size", 1)  # one state a page: the earliest change first
+    never = asyncio.Event()
+    call = fast.cxone._call
+
+    async def later_pages_stall(method: str, path: str, **request: Any) -> Any:
+        if path == "/agents/states" and request.get("params", {}).get("skip", "0") != "0":
+            await never.wait()  # until the poll's deadline
+        return await call(method, path, **request)
+
+    monkeypatch.setattr(fast.cxone, "_call", later_pages_stall)
+    make_changes(world)
+
+    first, *rest = CHANGES_IN_CXONE  # changed first: the first page's state
+    await tick_until(world, runner, lambda: world.sf(first) == EXPECTED[first][1])
+    await world.ticks(runner, 2)  # the same first page, read again
+    assert all(world.sf(i) != EXPECTED[i][1] for i in rest)
+    assert fast.store.sync.get_cursor(CXONE_CURSOR) == cursor
+    assert world.writes()["salesforce"] - before["salesforce"] == 1
+
+    monkeypatch.setattr(fast.cxone, "_call", call)
+    await world.settle(runner)
+    assert converged(world) == {}
+    assert fast.store.sync.get_cursor(CXONE_CURSOR) != cursor
     assert world.writes() - before == Counter(salesforce=2, cxone=3)
