@@ -212,6 +212,10 @@ class CrowdsLast:
         # granted or cancelled through either is skipped in the other (its future is done).
         self._moments: dict[int, deque[asyncio.Future[None]]] = {}
         self._waiting_in: dict[int, int] = {}  # moment -> its waiters not granted or cancelled yet
+        # (waiters, moment) each time a moment's count changes; an entry whose count is no longer the
+        # moment's is dropped when it comes up. A min() over the moments per slot was O(moments): a
+        # backlog of changes made over minutes has thousands.
+        self._crowds: list[tuple[int, int]] = []
         self._oldest: list[tuple[float, int, asyncio.Future[None], int]] = []
         self._waiting = 0
         self._arrivals = itertools.count()
@@ -224,7 +228,7 @@ class CrowdsLast:
         granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         moment = math.floor(rank / MOMENT_SECONDS)
         self._moments.setdefault(moment, deque()).append(granted)
-        self._waiting_in[moment] = self._waiting_in.get(moment, 0) + 1
+        self._count(moment, self._waiting_in.get(moment, 0) + 1)
         heapq.heappush(self._oldest, (rank, next(self._arrivals), granted, moment))
         self._waiting += 1
         try:
@@ -244,7 +248,7 @@ class CrowdsLast:
         if self._grants % OLDEST_EVERY == 0:
             granted, moment = self._pop_oldest()
         else:
-            moment = min(self._waiting_in, key=lambda m: (self._waiting_in[m], m))
+            moment = self._least_crowded()
             queue = self._moments[moment]
             granted = queue.popleft()
             while granted.done():
@@ -258,15 +262,26 @@ class CrowdsLast:
             if not granted.done():
                 return granted, moment
 
+    def _least_crowded(self) -> int:
+        crowds, waiting_in = self._crowds, self._waiting_in
+        while waiting_in.get(crowds[0][1]) != crowds[0][0]:
+            heapq.heappop(crowds)
+        return crowds[0][1]
+
+    def _count(self, moment: int, waiters: int) -> None:
+        if waiters:
+            self._waiting_in[moment] = waiters
+            heapq.heappush(self._crowds, (waiters, moment))
+        else:
+            del self._waiting_in[moment], self._moments[moment]
+
     def _left(self, moment: int) -> None:
         """One waiter of `moment` was granted a slot or gave up."""
         self._waiting -= 1
-        if self._waiting_in[moment] > 1:
-            self._waiting_in[moment] -= 1
-        else:
-            del self._waiting_in[moment], self._moments[moment]
-        if self._waiting == 0:  # what is left in the heap was granted or cancelled
+        self._count(moment, self._waiting_in[moment] - 1)
+        if self._waiting == 0:  # what is left in the heaps was granted, cancelled or counted since
             self._oldest.clear()
+            self._crowds.clear()
 
 
 class Applier:

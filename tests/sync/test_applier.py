@@ -219,3 +219,51 @@ async def test_the_bound_never_exceeds_its_slots_and_survives_cancelled_waiters(
     assert sum(isinstance(r, asyncio.CancelledError) for r in results) == 2
     await bound.acquire(0)  # both slots came back
     await bound.acquire(0)
+
+
+async def test_the_least_crowded_moment_is_found_as_a_scan_of_every_moment_would() -> None:
+    """`CrowdsLast` keeps its moments' counts in a heap; whatever waiters come, are granted or give up,
+    it grants in the order that comparing every moment's count at each slot gives."""
+    import random
+
+    from presence_sync.tasks.sync.apply import CrowdsLast
+
+    class Scanning(CrowdsLast):
+        def _least_crowded(self) -> int:
+            return min(self._waiting_in, key=lambda m: (self._waiting_in[m], m))
+
+    async def grants(gate: CrowdsLast, seed: int) -> list[int]:
+        draw, order, held, got = random.Random(seed), [], [], set()
+        tasks: list[asyncio.Future[None]] = []
+
+        async def one(n: int, rank: float) -> None:
+            await gate.acquire(rank)
+            got.add(n)
+            order.append(n)
+            done = asyncio.Event()
+            held.append(done)
+            await done.wait()
+            gate.release()
+
+        for _ in range(300):
+            roll = draw.random()
+            if roll < 0.5:
+                rank = draw.choice([1.0, 1.05, 2.0, 3.3, 3.31, draw.random() * 10])
+                tasks.append(asyncio.ensure_future(one(len(tasks), rank)))
+            elif roll < 0.6 and tasks:
+                n = draw.randrange(len(tasks))
+                if n not in got:
+                    tasks[n].cancel()  # gave up waiting (a write's deadline)
+            elif held:
+                held.pop(draw.randrange(len(held))).set()
+            for _ in range(3):
+                await asyncio.sleep(0)
+        async with asyncio.timeout(60):  # a slot lost would leave a waiter waiting for ever
+            while held or not all(task.done() for task in tasks):
+                while held:
+                    held.pop().set()
+                await asyncio.sleep(0)
+        return order
+
+    for seed in range(30):
+        assert await grants(CrowdsLast(3), seed) == await grants(Scanning(3), seed)
