@@ -133,7 +133,7 @@ RECONCILE_REPORT_CURSOR = "reconcile-report"
 SEEN_SPELLS_KEPT = timedelta(hours=1)  # far beyond the poll overlap; older keys can't come back
 # Agents decided and saved at a time: a burst's first writes leave while the rest are decided.
 TICK_CHUNK_AGENTS = 1000
-# The cyclic collector's thresholds in the sync's process (CPython's are 700, 10, 10): see `_settle_heap`.
+# The cyclic collector's thresholds in the sync's process (CPython's are 700, 10, 10): see `settle_heap`.
 GC_THRESHOLDS = (50_000, 20, 10)
 # The spare joins ahead wait at most this long for the CXone writes to drain before they join anyway
 # (Applier.wait's timeout: a center that always has a write in flight still gets its sessions joined).
@@ -860,7 +860,7 @@ class SyncRunner:
             except MemoryFormatError as error:
                 await self._anomaly("memory-unreadable", f"agent {agent_id}: {error}; starting it afresh")
         self._wake = WakeQueue(self.memory)
-        _settle_heap()
+        settle_heap()
         bound, deadline = self.settings.max_concurrency, self.settings.write_deadline_seconds
         cxone, salesforce = self.ctx.cxone, self.ctx.salesforce
         self._appliers = {
@@ -1044,7 +1044,7 @@ def _both_ends(items: list[T]) -> Iterator[T]:
             low += 1
 
 
-def _settle_heap() -> None:
+def settle_heap() -> None:
     """Collect what is garbage now, exempt everything still alive (modules, config, every agent's memory
     just loaded) from the cyclic collector's passes, and let those passes come far less often.
 
@@ -1054,7 +1054,8 @@ def _settle_heap() -> None:
     Even so, with CPython's default thresholds a morning publish and two bursts each way at 10,000
     agents ran 8,600 young, 780 middle and 71 full passes (0.06 s each): 6.3 s, a fifth of the sync's
     CPU. With `GC_THRESHOLDS`, 250 passes and 1.1 s. What the sync allocates dies by reference
-    counting; the collector is there for cycles, which the rarer passes still find.
+    counting; the collector is there for cycles, which the rarer passes still find. The bench settles
+    the process that serves its emulators the same way (`bench/center.py`).
     """
     gc.collect()
     gc.freeze()
@@ -1100,5 +1101,6 @@ __all__ = [
     "load_setup",
     "lease_ttl_seconds",
     "rejected_records",
+    "settle_heap",
     "sync_policy",
 ]
