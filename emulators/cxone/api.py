@@ -17,6 +17,7 @@ from presence_sync.emulators.cxone.emulator import CxoneEmulator, emulator_of
 from presence_sync.emulators.cxone.errors import BadRequest, NotFound, UnsupportedGrantType
 from presence_sync.emulators.cxone.tenant import Page
 from presence_sync.emulators.faults import MalformedRecordFault, ShortPagesFault, iso_z, spoil_record, targeted_fault
+from presence_sync.emulators.responses import FastJSONResponse
 
 API_PREFIX = "/incontactapi/services/{version}"
 
@@ -247,4 +248,4 @@ def _paged(
     }
     malformed = targeted_fault(request.scope, MalformedRecordFault)
     body[key] = spoil_record(page.records, malformed) if malformed is not None else page.records
-    return JSONResponse(body)
+    return FastJSONResponse(body)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from presence_sync.emulators.faults import MalformedRecordFault, spoil_record, targeted_fault
+from presence_sync.emulators.responses import FastJSONResponse
 from presence_sync.emulators.salesforce import dml
 from presence_sync.emulators.salesforce.auth import Session
 from presence_sync.emulators.salesforce.emulator import SalesforceEmulator
@@ -72,7 +73,7 @@ async def query(call: Call, request: Request, q: str | None = None) -> JSONRespo
     with emulator.lock:
         total, rows = run_query(emulator.org, q or "", call.version)
         page = emulator.cursors.first_page(call.session.user_id, total, rows, call.version, emulator.clock.now())
-    return JSONResponse(_with_fault(request, page))
+    return FastJSONResponse(_with_fault(request, page))
 
 
 @router.get("/query/{locator}")
@@ -80,7 +81,7 @@ async def query_more(call: Call, request: Request, locator: str) -> JSONResponse
     emulator = call.emulator
     with emulator.lock:
         page = emulator.cursors.next_page(call.session.user_id, locator, call.version, emulator.clock.now())
-    return JSONResponse(_with_fault(request, page))
+    return FastJSONResponse(_with_fault(request, page))
 
 
 def _with_fault(request: Request, page: dict[str, Any]) -> dict[str, Any]:
@@ -155,4 +156,4 @@ async def create_records(call: Call, request: Request) -> JSONResponse:
     with emulator.lock:
         results, events = dml.create_collection(emulator.org, body)
         emulator.applier.deliver(events)
-    return JSONResponse(results)
+    return FastJSONResponse(results)
