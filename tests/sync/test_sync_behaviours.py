@@ -18,8 +18,11 @@ from tests.sync.support import AGENTS, World, agent_id
 
 
 def audit_of(ctx: Context, i: int) -> list[tuple[str, str, str | None, str | None]]:
-    """(direction, outcome, from, to) of agent i's decisions, oldest first."""
-    return [(a.direction, a.outcome, a.from_value, a.to_value) for a in reversed(ctx.store.reports.audit_for(agent_id(i), limit=500))]
+    """(direction, outcome, from, to) of agent i's decisions, oldest first; without the "duplicate" rows
+    of a poll overlap reading a change again, which come or not with the machine's timing (CXone's
+    `updatedSince` is inclusive)."""
+    rows = reversed(ctx.store.reports.audit_for(agent_id(i), limit=500))
+    return [(a.direction, a.outcome, a.from_value, a.to_value) for a in rows if a.outcome != "duplicate"]
 
 
 def unavailable(code: str | None = None) -> CxoneState:
