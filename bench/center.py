@@ -154,7 +154,7 @@ async def onboarded_center(
                 if not rules:
                     raise BenchError("onboarding linked no agent with a rule; nothing to benchmark")
                 # Both emulators serve from this process, and a full collection walks their heap (every
-                # agent, spell and event) with both frozen: 24 passes of 0.1-0.16 s in a `bench scale` run,
+                # agent, spell and event) with both frozen: 24 passes of 0.05-0.18 s in a `bench scale` run,
                 # some inside each burst, a pause the real systems would not add to the sync's figures.
                 # Settled as the sync's own process is; restored when the center closes.
                 thresholds = gc.get_threshold()

@@ -155,23 +155,23 @@ async def _read_once(
     gate = asyncio.Semaphore(parallel)
     next_starts: list[int | None] = [*starts[1:], None]
 
-    def kept(page: PageT, skip: int, next_start: int | None) -> list[Any]:
-        return page.items if next_start is None else page.items[: next_start - skip]  # a long page: cut
-
-    async def at(skip: int, next_start: int | None) -> PageT | None:
+    async def at(skip: int, next_start: int | None) -> tuple[PageT, list[Any]] | None:
+        """The page at `skip` and the records it keeps (a long page: cut at the next page's start)."""
         async with gate:
             page = await fetch(skip)
-        if page is not None:
-            on_page(kept(page, skip, next_start))
-        return page
+        if page is None:
+            return None
+        items = page.items if next_start is None else page.items[: next_start - skip]
+        on_page(items)
+        return page, items
 
     pages = await asyncio.gather(*(at(skip, next_start) for skip, next_start in zip(starts, next_starts, strict=True)))
     last, end = first, step
-    for skip, next_start, page in zip(starts, next_starts, pages, strict=True):
-        if page is None:
+    for skip, next_start, answer in zip(starts, next_starts, pages, strict=True):
+        if answer is None:
             continue
+        page, items = answer
         read.took(page)
-        items = kept(page, skip, next_start)
         read.items += items
         last, end = page, skip + len(items)
         if next_start is not None and items:
